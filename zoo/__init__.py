@@ -1,0 +1,35 @@
+"""zoo: a Keras 3 model zoo of sparse autoencoders, convolutional nets and recurrent classifiers.
+
+>>> import zoo
+>>> zoo.list("*auto*")
+['sparse_autoencoder']
+>>> model = zoo.get("sparse_autoencoder", hidden_units=100)
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up log lines
+
+from zoo.registry import (  # noqa: E402
+    HyperparameterError,
+    UnknownModelError,
+    describe,
+    get,
+    get_entry,
+    register,
+)
+from zoo.registry import list_models as list  # noqa: E402,A001
+
+# Importing a family registers its entries.
+from zoo import autoencoder  # noqa: E402,F401
+
+__all__ = [
+    "HyperparameterError",
+    "UnknownModelError",
+    "describe",
+    "get",
+    "get_entry",
+    "list",
+    "register",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,243 @@
+"""Natural-image patches for the sparse autoencoder: readers, sampling and the course preprocessing.
+
+Three sources, all local:
+- the course's HDF5 patch file (dataset `data`, shape (N, 3, 16, 16), float RGB);
+- a folder of the user's own photographs (JPEG, PNG, BMP or GIF), cut into random patches;
+- with no path, an embedded default: patches cut from real photographs that ship inside installed
+  packages (see `embedded_photographs`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.data import DataError, Splits, check_array, open_hdf5
+
+__all__ = [
+    "LUMA_WEIGHTS",
+    "center_luminance",
+    "embedded_photographs",
+    "load",
+    "preprocess_patches",
+    "read_images",
+    "read_patch_file",
+    "sample_patches",
+    "scale_to_unit_interval",
+    "whiten_image",
+]
+
+LUMA_WEIGHTS = (0.2126, 0.7152, 0.0722)  # ITU-R BT.709 luminance, as the course used
+PATCH_SIZE = 16
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+# Photographs inside packages that are installed with zoo. matplotlib ships one portrait;
+# scikit-image ships a varied set (people, animals, objects, textures, a landscape), which the
+# filters need: one face alone gives blobs rather than edge detectors.
+_PACKAGED_PHOTOGRAPHS = {
+    "matplotlib": ("mpl-data/sample_data/grace_hopper.jpg",),
+    "skimage": tuple(
+        f"data/{name}"
+        for name in (
+            "astronaut.png",
+            "brick.png",
+            "camera.png",
+            "chelsea.png",
+            "coffee.png",
+            "grass.png",
+            "gravel.png",
+            "motorcycle_left.png",
+            "rocket.jpg",
+        )
+    ),
+}
+
+
+def center_luminance(patches: np.ndarray) -> np.ndarray:
+    """Luminance of each patch with the patch's own mean removed, flattened to `(N, H * W)`.
+
+    Args:
+        patches: `(N, 3, H, W)` RGB in the course's channels-first layout, or `(N, H, W)` grey.
+    """
+    patches = np.asarray(patches, dtype=np.float64)
+    if patches.ndim == 4:
+        if patches.shape[1] != 3:
+            raise DataError(f"RGB patches must be (N, 3, H, W), got {patches.shape}")
+        patches = np.tensordot(patches, LUMA_WEIGHTS, axes=([1], [0]))
+    elif patches.ndim != 3:
+        raise DataError(f"patches must be (N, 3, H, W) RGB or (N, H, W) grey, got {patches.shape}")
+    flat = patches.reshape(len(patches), -1)
+    return flat - flat.mean(axis=1, keepdims=True)
+
+
+def scale_to_unit_interval(centered: np.ndarray, std: float) -> np.ndarray:
+    """Clips to +-3 `std` and maps linearly to [0.1, 0.9], the range of the sigmoid outputs."""
+    if not std > 0:
+        raise DataError(f"patches have no contrast (standard deviation {std!r}); nothing to learn")
+    limit = 3.0 * std
+    return ((np.clip(centered, -limit, limit) / limit + 1.0) * 0.4 + 0.1).astype(np.float32)
+
+
+def preprocess_patches(patches: np.ndarray, std: float | None = None) -> np.ndarray:
+    """The course preprocessing, `(N, 3, H, W)` RGB or `(N, H, W)` grey -> `(N, H * W)` float32.
+
+    Luminance Y = 0.2126 R + 0.7152 G + 0.0722 B; each patch minus its own mean; clipped to
+    +-3 standard deviations measured across all patches (or the given `std`, to preprocess new
+    patches like the training set); mapped linearly to [0.1, 0.9].
+    """
+    centered = center_luminance(patches)
+    return scale_to_unit_interval(centered, float(centered.std()) if std is None else std)
+
+
+def read_patch_file(path: str | Path) -> np.ndarray:
+    """Reads the course's HDF5 patch file: dataset `data`, `(N, 3, 16, 16)` float RGB.
+
+    Other datasets in the file (the course's `invXForm`, `xForm`) are ignored.
+    """
+    with open_hdf5(path, required=["data"]) as handle:
+        dataset = handle["data"]
+        if not np.issubdtype(dataset.dtype, np.floating):
+            raise DataError(f"'data' in {path} must be floating point RGB, got dtype {dataset.dtype}")
+        patches = dataset[()]
+    return check_array(patches, "'data'", (None, 3, PATCH_SIZE, PATCH_SIZE), source=str(path))
+
+
+def read_images(paths: Sequence[str | Path]) -> list[np.ndarray]:
+    """Decodes image files to greyscale luminance arrays `(H, W)` in [0, 1]."""
+    import tensorflow as tf  # decoding only; keeps `zoo list` free of the TensorFlow import
+
+    images = []
+    for path in paths:
+        try:
+            pixels = tf.io.decode_image(
+                tf.io.read_file(str(path)), channels=3, expand_animations=False
+            ).numpy()
+        except tf.errors.OpError as error:
+            raise DataError(f"cannot decode image {path}: {error.message}") from None
+        images.append(pixels.astype(np.float64) / 255.0 @ np.asarray(LUMA_WEIGHTS))
+    return images
+
+
+def embedded_photographs() -> list[Path]:
+    """Paths of the real photographs that ship inside installed packages."""
+    found = []
+    for package, relative_paths in _PACKAGED_PHOTOGRAPHS.items():
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        root = Path(next(iter(spec.submodule_search_locations)))
+        found += [root / path for path in relative_paths if (root / path).is_file()]
+    if not found:
+        raise DataError(
+            "no embedded photographs found (looked for matplotlib's and scikit-image's sample "
+            "photographs); pass a patch file or a folder of images instead"
+        )
+    return found
+
+
+def whiten_image(image: np.ndarray, cutoff: float = 0.4) -> np.ndarray:
+    """Flattens a greyscale image's 1/f amplitude spectrum, as Olshausen & Field (1996) did.
+
+    Multiplies the spectrum by R(f) = f exp(-(f / f0)^4), f in cycles per pixel and
+    f0 = `cutoff` x the Nyquist frequency (0.5), which whitens natural images and rolls off the
+    noisiest high frequencies. The result has unit standard deviation.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    fy = np.fft.fftfreq(image.shape[0])[:, None]
+    fx = np.fft.fftfreq(image.shape[1])[None, :]
+    frequency = np.hypot(fx, fy)
+    response = frequency * np.exp(-((frequency / (0.5 * cutoff)) ** 4))
+    whitened = np.real(np.fft.ifft2(np.fft.fft2(image - image.mean()) * response))
+    return whitened / whitened.std()
+
+
+def sample_patches(
+    images: Sequence[np.ndarray], count: int, seed: int = 0, size: int = PATCH_SIZE
+) -> np.ndarray:
+    """`count` random `size` x `size` crops, `(count, size, size)`, drawn evenly from `images`."""
+    usable = [image for image in images if min(image.shape[:2]) >= size]
+    if not usable:
+        raise DataError(f"no image is at least {size}x{size} pixels")
+    rng = np.random.default_rng(seed)
+    patches = np.empty((count, size, size))
+    for index, image_index in enumerate(rng.integers(len(usable), size=count)):
+        image = usable[image_index]
+        row = rng.integers(image.shape[0] - size + 1)
+        column = rng.integers(image.shape[1] - size + 1)
+        patches[index] = image[row : row + size, column : column + size]
+    return patches
+
+
+def load(
+    path: str | Path | None = None,
+    seed: int = 0,
+    count: int = 10_240,
+    validation_fraction: float = 0.1,
+    whiten: bool = True,
+) -> Splits:
+    """Patches ready for the autoencoder, split into training and validation sets.
+
+    Args:
+        path: the course's HDF5 patch file, a folder of images, or `None` for the embedded
+            photographs.
+        seed: seeds patch sampling and the split.
+        count: patches to cut from images (ignored for a patch file, which is used whole).
+        validation_fraction: share of patches held out for validation.
+        whiten: whiten images before cutting patches (`whiten_image`); the course's patch file
+            is used as stored.
+
+    Returns:
+        `Splits` of `(N, 256)` float32 patches in [0.1, 0.9]; `info` records source and
+        preprocessing.
+    """
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+    info: dict[str, Any] = {}
+    if path is not None and Path(path).is_file():
+        patches: np.ndarray = read_patch_file(path)
+        info["source"] = f"patch file {Path(path).resolve()}"
+        whiten = False
+    else:
+        if path is None:
+            image_paths = embedded_photographs()
+            info["source"] = "embedded photographs: " + ", ".join(p.name for p in image_paths)
+        else:
+            folder = Path(path)
+            if not folder.is_dir():
+                raise DataError(
+                    f"{folder} does not exist; give the course's HDF5 patch file, a folder of "
+                    "images, or nothing for the embedded photographs"
+                )
+            image_paths = sorted(
+                p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not image_paths:
+                raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {folder}")
+            info["source"] = f"{len(image_paths)} images under {folder.resolve()}"
+        images = read_images(image_paths)
+        if whiten:
+            images = [whiten_image(image) for image in images]
+        patches = sample_patches(images, count, seed)
+    centered = center_luminance(patches)
+    std = float(centered.std())
+    inputs = scale_to_unit_interval(centered, std)
+    order = np.random.default_rng(seed).permutation(len(inputs))
+    validation_size = int(round(validation_fraction * len(inputs)))
+    info["preprocessing"] = {
+        "whitened_images": whiten,
+        "luminance_weights": LUMA_WEIGHTS,
+        "per_patch_mean_removed": True,
+        "clip": "+-3 std across all patches",
+        "clip_std": std,
+        "output_range": [0.1, 0.9],
+        "patch_size": int(np.sqrt(inputs.shape[1])),
+    }
+    return Splits(
+        x_train=inputs[order[validation_size:]],
+        x_val=inputs[order[:validation_size]],
+        info=info,
+    )

@@ -1,0 +1,129 @@
+"""Registry entry for the sparse autoencoder, with its task: data, metric, figures, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo import plots
+from zoo.autoencoder import data
+from zoo.autoencoder.model import SparseAutoencoder
+from zoo.data import Splits
+from zoo.registry import Choice, Float, HParam, Int, Metric, Task, register
+
+__all__ = ["PATCH_RECONSTRUCTION", "sparse_autoencoder"]
+
+INPUT_DIM = data.PATCH_SIZE * data.PATCH_SIZE
+
+
+def _as_patches(rows: Any) -> np.ndarray:
+    return np.asarray(rows).reshape(-1, data.PATCH_SIZE, data.PATCH_SIZE)
+
+
+def _figures(model: SparseAutoencoder, splits: Splits, out_dir: Path) -> list[Path]:
+    originals = splits.x_val[:10] if len(splits.x_val) else splits.x_train[:10]
+    hidden = model.encode(splits.x_train).numpy()
+    return [
+        plots.image_grid(
+            _as_patches(model.features()),
+            out_dir / "features.png",
+            f"Hidden features: encoder weights of {model.hidden_units} units "
+            f"(mean activation {hidden.mean():.3f}, target {model.sparsity_target})",
+        ),
+        plots.side_by_side(
+            {
+                "original": _as_patches(originals),
+                "reconstruction": _as_patches(model.predict(originals, verbose=0)),
+            },
+            out_dir / "reconstructions.png",
+            "Validation patches and their reconstructions",
+        ),
+    ]
+
+
+def _endpoints(model: SparseAutoencoder) -> dict[str, Any]:
+    signature = [tf.TensorSpec([None, model.input_dim], tf.float32, name="patches")]
+    return {
+        "serve": (lambda patches: model(patches), signature),
+        "encode": (lambda patches: model.encode(patches), signature),
+        "reconstruct": (lambda patches: model(patches), signature),
+    }
+
+
+def _panel(model: SparseAutoencoder, axis: Any) -> None:
+    plots.draw_image_grid(axis, _as_patches(model.features()))
+
+
+PATCH_RECONSTRUCTION = Task(
+    name="patch reconstruction",
+    data=(
+        "16x16 natural-image patches: the course's HDF5 file (dataset 'data', (N, 3, 16, 16) "
+        "float RGB), a folder of photographs to cut patches from, or by default patches from "
+        "photographs shipped in installed packages; preprocessed to (N, 256) in [0.1, 0.9]"
+    ),
+    load=data.load,
+    metric=Metric(
+        "val_reconstruction",
+        "min",
+        "validation reconstruction error 1/(2N) sum ||x - o||^2 (lower is better)",
+    ),
+    figures=_figures,
+    endpoints=_endpoints,
+    panel=_panel,
+)
+
+
+@register(
+    task=PATCH_RECONSTRUCTION,
+    hparams={
+        "hidden_units": HParam(
+            64, "[1, 65536]", Int(16, 256, log=True), "hidden units (Lhid)"
+        ),
+        "weight_decay": HParam(
+            5e-4, "[0, 1]", Float(1e-6, 1e-2, log=True), "lambda: L2 weight decay"
+        ),
+        "sparsity_weight": HParam(
+            0.01, "[0, 1000]", Float(1e-3, 10.0, log=True), "beta: weight of the KL sparsity term"
+        ),
+        "sparsity_target": HParam(
+            0.2, "(0, 1)", Float(0.01, 0.3, log=True), "rho: target mean hidden activation"
+        ),
+        "optimizer": HParam("adam", ("adam", "sgd"), None, "adam, or plain SGD as the course"),
+        "learning_rate": HParam(
+            1e-3, "(0, 10]", Float(1e-4, 1e-1, log=True), "optimizer step size"
+        ),
+    },
+    fit={"epochs": 60, "batch_size": 16, "batches_per_step": 64},
+    presets={"course": {"optimizer": "sgd", "learning_rate": 0.01}},
+    sweep={"hidden_units": (16, 49, 100), "weight_decay": (0.0, 3e-4, 1e-3)},
+)
+def sparse_autoencoder(
+    hidden_units: int,
+    weight_decay: float,
+    sparsity_weight: float,
+    sparsity_target: float,
+    optimizer: str,
+    learning_rate: float,
+) -> SparseAutoencoder:
+    """Sparse autoencoder for 16x16 natural-image patches (256 -> hidden -> 256, sigmoid).
+
+    Cost J = reconstruction 1/(2N) sum ||x - o||^2 + lambda/2 (sum W1^2 + sum W2^2)
+    + beta sum KL(rho || rho_hat). The course's values are the defaults (64 hidden units,
+    lambda 5e-4, beta 0.01, rho 0.2). Trained with mini-batches of 16, 64 batches per compiled
+    step. The features it learns, one 16x16 image per hidden unit, are the encoder weights.
+    """
+    model = SparseAutoencoder(
+        input_dim=INPUT_DIM,
+        hidden_units=hidden_units,
+        weight_decay=weight_decay,
+        sparsity_weight=sparsity_weight,
+        sparsity_target=sparsity_target,
+    )
+    optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+    # XLA compiles each stack of mini-batches into one loop (see SparseAutoencoder.train_step).
+    model.compile(optimizer=optimizers[optimizer](learning_rate), jit_compile=True)
+    return model

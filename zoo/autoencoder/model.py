@@ -1,0 +1,259 @@
+"""The sparse autoencoder: a KL sparsity layer and the model trained with a GradientTape step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+__all__ = ["KLSparsity", "SparseAutoencoder", "kl_divergence"]
+
+
+def kl_divergence(target: float, mean_activation: Any) -> Any:
+    """KL divergence between Bernoulli(target) and Bernoulli(mean_activation), elementwise.
+
+    KL(rho || rho_hat) = rho log(rho / rho_hat) + (1 - rho) log((1 - rho) / (1 - rho_hat)).
+    """
+    return target * ops.log(target / mean_activation) + (1.0 - target) * ops.log(
+        (1.0 - target) / (1.0 - mean_activation)
+    )
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class KLSparsity(keras.layers.Layer):
+    """Identity layer that adds a KL sparsity penalty on the activations passing through it.
+
+    The penalty is `weight * sum_b KL(target || rho_hat_b)`, where `rho_hat_b` is the mean of unit
+    `b` over the batch (and any axes other than the last). Place it after any layer whose
+    activations lie in (0, 1), such as a sigmoid `Dense`. It is a layer rather than an
+    `activity_regularizer` because Keras divides activity penalties by the batch size, which is
+    wrong for a penalty on a batch mean.
+
+    Args:
+        target: desired mean activation rho, in (0, 1).
+        weight: penalty weight beta, >= 0.
+
+    Call arguments:
+        inputs: activations, shape `(batch, ..., units)`.
+
+    Returns:
+        `inputs`, unchanged; the penalty goes to `layer.losses`.
+
+    Example:
+
+    >>> hidden = keras.layers.Dense(64, activation="sigmoid")(inputs)
+    >>> hidden = KLSparsity(target=0.05, weight=3.0)(hidden)
+    """
+
+    def __init__(self, target: float = 0.05, weight: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not 0.0 < target < 1.0:
+            raise ValueError(f"KLSparsity target (rho) must be in (0, 1), got {target!r}")
+        if not weight >= 0.0:
+            raise ValueError(f"KLSparsity weight (beta) must be >= 0, got {weight!r}")
+        self.target = float(target)
+        self.weight = float(weight)
+
+    def penalty(self, activations: Any) -> Any:
+        """`weight * sum_b KL(target || rho_hat_b)` for a batch of activations."""
+        axes = tuple(range(len(activations.shape) - 1))
+        mean = ops.mean(activations, axis=axes)
+        # Saturated float32 sigmoids can average to exactly 0 or 1, where the KL is infinite.
+        epsilon = keras.config.epsilon()
+        mean = ops.clip(mean, epsilon, 1.0 - epsilon)
+        return self.weight * ops.sum(kl_divergence(self.target, mean))
+
+    def call(self, inputs: Any) -> Any:
+        self.add_loss(self.penalty(inputs))
+        return inputs
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "target": self.target, "weight": self.weight}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SparseAutoencoder(keras.Model):
+    """Sparse autoencoder: sigmoid encoder and sigmoid decoder with untied weights.
+
+    Trained on the cost
+
+        J = 1/(2N) sum_m ||x_m - o_m||^2 + lambda/2 (sum W1^2 + sum W2^2)
+            + beta sum_b KL(rho || rho_hat_b),
+
+    with `rho_hat_b` the mean activation of hidden unit `b` over the mini-batch. Weights start
+    Glorot-uniform (limit sqrt(6 / (fan_in + fan_out))), biases at zero; biases are not decayed.
+
+    Args:
+        input_dim: number of inputs (256 for 16x16 patches).
+        hidden_units: number of hidden units.
+        weight_decay: lambda, the L2 weight decay, >= 0.
+        sparsity_weight: beta, the weight of the KL sparsity penalty, >= 0.
+        sparsity_target: rho, the desired mean hidden activation, in (0, 1).
+        seed: seed for the weight initialisation.
+
+    Call arguments:
+        inputs: `(batch, input_dim)` floats, ideally in (0, 1) like the sigmoid outputs.
+
+    Returns:
+        Reconstructions, `(batch, input_dim)`.
+
+    Example:
+
+    >>> model = SparseAutoencoder(input_dim=256, hidden_units=64)
+    >>> model.compile(optimizer="adam")
+    >>> model.fit(patches, epochs=10, batch_size=16)
+    >>> features = model.features()  # (64, 256): one input-space image per hidden unit
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 256,
+        hidden_units: int = 64,
+        weight_decay: float = 5e-4,
+        sparsity_weight: float = 0.01,
+        sparsity_target: float = 0.2,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        for label, value in (("input_dim", input_dim), ("hidden_units", hidden_units)):
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        if not weight_decay >= 0.0:
+            raise ValueError(f"weight_decay (lambda) must be >= 0, got {weight_decay!r}")
+        self.input_dim = input_dim
+        self.hidden_units = hidden_units
+        self.weight_decay = float(weight_decay)
+        self.seed = seed
+        decay = keras.regularizers.L2(self.weight_decay / 2.0)  # L2 computes l2 * sum(W^2)
+        self.encoder = keras.layers.Dense(
+            hidden_units,
+            activation="sigmoid",
+            kernel_initializer=keras.initializers.GlorotUniform(seed),
+            kernel_regularizer=decay,
+            name="encoder",
+        )
+        self.sparsity = KLSparsity(sparsity_target, sparsity_weight, name="sparsity")
+        self.decoder = keras.layers.Dense(
+            input_dim,
+            activation="sigmoid",
+            kernel_initializer=keras.initializers.GlorotUniform(None if seed is None else seed + 1),
+            kernel_regularizer=decay,
+            name="decoder",
+        )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.term_trackers = {
+            term: keras.metrics.Mean(name=term)
+            for term in ("reconstruction", "weight_decay", "sparsity", "mean_activation")
+        }
+        self.build((None, input_dim))
+
+    @property
+    def sparsity_weight(self) -> float:
+        return self.sparsity.weight
+
+    @property
+    def sparsity_target(self) -> float:
+        return self.sparsity.target
+
+    def build(self, input_shape: Any) -> None:
+        self.encoder.build(input_shape)
+        self.sparsity.build((None, self.hidden_units))
+        self.decoder.build((None, self.hidden_units))
+        self.built = True
+
+    def encode(self, inputs: Any) -> Any:
+        """Hidden activations, `(batch, hidden_units)`."""
+        return self.encoder(inputs)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        return self.decoder(self.sparsity(self.encoder(inputs)))
+
+    def cost(self, inputs: Any) -> dict[str, Any]:
+        """The cost J on a batch and its terms, as scalars.
+
+        Returns:
+            dict with `loss` (J), `reconstruction`, `weight_decay`, `sparsity` and
+            `mean_activation` (mean hidden activation over batch and units).
+        """
+        hidden = self.encoder(inputs)
+        outputs = self.decoder(hidden)
+        reconstruction = 0.5 * ops.mean(ops.sum(ops.square(inputs - outputs), axis=-1))
+        weight_decay = self.encoder.kernel_regularizer(
+            self.encoder.kernel
+        ) + self.decoder.kernel_regularizer(self.decoder.kernel)
+        sparsity = self.sparsity.penalty(hidden)
+        return {
+            "loss": reconstruction + weight_decay + sparsity,
+            "reconstruction": reconstruction,
+            "weight_decay": weight_decay,
+            "sparsity": sparsity,
+            "mean_activation": ops.mean(hidden),
+        }
+
+    def _update_metrics(self, terms: dict[str, Any]) -> None:
+        self.loss_tracker.update_state(terms["loss"])
+        for term, tracker in self.term_trackers.items():
+            tracker.update_state(terms[term])
+
+    def _descend(self, inputs: Any) -> None:
+        """One gradient step on the cost of one mini-batch."""
+        with tf.GradientTape() as tape:
+            terms = self.cost(inputs)
+        gradients = tape.gradient(terms["loss"], self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        self._update_metrics(terms)
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        """One gradient step on a `(batch, input_dim)` mini-batch, or one step per mini-batch of a
+        `(steps, batch, input_dim)` stack.
+
+        A stack runs its steps in one compiled loop: with `jit_compile=True` XLA fuses each step,
+        and small mini-batches no longer pay TensorFlow's per-op overhead on every step
+        (see `zoo.training.fit`'s `batches_per_step`). The math is that of single steps.
+        """
+        inputs = data[0] if isinstance(data, (tuple, list)) else data
+        if len(inputs.shape) == 3:
+            steps = tf.shape(inputs)[0]
+
+            def body(step: Any) -> Any:
+                self._descend(inputs[step])
+                return (step + 1,)
+
+            tf.while_loop(lambda step: step < steps, body, (0,), maximum_iterations=steps)
+        else:
+            self._descend(inputs)
+        return self.get_metrics_result()
+
+    def test_step(self, data: Any) -> dict[str, Any]:
+        inputs = data[0] if isinstance(data, (tuple, list)) else data
+        self._update_metrics(self.cost(inputs))
+        return self.get_metrics_result()
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return [self.loss_tracker, *self.term_trackers.values()]
+
+    def features(self) -> Any:
+        """Encoder weights as one input-space vector per hidden unit, `(hidden_units, input_dim)`.
+
+        Row `b` is the input pattern that most excites hidden unit `b` (up to scale), i.e. what the
+        course calls the unit's feature.
+        """
+        return ops.transpose(self.encoder.kernel)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "hidden_units": self.hidden_units,
+            "weight_decay": self.weight_decay,
+            "sparsity_weight": self.sparsity_weight,
+            "sparsity_target": self.sparsity_target,
+            "seed": self.seed,
+        }

@@ -1,0 +1,280 @@
+"""The `zoo` command: list, describe, train, evaluate, export and sweep registered models.
+
+A training run lives in a run directory (default `runs/NAME`): the checkpoint to resume from,
+`history.csv`, `run.json` (hyperparameters, data, final metrics), `model.keras` and the PNG
+figures. `evaluate` and `export` read the trained model from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import zoo
+from zoo import plots, training
+from zoo.data import DataError
+from zoo.export import export
+from zoo.files import atomic_path
+from zoo.registry import Entry, HyperparameterError, UnknownModelError
+
+RUN_FILE = "run.json"
+
+
+def _overrides(entry: Entry, pairs: Sequence[str]) -> dict[str, Any]:
+    """Parses `KEY=VALUE` strings into typed, checked hyperparameters of `entry`."""
+    overrides = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        if not separator:
+            raise HyperparameterError(f"--set expects KEY=VALUE, got {pair!r}")
+        if key not in entry.hparams:
+            entry.resolve(**{key: None})  # raises the registry's message naming the valid keys
+        overrides[key] = entry.hparams[key].parse(key, text)
+    return overrides
+
+
+def _run_dir(args: argparse.Namespace) -> Path:
+    return Path(args.run_dir or Path("runs") / args.name)
+
+
+def _train(
+    entry: Entry,
+    hyperparameters: dict[str, Any],
+    splits: Any,
+    run_dir: Path,
+    args: argparse.Namespace,
+) -> tuple[Any, dict[str, list[float]]]:
+    training.set_seed(args.seed)
+    model = entry.builder(**hyperparameters)
+    fit = {**entry.fit}
+    for option in ("epochs", "batch_size"):
+        if getattr(args, option) is not None:
+            fit[option] = getattr(args, option)
+    history = training.fit(model, splits, run_dir, **fit)
+    return model, history
+
+
+def _write_json(path: Path, content: dict[str, Any]) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(content, indent=2, default=str) + "\n")
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    for name in zoo.list(args.pattern):
+        description = zoo.get_entry(name).description.splitlines()
+        print(f"{name:24s} {description[0] if description else ''}")
+
+
+def cmd_describe(args: argparse.Namespace) -> None:
+    described = zoo.describe(args.name)
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return
+    print(f"{described['name']}: {described['description']}\n")
+    print(f"task:   {described['task']}")
+    print(f"data:   {described['data']}")
+    metric = described["metric"]
+    print(f"metric: {metric['name']} ({metric['direction']}imise) - {metric['description']}")
+    print(f"fit:    {described['fit']}")
+    print("\nhyperparameters (default, valid range, search space):")
+    for name, hp in described["hyperparameters"].items():
+        space = described["search_space"].get(name)
+        searched = (
+            "not searched"
+            if space is None
+            else ", ".join(f"{k}={v}" for k, v in space.items())
+        )
+        print(f"  {name:18s} {hp['default']!r:10} {str(hp.get('valid', 'any')):16s} "
+              f"[{searched}]  {hp.get('help', '')}")
+    for preset, values in described["presets"].items():
+        print(f"\npreset {preset!r}: {values}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    entry = zoo.get_entry(args.name)
+    hyperparameters = entry.resolve(args.preset, **_overrides(entry, args.set))
+    splits = entry.task.load(args.data, seed=args.seed)
+    run_dir = _run_dir(args)
+    print(f"training {entry.name} on {splits.info.get('source')} "
+          f"({len(splits.x_train)} training, {len(splits.x_val)} validation examples)")
+    print(f"hyperparameters: {hyperparameters}")
+    model, history = _train(entry, hyperparameters, splits, run_dir, args)
+    figures = [plots.learning_curves(history, run_dir / "curves.png", f"{entry.name}: training")]
+    figures += entry.task.figures(model, splits, run_dir)
+    final = {metric: values[-1] for metric, values in history.items()}
+    _write_json(
+        run_dir / RUN_FILE,
+        {
+            "name": entry.name,
+            "preset": args.preset,
+            "hyperparameters": hyperparameters,
+            "seed": args.seed,
+            "data": splits.info,
+            "epochs_trained": len(next(iter(history.values()))),
+            "metrics": final,
+        },
+    )
+    headline = entry.task.metric.name
+    print(f"{headline}: {final.get(headline)}")
+    print(f"model and figures in {run_dir}/: " + ", ".join(p.name for p in figures))
+
+
+def _trained(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    import keras
+
+    run_dir = _run_dir(args)
+    model_path, run_path = run_dir / training.MODEL_FILE, run_dir / RUN_FILE
+    if not (model_path.is_file() and run_path.is_file()):
+        raise FileNotFoundError(
+            f"no trained model in {run_dir}/ (looked for {training.MODEL_FILE} and {RUN_FILE}); "
+            f"train it first: zoo train {args.name}"
+        )
+    return keras.saving.load_model(model_path), json.loads(run_path.read_text())
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    entry = zoo.get_entry(args.name)
+    model, run = _trained(args)
+    splits = entry.task.load(args.data, seed=run["seed"])
+    results = {}
+    for split in ("train", "val", "test"):
+        x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
+        if x is not None and len(x):
+            results[split] = model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
+    out_dir = _run_dir(args) / "evaluation"
+    figures = entry.task.figures(model, splits, out_dir)
+    _write_json(out_dir / "metrics.json", {"data": splits.info, "metrics": results})
+    for split, metrics in results.items():
+        print(f"{split:5s} " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    print(f"figures and metrics.json in {out_dir}/: " + ", ".join(p.name for p in figures))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    entry = zoo.get_entry(args.name)
+    model, run = _trained(args)
+    card = {
+        "description": entry.description,
+        "task": entry.task.name,
+        "preset": run["preset"],
+        "hyperparameters": run["hyperparameters"],
+        "data": run["data"].get("source"),
+        "preprocessing": run["data"].get("preprocessing"),
+        "metrics": run["metrics"],
+        "headline_metric": entry.task.metric.name,
+        "epochs_trained": run["epochs_trained"],
+        "seed": run["seed"],
+    }
+    target = export(model, entry.name, entry.task.endpoints(model), card, root=args.root)
+    print(f"exported {entry.name} to {target}/ (signatures: {', '.join(entry.task.endpoints(model))})")
+
+
+def _grid(entry: Entry, pairs: Sequence[str]) -> dict[str, list[Any]]:
+    if not pairs:
+        if not entry.sweep:
+            raise HyperparameterError(f"{entry.name} has no default sweep; give --grid KEY=V1,V2")
+        return {key: list(values) for key, values in entry.sweep.items()}
+    grid = {}
+    for pair in pairs:
+        key, _, texts = pair.partition("=")
+        grid[key] = [_overrides(entry, [f"{key}={text}"])[key] for text in texts.split(",")]
+    return grid
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    entry = zoo.get_entry(args.name)
+    if entry.task.panel is None:
+        raise HyperparameterError(f"{entry.name}'s task draws no sweep panel")
+    grid = _grid(entry, args.grid)
+    if len(grid) != 2:
+        raise HyperparameterError(f"a sweep needs exactly two hyperparameters, got {list(grid)}")
+    (row_key, row_values), (column_key, column_values) = grid.items()
+    splits = entry.task.load(args.data, seed=args.seed)
+    run_dir = Path(args.run_dir or Path("runs") / f"{entry.name}-sweep")
+    models, results = {}, []
+    combinations = list(itertools.product(row_values, column_values))
+    for index, (row_value, column_value) in enumerate(combinations, start=1):
+        hyperparameters = entry.resolve(args.preset, **{row_key: row_value, column_key: column_value})
+        print(f"[{index}/{len(combinations)}] {row_key}={row_value} {column_key}={column_value}")
+        model, history = _train(
+            entry, hyperparameters, splits, run_dir / f"{row_key}={row_value},{column_key}={column_value}", args
+        )
+        models[row_value, column_value] = model
+        results.append({row_key: row_value, column_key: column_value,
+                        **{metric: values[-1] for metric, values in history.items()}})
+
+    def draw(axis: Any, row: int, column: int) -> None:
+        entry.task.panel(models[row_values[row], column_values[column]], axis)
+
+    figure = plots.panel_grid(
+        [f"{row_key}={value}" for value in row_values],
+        [f"{column_key}={value}" for value in column_values],
+        draw,
+        run_dir / "sweep.png",
+        f"{entry.name}: {row_key} x {column_key}",
+    )
+    _write_json(run_dir / "sweep.json", {"grid": grid, "results": results})
+    print(f"sweep figure: {figure}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser("list", help="registered models")
+    listing.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. '*lstm*'")
+    listing.set_defaults(run=cmd_list)
+
+    describing = commands.add_parser("describe", help="defaults, ranges, search space, data")
+    describing.add_argument("name")
+    describing.add_argument("--json", action="store_true", help="machine-readable output")
+    describing.set_defaults(run=cmd_describe)
+
+    def training_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("name")
+        sub.add_argument("--data", help="data file or folder (default: the embedded data)")
+        sub.add_argument("--preset", help="a named preset of the entry (see zoo describe)")
+        sub.add_argument("--epochs", type=int, help="override the entry's epochs")
+        sub.add_argument("--batch-size", type=int, help="override the entry's batch size")
+        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--run-dir", help="where the run lives (default runs/NAME)")
+
+    train = commands.add_parser("train", help="train on the entry's data; resumes if interrupted")
+    training_options(train)
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a hyperparameter (repeatable)")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="metrics and figures of a trained run")
+    evaluate.add_argument("name")
+    evaluate.add_argument("--data", help="data file or folder (default: the embedded data)")
+    evaluate.add_argument("--run-dir", help="the trained run (default runs/NAME)")
+    evaluate.set_defaults(run=cmd_evaluate)
+
+    exporting = commands.add_parser("export", help="SavedModel + model card of a trained run")
+    exporting.add_argument("name")
+    exporting.add_argument("--run-dir", help="the trained run (default runs/NAME)")
+    exporting.add_argument("--root", default="saved_models", help="export root directory")
+    exporting.set_defaults(run=cmd_export)
+
+    sweep = commands.add_parser("sweep", help="train a grid of two hyperparameters, one figure")
+    training_options(sweep)
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,V3",
+                       help="a swept hyperparameter (give two; default: the entry's sweep)")
+    sweep.set_defaults(run=cmd_sweep)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (UnknownModelError, HyperparameterError, DataError, FileNotFoundError,
+            training.NonFiniteLossError) as error:
+        print(f"zoo: error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, (UnknownModelError, HyperparameterError)) else 1
+    return 0

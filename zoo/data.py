@@ -1,0 +1,93 @@
+"""Data containers and input checks shared by every family's data module."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DataError", "Splits", "check_array", "open_hdf5"]
+
+
+class DataError(ValueError):
+    """Raised for data that is missing, malformed or not what a model expects."""
+
+
+@dataclasses.dataclass
+class Splits:
+    """Arrays for training, validation and (optionally) testing, plus where they came from.
+
+    `y_*` are `None` for unsupervised tasks (the autoencoder's target is its input).
+    `info` describes the source and the preprocessing, and is copied into model cards.
+    """
+
+    x_train: np.ndarray
+    x_val: np.ndarray
+    y_train: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def check_array(
+    array: Any,
+    name: str,
+    shape: Sequence[int | None],
+    *,
+    source: str = "input",
+) -> np.ndarray:
+    """Checks a numeric array's shape, dtype and finiteness; returns it as a NumPy array.
+
+    Args:
+        array: the data.
+        name: what the array is, for messages (e.g. "patches").
+        shape: expected shape; `None` matches any size along that axis.
+        source: where the array came from (a file path, say), for messages.
+    """
+    array = np.asarray(array)
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise DataError(f"{name} in {source} must be numeric, got dtype {array.dtype}")
+    expected = tuple("N" if size is None else size for size in shape)
+    if array.ndim != len(shape) or any(
+        size is not None and actual != size for actual, size in zip(array.shape, shape)
+    ):
+        raise DataError(f"{name} in {source} must have shape {expected}, got {array.shape}")
+    if array.size == 0:
+        raise DataError(f"{name} in {source} is empty")
+    if np.issubdtype(array.dtype, np.floating):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise DataError(
+                f"{name} in {source} has {int(bad.sum())} NaN/inf values (first at index {first})"
+            )
+    return array
+
+
+def open_hdf5(path: str | Path, required: Sequence[str]):
+    """Opens an HDF5 file for reading and checks that it has the `required` datasets.
+
+    Returns the open `h5py.File`; use it as a context manager.
+    """
+    import h5py  # imported here: only HDF5 readers need it
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such HDF5 file: {path}")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise DataError(f"{path} is not a readable HDF5 file ({error})") from None
+    missing = [key for key in required if key not in handle]
+    if missing:
+        found = ", ".join(sorted(handle.keys())) or "(nothing)"
+        handle.close()
+        raise DataError(
+            f"{path} has no dataset {', '.join(map(repr, missing))}; expected "
+            f"{', '.join(map(repr, required))}, found {found}"
+        )
+    return handle

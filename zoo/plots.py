@@ -1,0 +1,127 @@
+"""PNG figures shared by every family: learning curves, image grids, side-by-side comparisons."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display is needed or assumed
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from zoo.files import atomic_path  # noqa: E402
+
+__all__ = ["draw_image_grid", "image_grid", "learning_curves", "panel_grid", "save", "side_by_side"]
+
+
+def save(figure: matplotlib.figure.Figure, path: str | Path) -> Path:
+    """Writes `figure` to `path` as a PNG, atomically, and closes it."""
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def learning_curves(history: Mapping[str, Sequence[float]], path: str | Path, title: str) -> Path:
+    """One panel per metric, training and validation values against epoch."""
+    metrics = [name for name in history if not name.startswith("val_")]
+    columns = min(3, len(metrics))
+    rows = math.ceil(len(metrics) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.2 * rows), squeeze=False)
+    for axis, metric in zip(axes.flat, metrics):
+        epochs = np.arange(1, len(history[metric]) + 1)
+        axis.plot(epochs, history[metric], label="training")
+        if f"val_{metric}" in history:
+            axis.plot(epochs, history[f"val_{metric}"], label="validation")
+        axis.set_title(metric.replace("_", " "))
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    for axis in list(axes.flat)[len(metrics) :]:
+        axis.set_visible(False)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return save(figure, path)
+
+
+def _mosaic(images: np.ndarray, columns: int | None = None) -> np.ndarray:
+    """Tiles `(K, H, W)` images, each scaled to its own [-1, 1] range, with 1-pixel gaps."""
+    count, height, width = images.shape
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    mosaic = np.full((rows * (height + 1) + 1, columns * (width + 1) + 1), np.nan)
+    for index, image in enumerate(images):
+        scale = np.abs(image - image.mean()).max() or 1.0
+        row, column = divmod(index, columns)
+        top, left = 1 + row * (height + 1), 1 + column * (width + 1)
+        mosaic[top : top + height, left : left + width] = (image - image.mean()) / scale
+    return mosaic
+
+
+def draw_image_grid(axis: Any, images: np.ndarray, title: str = "") -> None:
+    """Draws `(K, H, W)` images as a grey mosaic on `axis`, each image contrast-stretched."""
+    colormap = matplotlib.colormaps["gray"].copy()
+    colormap.set_bad("white")  # the gaps between images
+    axis.imshow(_mosaic(np.asarray(images)), cmap=colormap, vmin=-1, vmax=1, interpolation="nearest")
+    axis.set_xticks([])
+    axis.set_yticks([])
+    if title:
+        axis.set_title(title)
+
+
+def image_grid(images: np.ndarray, path: str | Path, title: str) -> Path:
+    """Saves `(K, H, W)` images as one mosaic PNG (features, filters, samples)."""
+    figure, axis = plt.subplots(figsize=(7, 7))
+    draw_image_grid(axis, images, title)
+    return save(figure, path)
+
+
+def side_by_side(
+    rows: Mapping[str, np.ndarray], path: str | Path, title: str
+) -> Path:
+    """One row of images per entry of `rows` (e.g. originals over reconstructions), same scale."""
+    labels = list(rows)
+    count = len(next(iter(rows.values())))
+    figure, axes = plt.subplots(
+        len(labels), count, figsize=(1.3 * count, 1.5 * len(labels)), squeeze=False
+    )
+    low = min(float(np.min(images)) for images in rows.values())
+    high = max(float(np.max(images)) for images in rows.values())
+    for row, label in enumerate(labels):
+        for column in range(count):
+            axis = axes[row, column]
+            axis.imshow(rows[label][column], cmap="gray", vmin=low, vmax=high)
+            axis.set_xticks([])
+            axis.set_yticks([])
+        axes[row, 0].set_ylabel(label, rotation=0, ha="right", va="center")
+    figure.suptitle(title)
+    return save(figure, path)
+
+
+def panel_grid(
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    draw: Callable[[Any, int, int], None],
+    path: str | Path,
+    title: str,
+) -> Path:
+    """A labelled grid of panels; `draw(axis, row, column)` fills each (sweeps, say)."""
+    figure, axes = plt.subplots(
+        len(row_labels),
+        len(column_labels),
+        figsize=(3.4 * len(column_labels), 3.4 * len(row_labels)),
+        squeeze=False,
+    )
+    for row, row_label in enumerate(row_labels):
+        for column, column_label in enumerate(column_labels):
+            draw(axes[row, column], row, column)
+            axes[row, column].set_title(f"{row_label}, {column_label}", fontsize=10)
+    figure.suptitle(title, fontsize=14)
+    figure.tight_layout()
+    return save(figure, path)

@@ -1,0 +1,346 @@
+"""The model registry: named entries that build ready-to-train Keras models.
+
+An entry is a builder function plus everything a user or a tuner needs to know about it: default
+hyperparameters with their valid ranges, a keras-tuner search space, the task (data, headline metric,
+figures, export endpoints) and a description. Families register entries with `@register(...)`, in
+the style of timm's `register_model`:
+
+```python
+@register(task=PATCH_RECONSTRUCTION, hparams={"hidden_units": HParam(64, "[1, 4096]")})
+def sparse_autoencoder(hidden_units: int) -> keras.Model:
+    '''One-paragraph description shown by `zoo describe`.'''
+    ...
+```
+
+and users build them with `zoo.get("sparse_autoencoder", hidden_units=100)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import inspect
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Choice",
+    "Entry",
+    "Float",
+    "HParam",
+    "HyperparameterError",
+    "Int",
+    "Metric",
+    "Task",
+    "UnknownModelError",
+    "describe",
+    "get",
+    "get_entry",
+    "list_models",
+    "register",
+]
+
+
+class UnknownModelError(LookupError):
+    """Raised for a model name that is not registered."""
+
+
+class HyperparameterError(ValueError):
+    """Raised for an unknown hyperparameter name or a value outside its valid range."""
+
+
+# --- search spaces: plain descriptions that zoo.tuning turns into keras-tuner hyperparameters ---
+
+
+@dataclasses.dataclass(frozen=True)
+class Float:
+    """A continuous search range, sampled on a log scale when `log` is true."""
+
+    low: float
+    high: float
+    log: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Int:
+    """An integer search range, sampled on a log scale when `log` is true."""
+
+    low: int
+    high: int
+    log: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """A finite set of values to search."""
+
+    values: tuple[Any, ...]
+
+
+_INTERVAL = re.compile(r"^\s*([\[(])\s*([^,]+?)\s*,\s*([^,]+?)\s*([\])])\s*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class HParam:
+    """One hyperparameter of an entry: default, valid range, search space and help.
+
+    Args:
+        default: the default value; its Python type (int, float, bool, str) is the parameter's type.
+        valid: the valid interval in mathematical notation, e.g. `"(0, 1)"` or `"[0, inf)"`, for
+            numbers; or a tuple of allowed values. `None` allows any value of the right type.
+        search: the keras-tuner search space (`Float`, `Int` or `Choice`); `None` means not tuned.
+        help: what the parameter is, in a few words.
+    """
+
+    default: Any
+    valid: str | tuple[Any, ...] | None = None
+    search: Float | Int | Choice | None = None
+    help: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.valid, str) and not _INTERVAL.match(self.valid):
+            raise ValueError(f"`valid` must look like '(0, 1)' or '[0, inf)', got {self.valid!r}")
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+    def check(self, name: str, value: Any) -> Any:
+        """Returns `value` converted to this parameter's type, or raises `HyperparameterError`."""
+        expected = self.type
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if expected is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+            raise HyperparameterError(
+                f"{name} must be of type {expected.__name__}, got {value!r} ({type(value).__name__})"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise HyperparameterError(f"{name} must be finite, got {value!r}")
+        if isinstance(self.valid, tuple):
+            if value not in self.valid:
+                raise HyperparameterError(f"{name} must be one of {list(self.valid)}, got {value!r}")
+        elif isinstance(self.valid, str):
+            opening, low, high, closing = _INTERVAL.match(self.valid).groups()
+            low, high = float(low), float(high)
+            too_low = value < low or (opening == "(" and value == low)
+            too_high = value > high or (closing == ")" and value == high)
+            if too_low or too_high:
+                raise HyperparameterError(f"{name} must be in {self.valid}, got {value!r}")
+        return value
+
+    def parse(self, name: str, text: str) -> Any:
+        """Parses a command-line string into this parameter's type, then checks it."""
+        expected = self.type
+        try:
+            if expected is bool:
+                lowered = text.strip().lower()
+                if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                value: Any = lowered in ("true", "1", "yes")
+            elif expected is int:
+                value = int(float(text)) if float(text).is_integer() else float(text)
+            else:
+                value = expected(text)
+        except ValueError:
+            raise HyperparameterError(
+                f"{name} expects a {expected.__name__}, got {text!r}"
+            ) from None
+        return self.check(name, value)
+
+    def describe(self) -> dict[str, Any]:
+        described: dict[str, Any] = {"default": self.default, "type": self.type.__name__}
+        if self.valid is not None:
+            described["valid"] = list(self.valid) if isinstance(self.valid, tuple) else self.valid
+        if self.help:
+            described["help"] = self.help
+        return described
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """The metric that matters for an entry, as Keras logs it (e.g. "val_loss")."""
+
+    name: str
+    direction: str  # "min" or "max", as keras-tuner's Objective expects
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("min", "max"):
+            raise ValueError(f"direction must be 'min' or 'max', got {self.direction!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What a family of entries learns from and how its results are shown; shared by its entries.
+
+    Args:
+        name: short name of the task, e.g. "patch reconstruction".
+        data: what data the entries expect, for `zoo describe` and error messages.
+        load: `load(path_or_None, seed) -> Splits`; `None` loads the embedded default data.
+        metric: the headline metric.
+        figures: `figures(model, splits, out_dir) -> [png paths]`, the task's own figures.
+        endpoints: `endpoints(model) -> {name: (tf.function-able callable, [TensorSpec])}` for
+            export; the first is exported as `serve`.
+        panel: `panel(model, axes)` draws one small picture of a trained model (for sweeps).
+    """
+
+    name: str
+    data: str
+    load: Callable[..., Any]
+    metric: Metric
+    figures: Callable[..., list[Path]]
+    endpoints: Callable[[Any], dict[str, Any]]
+    panel: Callable[..., None] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A registered model: how to build it and what it needs."""
+
+    name: str
+    builder: Callable[..., Any]
+    hparams: Mapping[str, HParam]
+    task: Task
+    description: str
+    fit: Mapping[str, Any]
+    presets: Mapping[str, Mapping[str, Any]]
+    sweep: Mapping[str, Sequence[Any]]
+
+    def resolve(self, preset: str | None = None, **overrides: Any) -> dict[str, Any]:
+        """Returns the full, validated hyperparameters: defaults <- preset <- overrides."""
+        unknown = sorted(set(overrides) - set(self.hparams))
+        if unknown:
+            raise HyperparameterError(
+                f"{self.name} has no hyperparameter {', '.join(map(repr, unknown))}; "
+                f"valid keys are: {', '.join(self.hparams)}"
+            )
+        values = {name: hp.default for name, hp in self.hparams.items()}
+        if preset is not None:
+            if preset not in self.presets:
+                raise HyperparameterError(
+                    f"{self.name} has no preset {preset!r}; presets are: "
+                    f"{', '.join(self.presets) or '(none)'}"
+                )
+            values.update(self.presets[preset])
+        values.update(overrides)
+        return {name: self.hparams[name].check(name, value) for name, value in values.items()}
+
+    def search_space(self) -> dict[str, Float | Int | Choice]:
+        return {name: hp.search for name, hp in self.hparams.items() if hp.search is not None}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "task": self.task.name,
+            "data": self.task.data,
+            "metric": dataclasses.asdict(self.task.metric),
+            "hyperparameters": {name: hp.describe() for name, hp in self.hparams.items()},
+            "search_space": {
+                name: {"kind": type(space).__name__.lower(), **dataclasses.asdict(space)}
+                for name, space in self.search_space().items()
+            },
+            "presets": {name: dict(values) for name, values in self.presets.items()},
+            "fit": dict(self.fit),
+        }
+
+
+_REGISTRY: dict[str, Entry] = {}
+
+
+def register(
+    name: str | None = None,
+    *,
+    task: Task,
+    hparams: Mapping[str, HParam],
+    fit: Mapping[str, Any] | None = None,
+    presets: Mapping[str, Mapping[str, Any]] | None = None,
+    sweep: Mapping[str, Sequence[Any]] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator that registers a builder function as a zoo entry.
+
+    Args:
+        name: the entry's name; defaults to the function's name.
+        task: the `Task` the entry solves.
+        hparams: the builder's keyword arguments as `HParam`s; they must match its signature.
+        fit: default `fit` arguments (`epochs`, `batch_size`).
+        presets: named sets of hyperparameter values, e.g. `{"course": {...}}`.
+        sweep: the default grid for `zoo sweep`, two hyperparameters with their values.
+
+    Returns:
+        The builder, unchanged.
+    """
+
+    def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
+        entry_name = name or builder.__name__
+        if entry_name in _REGISTRY:
+            raise ValueError(f"a model named {entry_name!r} is already registered")
+        parameters = set(inspect.signature(builder).parameters)
+        if parameters != set(hparams):
+            raise ValueError(
+                f"{entry_name}: hparams {sorted(hparams)} do not match the builder's "
+                f"arguments {sorted(parameters)}"
+            )
+        entry = Entry(
+            name=entry_name,
+            builder=builder,
+            hparams=dict(hparams),
+            task=task,
+            description=inspect.cleandoc(builder.__doc__ or ""),
+            fit=dict(fit or {}),
+            presets={key: dict(values) for key, values in (presets or {}).items()},
+            sweep={key: tuple(values) for key, values in (sweep or {}).items()},
+        )
+        for preset in entry.presets:  # a broken preset fails at import, not in a user's hands
+            entry.resolve(preset)
+        _REGISTRY[entry_name] = entry
+        return builder
+
+    return decorator
+
+
+def get_entry(name: str) -> Entry:
+    """Returns the registry entry `name`, or raises `UnknownModelError` with close matches."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise UnknownModelError(
+            f"unknown model {name!r}{hint} (available: {', '.join(sorted(_REGISTRY))})"
+        ) from None
+
+
+def get(name: str, preset: str | None = None, **overrides: Any) -> Any:
+    """Builds the registered model `name`, compiled and ready for `fit`.
+
+    Args:
+        name: a registered name (see `zoo.list()`).
+        preset: an optional named preset of the entry.
+        **overrides: hyperparameters that replace the defaults.
+
+    Returns:
+        A compiled `keras.Model`.
+
+    Example:
+
+    >>> model = zoo.get("sparse_autoencoder", hidden_units=100)
+    """
+    entry = get_entry(name)
+    return entry.builder(**entry.resolve(preset, **overrides))
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching the fnmatch-style `pattern`, sorted."""
+    return sorted(name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern))
+
+
+def describe(name: str) -> dict[str, Any]:
+    """Defaults, valid ranges, search space, data, metric and description of entry `name`."""
+    return get_entry(name).describe()
