@@ -51,7 +51,7 @@ def check_array(
     array = np.asarray(array)
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
         raise DataError(f"{name} in {source} must be numeric, got dtype {array.dtype}")
-    expected = tuple("N" if size is None else size for size in shape)
+    expected = "(" + ", ".join("N" if size is None else str(size) for size in shape) + ")"
     if array.ndim != len(shape) or any(
         size is not None and actual != size for actual, size in zip(array.shape, shape)
     ):

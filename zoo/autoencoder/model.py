@@ -130,12 +130,10 @@ class SparseAutoencoder(keras.Model):
         self.hidden_units = hidden_units
         self.weight_decay = float(weight_decay)
         self.seed = seed
-        decay = keras.regularizers.L2(self.weight_decay / 2.0)  # L2 computes l2 * sum(W^2)
         self.encoder = keras.layers.Dense(
             hidden_units,
             activation="sigmoid",
             kernel_initializer=keras.initializers.GlorotUniform(seed),
-            kernel_regularizer=decay,
             name="encoder",
         )
         self.sparsity = KLSparsity(sparsity_target, sparsity_weight, name="sparsity")
@@ -143,7 +141,6 @@ class SparseAutoencoder(keras.Model):
             input_dim,
             activation="sigmoid",
             kernel_initializer=keras.initializers.GlorotUniform(None if seed is None else seed + 1),
-            kernel_regularizer=decay,
             name="decoder",
         )
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -184,9 +181,10 @@ class SparseAutoencoder(keras.Model):
         hidden = self.encoder(inputs)
         outputs = self.decoder(hidden)
         reconstruction = 0.5 * ops.mean(ops.sum(ops.square(inputs - outputs), axis=-1))
-        weight_decay = self.encoder.kernel_regularizer(
-            self.encoder.kernel
-        ) + self.decoder.kernel_regularizer(self.decoder.kernel)
+        # Written out rather than as keras.regularizers.L2, which rounds lambda to float32.
+        weight_decay = (0.5 * self.weight_decay) * (
+            ops.sum(ops.square(self.encoder.kernel)) + ops.sum(ops.square(self.decoder.kernel))
+        )
         sparsity = self.sparsity.penalty(hidden)
         return {
             "loss": reconstruction + weight_decay + sparsity,

@@ -1,0 +1,145 @@
+"""The registry: lookup, listing, description, overrides, validation and registration errors."""
+
+import keras
+import pytest
+
+import zoo
+from zoo.autoencoder import PATCH_RECONSTRUCTION, SparseAutoencoder
+from zoo.registry import _REGISTRY, Choice, Float, HParam, Int, register
+
+
+@pytest.fixture
+def scratch_entry():
+    """Registers throwaway entries with one hyperparameter, `size`, and removes them afterwards."""
+    names = []
+
+    def make(name, size):
+        def builder(size):
+            """A scratch entry."""
+            return {"size": size}
+
+        register(name, task=PATCH_RECONSTRUCTION, hparams={"size": size})(builder)
+        names.append(name)
+        return zoo.get_entry(name)
+
+    yield make
+    for name in names:
+        _REGISTRY.pop(name, None)
+
+
+def test_get_returns_a_compiled_model_with_defaults():
+    model = zoo.get("sparse_autoencoder")
+    assert isinstance(model, SparseAutoencoder)
+    assert model.optimizer is not None and model.compiled
+    assert (model.hidden_units, model.weight_decay) == (64, 5e-4)
+    assert (model.sparsity_weight, model.sparsity_target) == (0.01, 0.2)
+
+
+def test_overrides_and_presets_apply_in_order():
+    model = zoo.get("sparse_autoencoder", preset="course", hidden_units=25, learning_rate=0.5)
+    assert model.hidden_units == 25
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.5)
+
+
+def test_list_matches_wildcards():
+    assert "sparse_autoencoder" in zoo.list()
+    assert zoo.list("*auto*") == ["sparse_autoencoder"]
+    assert zoo.list("*lstm*") == []
+
+
+def test_describe_has_everything_a_user_and_tuner_need():
+    described = zoo.describe("sparse_autoencoder")
+    assert described["hyperparameters"]["sparsity_target"] == {
+        "default": 0.2,
+        "type": "float",
+        "valid": "(0, 1)",
+        "help": "rho: target mean hidden activation",
+    }
+    assert described["search_space"]["sparsity_weight"]["log"] is True
+    assert set(described["search_space"]) >= {
+        "hidden_units", "weight_decay", "sparsity_weight", "sparsity_target"
+    }
+    assert described["metric"]["name"] == "val_reconstruction"
+    assert "HDF5" in described["data"]
+    assert described["description"].startswith("Sparse autoencoder")
+    assert described["presets"]["course"]["optimizer"] == "sgd"
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(zoo.UnknownModelError, match="did you mean 'sparse_autoencoder'"):
+        zoo.get("sparse_autoencodr")
+    with pytest.raises(zoo.UnknownModelError, match="available: .*sparse_autoencoder"):
+        zoo.describe("resnet")
+
+
+def test_unknown_override_names_the_valid_keys():
+    with pytest.raises(zoo.HyperparameterError, match="'beta'.*valid keys are: hidden_units, "):
+        zoo.get("sparse_autoencoder", beta=3.0)
+
+
+def test_unknown_preset_lists_presets():
+    with pytest.raises(zoo.HyperparameterError, match="presets are: course"):
+        zoo.get("sparse_autoencoder", preset="fast")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"sparsity_target": 0.0}, r"sparsity_target must be in \(0, 1\), got 0.0"),
+        ({"sparsity_target": 1.0}, r"sparsity_target must be in \(0, 1\), got 1.0"),
+        ({"sparsity_weight": -1.0}, r"sparsity_weight must be in \[0, 1000\], got -1.0"),
+        ({"weight_decay": -1e-4}, r"weight_decay must be in \[0, 1\]"),
+        ({"hidden_units": 0}, r"hidden_units must be in \[1, 65536\], got 0"),
+        ({"hidden_units": -5}, r"hidden_units must be in \[1, 65536\]"),
+        ({"hidden_units": 2.5}, r"hidden_units must be of type int, got 2.5"),
+        ({"hidden_units": True}, r"hidden_units must be of type int"),
+        ({"learning_rate": float("nan")}, "learning_rate must be finite"),
+        ({"optimizer": "rmsprop"}, r"optimizer must be one of \['adam', 'sgd'\]"),
+    ],
+)
+def test_out_of_range_values_are_refused_with_the_reason(override, message):
+    with pytest.raises(zoo.HyperparameterError, match=message):
+        zoo.get("sparse_autoencoder", **override)
+
+
+def test_ints_are_accepted_for_floats_and_integral_floats_for_ints():
+    model = zoo.get("sparse_autoencoder", weight_decay=0, hidden_units=32.0)
+    assert model.weight_decay == 0.0 and model.hidden_units == 32
+
+
+def test_parse_converts_command_line_text():
+    entry = zoo.get_entry("sparse_autoencoder")
+    assert entry.hparams["hidden_units"].parse("hidden_units", "100") == 100
+    assert entry.hparams["sparsity_target"].parse("sparsity_target", "0.05") == 0.05
+    with pytest.raises(zoo.HyperparameterError, match="expects a float"):
+        entry.hparams["sparsity_target"].parse("sparsity_target", "lots")
+
+
+def test_registering_a_name_twice_is_an_error(scratch_entry):
+    scratch_entry("scratch_model", HParam(3, "[1, 10]"))
+    with pytest.raises(ValueError, match="already registered"):
+        scratch_entry("scratch_model", HParam(3, "[1, 10]"))
+
+
+def test_registration_checks_hparams_against_the_builder():
+    def builder(units):
+        return units
+
+    with pytest.raises(ValueError, match="do not match the builder's arguments"):
+        register("mismatched", task=PATCH_RECONSTRUCTION, hparams={"width": HParam(3)})(builder)
+    assert "mismatched" not in zoo.list()
+
+
+def test_a_registered_entry_is_listed_and_built(scratch_entry):
+    entry = scratch_entry("scratch_other", HParam(3, "[1, 10]", Int(1, 10)))
+    assert "scratch_other" in zoo.list("scratch_*")
+    assert zoo.get("scratch_other", size=7) == {"size": 7}
+    assert entry.search_space() == {"size": Int(1, 10)}
+
+
+def test_hparam_interval_syntax_is_checked():
+    with pytest.raises(ValueError, match="valid"):
+        HParam(1.0, "0 to 1")
+    assert HParam(0.5, "(0, 1]", Float(0.1, 1.0)).check("x", 1.0) == 1.0
+    assert HParam("a", ("a", "b"), Choice(("a", "b"))).check("x", "b") == "b"
