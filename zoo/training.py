@@ -15,7 +15,14 @@ import tensorflow as tf
 from zoo.data import Splits
 from zoo.files import atomic_path
 
-__all__ = ["NonFiniteLossError", "StopOnNonFiniteLoss", "fit", "read_history", "set_seed"]
+__all__ = [
+    "NonFiniteLossError",
+    "StopOnNonFiniteLoss",
+    "fit",
+    "read_history",
+    "set_seed",
+    "stacked_batches",
+]
 
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
@@ -71,7 +78,7 @@ def read_history(path: str | Path) -> dict[str, list[float]]:
     return history
 
 
-def _stacked_batches(
+def stacked_batches(
     x: np.ndarray, y: np.ndarray | None, batch_size: int, batches_per_step: int
 ) -> tf.data.Dataset:
     """Mini-batches of a fresh permutation each epoch, stacked `batches_per_step` at a time.
@@ -148,7 +155,7 @@ def fit(
     if len(splits.x_val):
         validation = (splits.x_val,) if splits.y_val is None else (splits.x_val, splits.y_val)
     if batches_per_step > 1:
-        train = _stacked_batches(splits.x_train, splits.y_train, batch_size, batches_per_step)
+        train = stacked_batches(splits.x_train, splits.y_train, batch_size, batches_per_step)
         inputs, targets, fit_batch_size = train, None, None
     else:
         inputs, targets, fit_batch_size = splits.x_train, splits.y_train, batch_size
