@@ -110,10 +110,14 @@ def test_ints_are_accepted_for_floats_and_integral_floats_for_ints():
 
 def test_parse_converts_command_line_text():
     entry = zoo.get_entry("sparse_autoencoder")
-    assert entry.hparams["hidden_units"].parse("hidden_units", "100") == 100
-    assert entry.hparams["sparsity_target"].parse("sparsity_target", "0.05") == 0.05
+    assert entry.parse("hidden_units", "100") == 100
+    assert entry.parse("sparsity_target", "0.05") == 0.05
     with pytest.raises(zoo.HyperparameterError, match="expects a float"):
-        entry.hparams["sparsity_target"].parse("sparsity_target", "lots")
+        entry.parse("sparsity_target", "lots")
+    with pytest.raises(zoo.HyperparameterError, match="valid keys are"):
+        entry.parse("rho", "0.1")
+    with pytest.raises(zoo.HyperparameterError, match=r"must be in \(0, 1\)"):
+        entry.parse("sparsity_target", "2")
 
 
 def test_registering_a_name_twice_is_an_error(scratch_entry):

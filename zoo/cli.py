@@ -32,9 +32,7 @@ def _overrides(entry: Entry, pairs: Sequence[str]) -> dict[str, Any]:
         key, separator, text = pair.partition("=")
         if not separator:
             raise HyperparameterError(f"--set expects KEY=VALUE, got {pair!r}")
-        if key not in entry.hparams:
-            entry.resolve(**{key: None})  # raises the registry's message naming the valid keys
-        overrides[key] = entry.hparams[key].parse(key, text)
+        overrides[key] = entry.parse(key, text)
     return overrides
 
 
@@ -181,7 +179,7 @@ def _grid(entry: Entry, pairs: Sequence[str]) -> dict[str, list[Any]]:
     grid = {}
     for pair in pairs:
         key, _, texts = pair.partition("=")
-        grid[key] = [_overrides(entry, [f"{key}={text}"])[key] for text in texts.split(",")]
+        grid[key] = [entry.parse(key, text) for text in texts.split(",")]
     return grid
 
 

@@ -23,7 +23,7 @@ import fnmatch
 import inspect
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -212,14 +212,22 @@ class Entry:
     presets: Mapping[str, Mapping[str, Any]]
     sweep: Mapping[str, Sequence[Any]]
 
-    def resolve(self, preset: str | None = None, **overrides: Any) -> dict[str, Any]:
-        """Returns the full, validated hyperparameters: defaults <- preset <- overrides."""
-        unknown = sorted(set(overrides) - set(self.hparams))
+    def _check_names(self, names: Iterable[str]) -> None:
+        unknown = sorted(set(names) - set(self.hparams))
         if unknown:
             raise HyperparameterError(
                 f"{self.name} has no hyperparameter {', '.join(map(repr, unknown))}; "
                 f"valid keys are: {', '.join(self.hparams)}"
             )
+
+    def parse(self, name: str, text: str) -> Any:
+        """Parses command-line `text` as hyperparameter `name`, checked like an override."""
+        self._check_names([name])
+        return self.hparams[name].parse(name, text)
+
+    def resolve(self, preset: str | None = None, **overrides: Any) -> dict[str, Any]:
+        """Returns the full, validated hyperparameters: defaults <- preset <- overrides."""
+        self._check_names(overrides)
         values = {name: hp.default for name, hp in self.hparams.items()}
         if preset is not None:
             if preset not in self.presets:
