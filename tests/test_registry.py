@@ -32,7 +32,16 @@ def test_get_returns_a_compiled_model_with_defaults():
     assert isinstance(model, SparseAutoencoder)
     assert model.optimizer is not None and model.compiled
     assert (model.hidden_units, model.weight_decay) == (64, 5e-4)
-    assert (model.sparsity_weight, model.sparsity_target) == (0.01, 0.2)
+    assert (model.sparsity_weight, model.sparsity_target) == (3.0, 0.02)
+
+
+def test_course_preset_sets_the_course_values_and_fit_settings():
+    model = zoo.get("sparse_autoencoder", preset="course")
+    assert (model.sparsity_weight, model.sparsity_target, model.weight_decay) == (0.01, 0.2, 5e-4)
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+    entry = zoo.get_entry("sparse_autoencoder")
+    assert entry.fit_settings("course")["batch_size"] == 16
+    assert entry.fit_settings()["batch_size"] == 128
 
 
 def test_overrides_and_presets_apply_in_order():
@@ -51,7 +60,7 @@ def test_list_matches_wildcards():
 def test_describe_has_everything_a_user_and_tuner_need():
     described = zoo.describe("sparse_autoencoder")
     assert described["hyperparameters"]["sparsity_target"] == {
-        "default": 0.2,
+        "default": 0.02,
         "type": "float",
         "valid": "(0, 1)",
         "help": "rho: target mean hidden activation",
@@ -124,6 +133,16 @@ def test_registering_a_name_twice_is_an_error(scratch_entry):
     scratch_entry("scratch_model", HParam(3, "[1, 10]"))
     with pytest.raises(ValueError, match="already registered"):
         scratch_entry("scratch_model", HParam(3, "[1, 10]"))
+
+
+def test_registration_refuses_presets_with_unknown_keys():
+    def builder(size):
+        return size
+
+    with pytest.raises(ValueError, match="unknown keys"):
+        register("bad_preset", task=PATCH_RECONSTRUCTION, hparams={"size": HParam(3)},
+                 presets={"p": {"colour": 1}})(builder)
+    assert "bad_preset" not in zoo.list()
 
 
 def test_registration_checks_hparams_against_the_builder():

@@ -49,7 +49,7 @@ def _train(
 ) -> tuple[Any, dict[str, list[float]]]:
     training.set_seed(args.seed)
     model = entry.builder(**hyperparameters)
-    fit = {**entry.fit}
+    fit = entry.fit_settings(args.preset)
     for option in ("epochs", "batch_size"):
         if getattr(args, option) is not None:
             fit[option] = getattr(args, option)
@@ -219,6 +219,13 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     print(f"sweep figure: {figure}")
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -236,8 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("name")
         sub.add_argument("--data", help="data file or folder (default: the embedded data)")
         sub.add_argument("--preset", help="a named preset of the entry (see zoo describe)")
-        sub.add_argument("--epochs", type=int, help="override the entry's epochs")
-        sub.add_argument("--batch-size", type=int, help="override the entry's batch size")
+        sub.add_argument("--epochs", type=_positive_int, help="override the entry's epochs")
+        sub.add_argument("--batch-size", type=_positive_int, help="override the batch size")
         sub.add_argument("--seed", type=int, default=0)
         sub.add_argument("--run-dir", help="where the run lives (default runs/NAME)")
 

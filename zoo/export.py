@@ -65,6 +65,9 @@ def export(
     """
     if "serve" not in endpoints:
         raise ValueError(f"endpoints must include 'serve', got {sorted(endpoints)}")
+    reserved = sorted(set(card) & {"name", "version", "signatures", "load", "libraries", "exported"})
+    if reserved:
+        raise ValueError(f"the model card's {reserved} are written by export; leave them out")
     model_dir = Path(root) / name
     version = next_version(model_dir)
     target = model_dir / str(version)

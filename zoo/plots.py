@@ -66,8 +66,7 @@ def _mosaic(images: np.ndarray, columns: int | None = None) -> np.ndarray:
 
 def draw_image_grid(axis: Any, images: np.ndarray, title: str = "") -> None:
     """Draws `(K, H, W)` images as a grey mosaic on `axis`, each image contrast-stretched."""
-    colormap = matplotlib.colormaps["gray"].copy()
-    colormap.set_bad("white")  # the gaps between images
+    colormap = matplotlib.colormaps["gray"].with_extremes(bad="white")  # white gaps
     axis.imshow(_mosaic(np.asarray(images)), cmap=colormap, vmin=-1, vmax=1, interpolation="nearest")
     axis.set_xticks([])
     axis.set_yticks([])

@@ -225,19 +225,27 @@ class Entry:
         self._check_names([name])
         return self.hparams[name].parse(name, text)
 
+    def _preset(self, preset: str | None) -> Mapping[str, Any]:
+        if preset is None:
+            return {}
+        if preset not in self.presets:
+            raise HyperparameterError(
+                f"{self.name} has no preset {preset!r}; presets are: "
+                f"{', '.join(self.presets) or '(none)'}"
+            )
+        return self.presets[preset]
+
     def resolve(self, preset: str | None = None, **overrides: Any) -> dict[str, Any]:
         """Returns the full, validated hyperparameters: defaults <- preset <- overrides."""
         self._check_names(overrides)
         values = {name: hp.default for name, hp in self.hparams.items()}
-        if preset is not None:
-            if preset not in self.presets:
-                raise HyperparameterError(
-                    f"{self.name} has no preset {preset!r}; presets are: "
-                    f"{', '.join(self.presets) or '(none)'}"
-                )
-            values.update(self.presets[preset])
+        values.update((k, v) for k, v in self._preset(preset).items() if k in self.hparams)
         values.update(overrides)
         return {name: self.hparams[name].check(name, value) for name, value in values.items()}
+
+    def fit_settings(self, preset: str | None = None) -> dict[str, Any]:
+        """The `fit` arguments (epochs, batch size, ...): the entry's, updated by the preset's."""
+        return {**self.fit, **{k: v for k, v in self._preset(preset).items() if k in self.fit}}
 
     def search_space(self) -> dict[str, Float | Int | Choice]:
         return {name: hp.search for name, hp in self.hparams.items() if hp.search is not None}
@@ -278,7 +286,8 @@ def register(
         task: the `Task` the entry solves.
         hparams: the builder's keyword arguments as `HParam`s; they must match its signature.
         fit: default `fit` arguments (`epochs`, `batch_size`).
-        presets: named sets of hyperparameter values, e.g. `{"course": {...}}`.
+        presets: named sets of hyperparameter values and `fit` arguments, e.g.
+            `{"course": {"sparsity_weight": 0.01, "batch_size": 16}}`.
         sweep: the default grid for `zoo sweep`, two hyperparameters with their values.
 
     Returns:
@@ -305,7 +314,10 @@ def register(
             presets={key: dict(values) for key, values in (presets or {}).items()},
             sweep={key: tuple(values) for key, values in (sweep or {}).items()},
         )
-        for preset in entry.presets:  # a broken preset fails at import, not in a user's hands
+        for preset, values in entry.presets.items():  # fail at import, not in a user's hands
+            stray = sorted(set(values) - set(entry.hparams) - set(entry.fit))
+            if stray:
+                raise ValueError(f"{entry_name}: preset {preset!r} sets unknown keys {stray}")
             entry.resolve(preset)
         _REGISTRY[entry_name] = entry
         return builder

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.data import Splits
+from zoo.data import DataError, Splits
 from zoo.files import atomic_path
 
 __all__ = [
@@ -66,6 +66,8 @@ def read_history(path: str | Path) -> dict[str, list[float]]:
     """Reads a `history.csv` written by `fit`, one list per metric, one value per epoch.
 
     A run resumed after an interruption may have logged an epoch twice; the later row wins.
+    Columns Keras logged as "NA" (validation metrics of a run without validation data) are
+    left out.
     """
     rows: dict[int, dict[str, str]] = {}
     with open(path, newline="") as handle:
@@ -74,7 +76,8 @@ def read_history(path: str | Path) -> dict[str, list[float]]:
     history: dict[str, list[float]] = {}
     for epoch in sorted(rows):
         for metric, value in rows[epoch].items():
-            history.setdefault(metric, []).append(float(value))
+            if value not in ("NA", ""):
+                history.setdefault(metric, []).append(float(value))
     return history
 
 
@@ -84,29 +87,25 @@ def stacked_batches(
     """Mini-batches of a fresh permutation each epoch, stacked `batches_per_step` at a time.
 
     Shuffles indices and gathers whole stacks from in-memory tensors: shuffling the examples
-    themselves through tf.data costs more per epoch than a small model's training.
+    themselves through tf.data costs more per epoch than a small model's training does.
     """
     arrays = tuple(tf.constant(array) for array in (x, y) if array is not None)
     batches = len(x) // batch_size
     if batches == 0:
-        raise ValueError(f"batch_size {batch_size} is larger than the {len(x)} training examples")
-
-    def permuted_batches(_: Any) -> tf.data.Dataset:
-        order = tf.random.shuffle(tf.range(len(x)))[: batches * batch_size]
-        return tf.data.Dataset.from_tensor_slices(tf.reshape(order, (batches, batch_size)))
+        raise DataError(f"batch_size {batch_size} is larger than the {len(x)} training examples")
 
     def gather(indices: Any) -> Any:
         gathered = tuple(tf.gather(array, indices) for array in arrays)
         return gathered if len(gathered) > 1 else gathered[0]
 
-    steps = -(-batches // batches_per_step)
     return (
-        tf.data.Dataset.range(1)
-        .flat_map(permuted_batches)
+        tf.data.Dataset.range(len(x))
+        # A new order every epoch, also under a global seed (Keras re-iterates the dataset).
+        .shuffle(len(x), reshuffle_each_iteration=True)
+        .batch(batch_size, drop_remainder=True)
         .batch(batches_per_step)
         .map(gather)
         .prefetch(tf.data.AUTOTUNE)
-        .apply(tf.data.experimental.assert_cardinality(steps))
     )
 
 
@@ -170,8 +169,11 @@ def fit(
         verbose=verbose,
         callbacks=[
             StopOnNonFiniteLoss(),
-            keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR)),
+            # Log before checkpointing: a kill between the two repeats a logged epoch (which
+            # read_history resolves) instead of losing one from the history.
             keras.callbacks.CSVLogger(str(history_path), append=True),
+            # Two checkpoints, so a kill while one is written still leaves the other to resume.
+            keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR), double_checkpoint=True),
             *callbacks,
         ],
     )

@@ -87,18 +87,27 @@ PATCH_RECONSTRUCTION = Task(
             5e-4, "[0, 1]", Float(1e-6, 1e-2, log=True), "lambda: L2 weight decay"
         ),
         "sparsity_weight": HParam(
-            0.01, "[0, 1000]", Float(1e-3, 10.0, log=True), "beta: weight of the KL sparsity term"
+            3.0, "[0, 1000]", Float(1e-3, 10.0, log=True), "beta: weight of the KL sparsity term"
         ),
         "sparsity_target": HParam(
-            0.2, "(0, 1)", Float(0.01, 0.3, log=True), "rho: target mean hidden activation"
+            0.02, "(0, 1)", Float(0.005, 0.3, log=True), "rho: target mean hidden activation"
         ),
         "optimizer": HParam("adam", ("adam", "sgd"), None, "adam, or plain SGD as the course"),
         "learning_rate": HParam(
-            1e-3, "(0, 10]", Float(1e-4, 1e-1, log=True), "optimizer step size"
+            3e-3, "(0, 10]", Float(1e-4, 1e-1, log=True), "optimizer step size"
         ),
     },
-    fit={"epochs": 60, "batch_size": 16, "batches_per_step": 64},
-    presets={"course": {"optimizer": "sgd", "learning_rate": 0.01}},
+    fit={"epochs": 400, "batch_size": 128, "batches_per_step": 64},
+    presets={
+        "course": {
+            "sparsity_weight": 0.01,
+            "sparsity_target": 0.2,
+            "optimizer": "sgd",
+            "learning_rate": 0.01,
+            "epochs": 80,
+            "batch_size": 16,
+        }
+    },
     sweep={"hidden_units": (16, 49, 100), "weight_decay": (0.0, 3e-4, 1e-3)},
 )
 def sparse_autoencoder(
@@ -112,9 +121,12 @@ def sparse_autoencoder(
     """Sparse autoencoder for 16x16 natural-image patches (256 -> hidden -> 256, sigmoid).
 
     Cost J = reconstruction 1/(2N) sum ||x - o||^2 + lambda/2 (sum W1^2 + sum W2^2)
-    + beta sum KL(rho || rho_hat). The course's values are the defaults (64 hidden units,
-    lambda 5e-4, beta 0.01, rho 0.2). Trained with mini-batches of 16, 64 batches per compiled
-    step. The features it learns, one 16x16 image per hidden unit, are the encoder weights.
+    + beta sum KL(rho || rho_hat). The defaults (64 units, lambda 5e-4, beta 3, rho 0.02, Adam
+    3e-3, batch 128, 400 epochs on whitened patches) learn localized, oriented edge detectors,
+    the classic result, in about a minute on 2 CPU cores. The course's values (beta 0.01,
+    rho 0.2, SGD) are the `course` preset: with them the mean activation stays near 0.3 and the
+    features are blobs, since a target of 0.2 is too dense and beta 0.01 too weak to enforce it.
+    The features, one 16x16 image per hidden unit, are the encoder weights.
     """
     model = SparseAutoencoder(
         input_dim=INPUT_DIM,

@@ -1,0 +1,31 @@
+"""Shared fixtures: tiny seeded patch data and an environment for `python` subprocesses."""
+
+import os
+
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def patches():
+    """64 seeded random `(64, 256)` float32 patches in [0.1, 0.9], the autoencoder's range."""
+    return np.random.default_rng(0).uniform(0.1, 0.9, (64, 256)).astype(np.float32)
+
+
+@pytest.fixture
+def patch_file(tmp_path):
+    """A tiny course-style HDF5 patch file: dataset 'data', (256, 3, 16, 16) float RGB."""
+    import h5py
+
+    path = tmp_path / "patches.h5"
+    with h5py.File(path, "w") as handle:
+        handle["data"] = np.random.default_rng(0).random((256, 3, 16, 16)).astype(np.float32)
+    return path
+
+
+@pytest.fixture
+def subprocess_env():
+    """The current environment with TensorFlow's C++ logging quiet and Python unbuffered."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}

@@ -1,0 +1,182 @@
+"""The `zoo` command: listing, describing, argument errors, and a train -> evaluate -> export run.
+
+Each `python -m zoo` process starts TensorFlow (seconds on a small machine), so only `list` and
+`train` run as real subprocesses; the rest call `zoo.cli.main` in this process, which is what
+`python -m zoo` runs (`raise SystemExit(main())`), from an empty working directory.
+"""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+import zoo
+from zoo.cli import main
+
+NAME = "sparse_autoencoder"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def zoo_command(*args, cwd, env):
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", *map(str, args)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """Runs `zoo ARGS` in this process, in an empty directory: (exit code, stdout, stderr)."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args):
+        code = main([str(arg) for arg in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def test_python_m_zoo_list(tmp_path, subprocess_env):
+    result = zoo_command("list", cwd=tmp_path, env=subprocess_env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[0] == NAME
+    assert "Sparse autoencoder" in result.stdout
+
+
+def test_list_pattern_without_matches_prints_nothing(cli):
+    assert cli("list", "*lstm*") == (0, "", "")
+    code, out, _ = cli("list", "*auto*")
+    assert code == 0 and out.split()[0] == NAME
+
+
+def test_describe_shows_defaults_ranges_and_search_space(cli):
+    entry = zoo.get_entry(NAME)
+    hidden_units, optimizer = entry.hparams["hidden_units"], entry.hparams["optimizer"]
+    code, out, err = cli("describe", NAME)
+    assert code == 0, err
+    assert f"metric: {entry.task.metric.name} ({entry.task.metric.direction}imise)" in out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert repr(hidden_units.default) in lines["hidden_units"]
+    assert hidden_units.valid in lines["hidden_units"]
+    space = hidden_units.search
+    assert f"kind=int, low={space.low}, high={space.high}, log={space.log}" in lines["hidden_units"]
+    assert repr(optimizer.default) in lines["optimizer"] and "not searched" in lines["optimizer"]
+    for preset in entry.presets:
+        assert f"preset {preset!r}" in out
+
+    code, out, err = cli("describe", NAME, "--json")
+    assert code == 0, err
+    described = json.loads(out)
+    assert described["name"] == NAME
+    assert described["hyperparameters"]["hidden_units"]["default"] == hidden_units.default
+    assert described["hyperparameters"]["hidden_units"]["valid"] == hidden_units.valid
+    assert described["hyperparameters"]["optimizer"]["valid"] == list(optimizer.valid)
+    assert described["search_space"]["hidden_units"] == {
+        "kind": "int", "low": space.low, "high": space.high, "log": space.log
+    }
+    assert set(described["search_space"]) == set(entry.search_space())
+    assert "optimizer" not in described["search_space"]
+    assert described["presets"] == json.loads(json.dumps(entry.presets))
+
+
+def test_describe_misspelt_name_suggests_the_right_one(cli):
+    code, out, err = cli("describe", "sparse_autoencodr")
+    assert code == 2
+    assert out == ""
+    assert "did you mean 'sparse_autoencoder'" in err
+
+
+def test_train_rejects_out_of_range_hyperparameter(cli, tmp_path):
+    code, _, err = cli("train", NAME, "--set", "hidden_units=0")
+    assert code == 2
+    valid = zoo.get_entry(NAME).hparams["hidden_units"].valid
+    assert valid.startswith("[1,")  # so that 0 is out of range
+    assert "hidden_units" in err and valid in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_rejects_unknown_hyperparameter_listing_valid_keys(cli, tmp_path):
+    code, _, err = cli("train", NAME, "--set", "nonsense=1")
+    assert code == 2
+    assert "'nonsense'" in err
+    for key in zoo.get_entry(NAME).hparams:
+        assert key in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_export_without_a_trained_run_says_to_train_first(cli, tmp_path):
+    code, _, err = cli("export", NAME)
+    assert code == 1
+    assert f"train it first: zoo train {NAME}" in err
+    assert not (tmp_path / "saved_models").exists()
+
+
+def test_missing_data_path_is_named(cli, tmp_path):
+    code, _, err = cli("train", NAME, "--data", "no/such/patches", "--epochs", "1")
+    assert code == 1
+    assert "no/such/patches" in err and "does not exist" in err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--epochs", "0"),
+        ("--batch-size", "100000"),
+    ],
+)
+def test_bad_fit_option_is_a_clean_error(cli, capsys, patch_file, option, value):
+    try:
+        code, _, err = cli("train", NAME, "--data", patch_file, option, value)
+    except SystemExit as exit:  # a check in argparse would do too
+        code, err = exit.code, capsys.readouterr().err
+    assert code in (1, 2)
+    assert "error:" in err and option.lstrip("-").split("-")[0] in err  # "epochs", "batch"
+
+
+def test_train_evaluate_export(tmp_path, patch_file, subprocess_env, cli):
+    # Training runs as a real `python -m zoo` process; evaluate and export reuse this process's
+    # TensorFlow, which saves two start-ups.
+    result = zoo_command(
+        "train", NAME, "--data", patch_file, "--epochs", 2, "--batch-size", 16,
+        "--set", "hidden_units=8", cwd=tmp_path, env=subprocess_env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = re.search(r"(\d+) training, (\d+) validation examples", result.stdout)
+    assert counts and int(counts[1]) + int(counts[2]) == 256 and int(counts[2]) > 0
+    assert "val_reconstruction:" in result.stdout
+    run_dir = tmp_path / "runs" / NAME
+    for figure in ("curves.png", "features.png", "reconstructions.png"):
+        assert (run_dir / figure).read_bytes().startswith(PNG_MAGIC), figure
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["name"] == NAME
+    assert run["epochs_trained"] == 2
+    assert run["hyperparameters"]["hidden_units"] == 8
+    assert str(patch_file) in run["data"]["source"]
+    assert run["metrics"]["val_reconstruction"] > 0
+    assert (run_dir / "model.keras").is_file() and not (run_dir / "backup").exists()
+
+    code, out, err = cli("evaluate", NAME, "--data", patch_file)
+    assert code == 0, err
+    assert out.startswith("train ") and "\nval " in out
+    metrics = json.loads((run_dir / "evaluation" / "metrics.json").read_text())["metrics"]
+    assert set(metrics) == {"train", "val"}
+    assert metrics["val"]["reconstruction"] == pytest.approx(
+        run["metrics"]["val_reconstruction"], rel=1e-4
+    )
+    for figure in ("features.png", "reconstructions.png"):
+        assert (run_dir / "evaluation" / figure).read_bytes().startswith(PNG_MAGIC), figure
+
+    code, out, err = cli("export", NAME, "--root", "exported")
+    assert code == 0, err
+    version = tmp_path / "exported" / NAME / "1"
+    assert "exported/sparse_autoencoder/1" in out
+    assert (version / "saved_model.pb").is_file()
+    card = json.loads((version / "model_card.json").read_text())
+    assert (card["name"], card["version"], card["epochs_trained"]) == (NAME, 1, 2)
+    assert card["hyperparameters"] == run["hyperparameters"]
+    assert card["metrics"] == run["metrics"]
+    assert card["headline_metric"] == "val_reconstruction"

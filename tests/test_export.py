@@ -1,0 +1,231 @@
+"""Export: versioned SavedModels that load without zoo, `.keras` round trips, atomic writes."""
+
+import datetime
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from zoo.autoencoder import KLSparsity, SparseAutoencoder
+from zoo.export import CARD_FILE, export, next_version
+from zoo.files import atomic_path
+from zoo.training import set_seed
+
+NAME = "sparse_autoencoder"
+CARD = {"hyperparameters": {"hidden_units": 8, "weight_decay": 5e-4}, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A tiny SparseAutoencoder trained for one epoch, so its weights and optimizer moved."""
+    set_seed(0)
+    model = SparseAutoencoder(input_dim=256, hidden_units=8, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    x = np.random.default_rng(1).uniform(0.1, 0.9, (64, 256)).astype(np.float32)
+    model.fit(x, epochs=1, batch_size=16, verbose=0)
+    return model
+
+
+def export_model(model, root, card=CARD):
+    return export(model, NAME, zoo.get_entry(NAME).task.endpoints(model), card=card, root=root)
+
+
+# Runs with `zoo` unimportable: the SavedModel must stand alone.
+LOAD_WITHOUT_ZOO = textwrap.dedent(
+    """
+    import sys
+    sys.modules["zoo"] = None
+    try:
+        import zoo
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("zoo is importable; the test would prove nothing")
+    import numpy as np
+    import tensorflow as tf
+    import keras
+
+    path, inputs, out = sys.argv[1:4]
+    x = np.load(inputs)
+    loaded = tf.saved_model.load(path)
+    results = {}
+    for name in ("serve", "encode", "reconstruct"):
+        outputs = loaded.signatures[name](patches=tf.constant(x))
+        assert len(outputs) == 1, (name, list(outputs))
+        results[name] = next(iter(outputs.values())).numpy()
+    served = keras.layers.TFSMLayer(path, call_endpoint="serve")(x)
+    if isinstance(served, dict):
+        (served,) = served.values()
+    results["tfsm_serve"] = np.asarray(served)
+    np.savez(out, **results)
+    print("signatures:", ",".join(sorted(loaded.signatures)))
+    """
+)
+
+
+def test_export_versions_card_and_loading_without_zoo(model, tmp_path, subprocess_env):
+    root = tmp_path / "saved_models"
+    first = export_model(model, root)
+    assert first == root / NAME / "1"
+    assert (first / "saved_model.pb").is_file()
+    assert (first / f"{NAME}.keras").is_file()
+
+    card = json.loads((first / CARD_FILE).read_text())
+    assert card["name"] == NAME
+    assert card["version"] == 1
+    assert card["hyperparameters"] == CARD["hyperparameters"]
+    assert card["seed"] == 0
+    assert {"python", "tensorflow", "keras", "numpy"} <= set(card["libraries"])
+    assert card["libraries"]["keras"] == keras.__version__
+    exported = datetime.datetime.fromisoformat(card["exported"])
+    assert abs(datetime.datetime.now(datetime.timezone.utc) - exported) < datetime.timedelta(
+        minutes=10
+    )
+    spec = [{"shape": [None, 256], "dtype": "float32"}]
+    assert card["signatures"] == {"serve": spec, "encode": spec, "reconstruct": spec}
+
+    second = export_model(model, root)
+    assert second == root / NAME / "2"
+    assert json.loads((second / CARD_FILE).read_text())["version"] == 2
+    assert sorted(p.name for p in (root / NAME).iterdir()) == ["1", "2"]
+
+    x = np.random.default_rng(2).uniform(0.1, 0.9, (5, 256)).astype(np.float32)
+    np.save(tmp_path / "inputs.npy", x)
+    script = tmp_path / "load_without_zoo.py"
+    script.write_text(LOAD_WITHOUT_ZOO)
+    outputs = tmp_path / "outputs.npz"
+    result = subprocess.run(
+        [sys.executable, str(script), str(first), str(tmp_path / "inputs.npy"), str(outputs)],
+        cwd=tmp_path,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "signatures: encode,reconstruct,serve" in result.stdout
+
+    loaded = np.load(outputs)
+    expected = {
+        "serve": np.asarray(model(x)),
+        "encode": np.asarray(model.encode(x)),
+        "reconstruct": np.asarray(model(x)),
+        "tfsm_serve": np.asarray(model(x)),
+    }
+    for name, value in expected.items():
+        assert loaded[name].shape == value.shape, name
+        assert np.max(np.abs(loaded[name] - value)) <= 1e-6, name
+    assert loaded["encode"].shape == (5, 8)
+
+
+def test_keras_file_round_trip(model, tmp_path):
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+
+    assert isinstance(loaded, SparseAutoencoder)
+    assert loaded.get_config() == model.get_config()
+    assert loaded.get_config()["hidden_units"] == 8
+    for original, restored in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(np.asarray(restored), np.asarray(original))
+    # The optimizer state comes back too, so training can continue where it stopped.
+    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) == 4
+    x = np.random.default_rng(3).uniform(0.1, 0.9, (7, 256)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    np.testing.assert_array_equal(np.asarray(loaded.encode(x)), np.asarray(model.encode(x)))
+
+
+def test_kl_sparsity_serialization_round_trip():
+    layer = KLSparsity(target=0.1, weight=2.5, name="kl")
+    config = keras.saving.serialize_keras_object(layer)
+    assert config["registered_name"] == "zoo>KLSparsity"
+    restored = keras.saving.deserialize_keras_object(json.loads(json.dumps(config)))
+
+    assert type(restored) is KLSparsity
+    assert (restored.target, restored.weight, restored.name) == (0.1, 2.5, "kl")
+    activations = np.random.default_rng(4).uniform(0.05, 0.95, (6, 3)).astype(np.float32)
+    assert float(restored.penalty(activations)) == pytest.approx(float(layer.penalty(activations)))
+    assert float(layer.penalty(activations)) > 0
+
+
+class Interrupted(BaseException):
+    """Stands for Ctrl-C or a kill signal turned into an exception: not an `Exception`."""
+
+
+def leftovers(model_dir):
+    return sorted(p.name for p in model_dir.iterdir()) if model_dir.exists() else []
+
+
+def test_export_interrupted_while_saving_leaves_no_version(model, tmp_path, monkeypatch):
+    def interrupted_save(self, *args, **kwargs):
+        raise Interrupted("killed while saving the .keras copy")
+
+    monkeypatch.setattr(keras.Model, "save", interrupted_save)
+    with pytest.raises(Interrupted):
+        export_model(model, tmp_path)
+    assert leftovers(tmp_path / NAME) == []
+
+
+def test_export_failing_card_leaves_earlier_versions_alone(model, tmp_path):
+    model_dir = tmp_path / NAME
+    (model_dir / "1").mkdir(parents=True)
+    (model_dir / "1" / "marker").write_text("version 1")
+    circular = {"data": []}
+    circular["data"].append(circular)  # json.dumps fails on the card, after the SavedModel
+
+    with pytest.raises(ValueError, match="[Cc]ircular"):
+        export_model(model, tmp_path, card=circular)
+    assert leftovers(model_dir) == ["1"]
+    assert (model_dir / "1" / "marker").read_text() == "version 1"
+    assert next_version(model_dir) == 2
+
+
+def test_next_version_ignores_unfinished_and_non_directories(tmp_path):
+    assert next_version(tmp_path / "missing") == 1
+    (tmp_path / ".tmp-deadbeef-7").mkdir()  # a killed export's leftover
+    (tmp_path / "9").write_text("a file, not a version")
+    (tmp_path / "3").mkdir()
+    assert next_version(tmp_path) == 4
+
+
+def test_atomic_path_file(tmp_path):
+    target = tmp_path / "out" / "result.txt"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as temporary:
+            assert temporary.parent == target.parent and temporary.name.startswith(".tmp-")
+            temporary.write_text("half written")
+            raise RuntimeError("failed midway")
+    assert not target.exists()
+    assert list(target.parent.iterdir()) == []
+
+    with atomic_path(target) as temporary:
+        temporary.write_text("first")
+    assert target.read_text() == "first"
+    assert list(target.parent.iterdir()) == [target]
+
+    # A failed rewrite keeps the old content; a successful one replaces it.
+    with pytest.raises(Interrupted):
+        with atomic_path(target) as temporary:
+            temporary.write_text("second, unfinished")
+            raise Interrupted()
+    assert target.read_text() == "first"
+    with atomic_path(target) as temporary:
+        temporary.write_text("second")
+    assert target.read_text() == "second"
+    assert list(target.parent.iterdir()) == [target]
+
+
+def test_atomic_path_replaces_directory(tmp_path):
+    target = tmp_path / "version"
+    target.mkdir()
+    (target / "old").write_text("old")
+    with atomic_path(target) as temporary:
+        temporary.mkdir()
+        (temporary / "new").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["version"]

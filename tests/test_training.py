@@ -1,0 +1,244 @@
+"""Training machinery: resuming a killed run, the non-finite guard, history, stacked batches."""
+
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo.autoencoder import SparseAutoencoder
+from zoo.data import Splits
+from zoo.training import (
+    BACKUP_DIR,
+    HISTORY_FILE,
+    MODEL_FILE,
+    NonFiniteLossError,
+    fit,
+    read_history,
+    set_seed,
+    stacked_batches,
+)
+
+EPOCHS = 6
+
+# A small training run that pauses after each epoch's checkpoint, so that a kill lands between
+# epochs (after `BackupAndRestore` and `CSVLogger` have written) rather than inside a write.
+TRAIN_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import keras
+    import numpy as np
+    from zoo.autoencoder import SparseAutoencoder
+    from zoo.data import Splits
+    from zoo.training import fit, set_seed
+
+    run_dir, epochs, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    set_seed(0)
+    x = np.random.default_rng(0).uniform(0.1, 0.9, (288, 256)).astype("float32")
+    model = SparseAutoencoder(input_dim=256, hidden_units=8, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+
+    class Pause(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            time.sleep(pause)
+
+    history = fit(model, Splits(x_train=x[:256], x_val=x[256:]), run_dir, epochs=epochs,
+                  batch_size=16, batches_per_step=4, callbacks=[Pause()], verbose=2)
+    print("EPOCHS IN HISTORY", len(history["loss"]))
+    """
+)
+
+
+def epochs_started(log):
+    return [int(k) for k in re.findall(rf"Epoch (\d+)/{EPOCHS}", log)]
+
+
+def logged_epochs(history_path):
+    if not history_path.exists():
+        return []
+    return [int(line.split(",")[0]) for line in history_path.read_text().splitlines()[1:] if line]
+
+
+def test_killed_run_resumes_from_its_checkpoint(tmp_path, subprocess_env):
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN_SCRIPT)
+    run_dir = tmp_path / "run"
+    history_path = run_dir / HISTORY_FILE
+
+    first_log = tmp_path / "first.log"
+    with open(first_log, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(script), str(run_dir), str(EPOCHS), "1.0"],
+            cwd=tmp_path, env=subprocess_env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not (
+                (run_dir / BACKUP_DIR).is_dir()
+                and any((run_dir / BACKUP_DIR).iterdir())
+                and logged_epochs(history_path)
+            ):
+                assert process.poll() is None, first_log.read_text()[-3000:]
+                assert time.monotonic() < deadline, "no checkpoint within 120 s"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGKILL)
+        finally:
+            process.kill()
+            process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    killed_epochs = logged_epochs(history_path)
+    assert 1 <= len(killed_epochs) < EPOCHS
+    assert not (run_dir / MODEL_FILE).exists()
+    loss_after_first_epoch = read_history(history_path)["loss"][0]
+
+    rerun = subprocess.run(
+        [sys.executable, str(script), str(run_dir), str(EPOCHS), "0"],
+        cwd=tmp_path, env=subprocess_env, capture_output=True, text=True, timeout=180,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    started = epochs_started(rerun.stdout)
+    assert started, rerun.stdout[-2000:]
+    # It resumed after the last checkpointed epoch instead of starting again at epoch 1 ...
+    assert started[0] == max(killed_epochs) + 2 > 1
+    assert started == list(range(started[0], EPOCHS + 1))
+    # ... with the checkpoint's weights: its first epoch is better than a fresh first epoch.
+    history = read_history(history_path)
+    assert history["loss"][started[0] - 1] < loss_after_first_epoch
+    assert "EPOCHS IN HISTORY 6" in rerun.stdout
+    assert sorted(set(logged_epochs(history_path))) == list(range(EPOCHS))
+    assert all(len(values) == EPOCHS for values in history.values())
+    assert not (run_dir / BACKUP_DIR).exists()
+    assert (run_dir / MODEL_FILE).is_file()
+
+
+@pytest.mark.parametrize("cause", ["huge learning rate", "nan in data"])
+def test_non_finite_loss_raises_and_writes_no_model(cause, tmp_path, patches):
+    set_seed(0)
+    model = SparseAutoencoder(input_dim=256, hidden_units=8, seed=0)
+    if cause == "huge learning rate":
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=1e30))
+    else:
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1))
+        patches = patches.copy()
+        patches[np.arange(len(patches)) % 5 == 0, 3] = np.nan  # past zoo's data checks
+    with pytest.raises(NonFiniteLossError, match=r"epoch \d+") as raised:
+        fit(model, Splits(x_train=patches, x_val=patches[:16]), tmp_path, epochs=3,
+            batch_size=16, verbose=0)
+    assert re.search(r"(nan|inf)", str(raised.value))
+    assert not (tmp_path / MODEL_FILE).exists()
+
+
+def test_fit_without_validation_data(tmp_path, patches):
+    set_seed(0)
+    model = SparseAutoencoder(input_dim=256, hidden_units=8, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    history = fit(model, Splits(x_train=patches, x_val=patches[:0]), tmp_path, epochs=2,
+                  batch_size=16, verbose=0)
+    assert len(history["loss"]) == 2
+
+
+class Killed(BaseException):
+    """Stands for the process dying at a chosen point of `fit`."""
+
+
+def small_run(run_dir, patches, epochs=4, callbacks=()):
+    set_seed(0)
+    model = SparseAutoencoder(input_dim=256, hidden_units=8, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    return fit(model, Splits(x_train=patches, x_val=patches[:16]), run_dir, epochs=epochs,
+               batch_size=16, callbacks=callbacks, verbose=0)
+
+
+def test_kill_between_checkpoint_and_history_row_loses_no_epoch(tmp_path, patches, monkeypatch):
+    log_epoch = keras.callbacks.CSVLogger.on_epoch_end
+
+    def killed_at_epoch_2(self, epoch, logs=None):
+        if epoch == 1:
+            raise Killed()
+        log_epoch(self, epoch, logs)
+
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", killed_at_epoch_2)
+    with pytest.raises(Killed):
+        small_run(tmp_path, patches)
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", log_epoch)
+    history = small_run(tmp_path, patches)
+    assert len(history["loss"]) == 4
+
+
+def test_resume_survives_a_checkpoint_truncated_by_a_kill(tmp_path, patches):
+    class KilledAtEpoch3(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise Killed()
+
+    with pytest.raises(Killed):
+        small_run(tmp_path, patches, callbacks=[KilledAtEpoch3()])
+    weights = tmp_path / BACKUP_DIR / "latest.weights.h5"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    history = small_run(tmp_path, patches)
+    assert len(history["loss"]) == 4
+
+
+def test_read_history_keeps_the_later_row_of_a_repeated_epoch(tmp_path):
+    path = tmp_path / HISTORY_FILE
+    path.write_text(
+        "epoch,loss,val_loss\n"
+        "0,5.0,6.0\n"
+        "1,4.0,5.0\n"
+        "2,3.5,4.5\n"  # the process was killed before epoch 2's checkpoint ...
+        "2,3.0,4.0\n"  # ... so the resumed run logged epoch 2 again
+        "3,2.0,3.0\n"
+    )
+    assert read_history(path) == {"loss": [5.0, 4.0, 3.0, 2.0], "val_loss": [6.0, 5.0, 4.0, 3.0]}
+
+
+def test_stacked_batches_take_the_same_steps_as_single_batches(patches):
+    steps, batch = 4, 16
+    stack = patches[: steps * batch].reshape(steps, batch, 256)
+    models = []
+    for _ in range(2):
+        model = SparseAutoencoder(input_dim=256, hidden_units=8, seed=0, sparsity_weight=0.5)
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
+        model.optimizer.build(model.trainable_variables)
+        models.append(model)
+    stacked, single = models
+
+    tf.function(stacked.train_step)(tf.constant(stack))
+    single_step = tf.function(single.train_step)
+    for mini_batch in stack:
+        single_step(tf.constant(mini_batch))
+
+    assert int(stacked.optimizer.iterations) == int(single.optimizer.iterations) == steps
+    initial = SparseAutoencoder(input_dim=256, hidden_units=8, seed=0)
+    for a, b, start in zip(stacked.trainable_weights, single.trainable_weights,
+                           initial.trainable_weights):
+        assert np.max(np.abs(np.asarray(a) - np.asarray(b))) <= 1e-5, a.path
+        assert np.max(np.abs(np.asarray(a) - np.asarray(start))) > 1e-3, a.path  # they moved
+
+
+def test_stacked_batches_cover_each_example_at_most_once_per_epoch():
+    set_seed(0)
+    x = np.arange(100, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    dataset = stacked_batches(x, None, batch_size=8, batches_per_step=5)  # 12 batches
+    stacks = [np.asarray(stack) for stack in dataset]
+    assert [stack.shape for stack in stacks] == [(5, 8, 3), (5, 8, 3), (2, 8, 3)]
+    rows = np.concatenate([stack.reshape(-1, 3) for stack in stacks])
+    assert len(np.unique(rows[:, 0])) == 96  # 12 full batches of distinct examples
+    assert np.all(rows == rows[:, :1])  # rows stay whole
+    assert not np.array_equal(rows[:, 0], np.arange(96))  # shuffled
+
+
+def test_stacked_batches_reshuffle_each_epoch_when_seeded():
+    set_seed(0)
+    x = np.arange(64, dtype=np.float32)[:, None]
+    dataset = stacked_batches(x, None, batch_size=8, batches_per_step=2)
+    # Model.fit makes a new iterator over the dataset for each epoch, as this does.
+    first, second = (np.concatenate([np.asarray(s).ravel() for s in dataset]) for _ in range(2))
+    assert sorted(first) == sorted(second) == list(range(64))
+    assert not np.array_equal(first, second)
