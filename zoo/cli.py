@@ -40,6 +40,15 @@ def _run_dir(args: argparse.Namespace) -> Path:
     return Path(args.run_dir or Path("runs") / args.name)
 
 
+def _fit_settings(entry: Entry, args: argparse.Namespace) -> dict[str, Any]:
+    """The entry's fit settings, then its preset's, then the command line's."""
+    fit = entry.fit_settings(args.preset)
+    for option in ("epochs", "batch_size"):
+        if getattr(args, option) is not None:
+            fit[option] = getattr(args, option)
+    return fit
+
+
 def _train(
     entry: Entry,
     hyperparameters: dict[str, Any],
@@ -49,11 +58,7 @@ def _train(
 ) -> tuple[Any, dict[str, list[float]]]:
     training.set_seed(args.seed)
     model = entry.builder(**hyperparameters)
-    fit = entry.fit_settings(args.preset)
-    for option in ("epochs", "batch_size"):
-        if getattr(args, option) is not None:
-            fit[option] = getattr(args, option)
-    history = training.fit(model, splits, run_dir, **fit)
+    history = training.fit(model, splits, run_dir, **_fit_settings(entry, args))
     return model, history
 
 
@@ -112,6 +117,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             "preset": args.preset,
             "hyperparameters": hyperparameters,
             "seed": args.seed,
+            "fit": _fit_settings(entry, args),
             "data": splits.info,
             "epochs_trained": len(next(iter(history.values()))),
             "metrics": final,
@@ -164,6 +170,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         "preprocessing": run["data"].get("preprocessing"),
         "metrics": run["metrics"],
         "headline_metric": entry.task.metric.name,
+        "fit": run["fit"],
         "epochs_trained": run["epochs_trained"],
         "seed": run["seed"],
     }

@@ -39,6 +39,9 @@ def learning_curves(history: Mapping[str, Sequence[float]], path: str | Path, ti
         axis.plot(epochs, history[metric], label="training")
         if f"val_{metric}" in history:
             axis.plot(epochs, history[f"val_{metric}"], label="validation")
+        values = np.concatenate([history[m] for m in (metric, f"val_{metric}") if m in history])
+        if values.min() > 0 and values.max() > 20 * values.min():
+            axis.set_yscale("log")  # a steep first epoch would flatten the rest of the curve
         axis.set_title(metric.replace("_", " "))
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)

@@ -137,7 +137,10 @@ def embedded_photographs() -> list[Path]:
     return found
 
 
-def whiten_image(image: np.ndarray, cutoff: float = 0.4) -> np.ndarray:
+WHITENING_CUTOFF = 0.4  # f0 as a fraction of the Nyquist frequency
+
+
+def whiten_image(image: np.ndarray, cutoff: float = WHITENING_CUTOFF) -> np.ndarray:
     """Flattens a greyscale image's 1/f amplitude spectrum, as Olshausen & Field (1996) did.
 
     Multiplies the spectrum by R(f) = f exp(-(f / f0)^4), f in cycles per pixel and
@@ -227,6 +230,11 @@ def load(
     validation_size = int(round(validation_fraction * len(inputs)))
     info["preprocessing"] = {
         "whitened_images": whiten,
+        "whitening": (
+            f"R(f) = f exp(-(f/f0)^4), f0 = {WHITENING_CUTOFF} x Nyquist, unit std per image"
+            if whiten
+            else None
+        ),
         "luminance_weights": LUMA_WEIGHTS,
         "per_patch_mean_removed": True,
         "clip": "+-3 std across all patches",
