@@ -180,3 +180,26 @@ def test_train_evaluate_export(tmp_path, patch_file, subprocess_env, cli):
     assert card["hyperparameters"] == run["hyperparameters"]
     assert card["metrics"] == run["metrics"]
     assert card["headline_metric"] == "val_reconstruction"
+
+
+def test_sweep_trains_the_grid_and_draws_one_figure(cli, tmp_path, patch_file):
+    code, out, err = cli(
+        "sweep", NAME, "--data", patch_file, "--epochs", 1, "--batch-size", 16,
+        "--grid", "hidden_units=4,9", "--grid", "weight_decay=0,1e-3",
+    )
+    assert code == 0, err
+    assert "[4/4] hidden_units=9 weight_decay=0.001" in out
+    run_dir = tmp_path / "runs" / f"{NAME}-sweep"
+    assert (run_dir / "sweep.png").read_bytes().startswith(PNG_MAGIC)
+    results = json.loads((run_dir / "sweep.json").read_text())["results"]
+    assert [tuple(r["hyperparameters"].values()) for r in results] == [
+        (4, 0.0), (4, 1e-3), (9, 0.0), (9, 1e-3)
+    ]
+    assert all(r["metrics"]["val_reconstruction"] > 0 for r in results)
+    # The weight decay term is zero without decay (a metric, not to be confused with lambda).
+    assert results[0]["metrics"]["weight_decay"] == 0.0 < results[1]["metrics"]["weight_decay"]
+
+
+def test_sweep_needs_two_hyperparameters(cli, patch_file):
+    code, _, err = cli("sweep", NAME, "--data", patch_file, "--grid", "hidden_units=4,9")
+    assert code == 2 and "exactly two" in err

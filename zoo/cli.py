@@ -209,8 +209,10 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             entry, hyperparameters, splits, run_dir / f"{row_key}={row_value},{column_key}={column_value}", args
         )
         models[row_value, column_value] = model
-        results.append({row_key: row_value, column_key: column_value,
-                        **{metric: values[-1] for metric, values in history.items()}})
+        results.append({
+            "hyperparameters": {row_key: row_value, column_key: column_value},
+            "metrics": {metric: values[-1] for metric, values in history.items()},
+        })
 
     def draw(axis: Any, row: int, column: int) -> None:
         entry.task.panel(models[row_values[row], column_values[column]], axis)
