@@ -16,6 +16,7 @@ from zoo.autoencoder import SparseAutoencoder
 from zoo.data import Splits
 from zoo.training import (
     BACKUP_DIR,
+    EpochCheckpoint,
     HISTORY_FILE,
     MODEL_FILE,
     NonFiniteLossError,
@@ -59,6 +60,14 @@ def epochs_started(log):
     return [int(k) for k in re.findall(rf"Epoch (\d+)/{EPOCHS}", log)]
 
 
+def checkpoints_in(directory):
+    return sorted(directory.glob("epoch-*.weights.h5"))
+
+
+def checkpoints(run_dir):
+    return checkpoints_in(run_dir / BACKUP_DIR)
+
+
 def logged_epochs(history_path):
     if not history_path.exists():
         return []
@@ -79,11 +88,7 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, subprocess_env):
         )
         try:
             deadline = time.monotonic() + 120
-            while not (
-                (run_dir / BACKUP_DIR).is_dir()
-                and any((run_dir / BACKUP_DIR).iterdir())
-                and logged_epochs(history_path)
-            ):
+            while not (checkpoints(run_dir) and logged_epochs(history_path)):
                 assert process.poll() is None, first_log.read_text()[-3000:]
                 assert time.monotonic() < deadline, "no checkpoint within 120 s"
                 time.sleep(0.05)
@@ -94,6 +99,8 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, subprocess_env):
     assert process.returncode == -signal.SIGKILL
     killed_epochs = logged_epochs(history_path)
     assert 1 <= len(killed_epochs) < EPOCHS
+    [checkpoint] = checkpoints(run_dir)  # the one complete checkpoint left by the kill
+    finished = int(checkpoint.name.split(".")[0].removeprefix("epoch-"))
     assert not (run_dir / MODEL_FILE).exists()
     loss_after_first_epoch = read_history(history_path)["loss"][0]
 
@@ -105,7 +112,7 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, subprocess_env):
     started = epochs_started(rerun.stdout)
     assert started, rerun.stdout[-2000:]
     # It resumed after the last checkpointed epoch instead of starting again at epoch 1 ...
-    assert started[0] == max(killed_epochs) + 2 > 1
+    assert started[0] == finished + 1 > 1
     assert started == list(range(started[0], EPOCHS + 1))
     # ... with the checkpoint's weights: its first epoch is better than a fresh first epoch.
     history = read_history(history_path)
@@ -171,7 +178,7 @@ def test_kill_between_checkpoint_and_history_row_loses_no_epoch(tmp_path, patche
     assert len(history["loss"]) == 4
 
 
-def test_resume_survives_a_checkpoint_truncated_by_a_kill(tmp_path, patches):
+def test_resume_ignores_a_checkpoint_write_cut_short_by_a_kill(tmp_path, patches):
     class KilledAtEpoch3(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 2:
@@ -179,10 +186,14 @@ def test_resume_survives_a_checkpoint_truncated_by_a_kill(tmp_path, patches):
 
     with pytest.raises(Killed):
         small_run(tmp_path, patches, callbacks=[KilledAtEpoch3()])
-    weights = tmp_path / BACKUP_DIR / "latest.weights.h5"
-    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    [complete] = checkpoints(tmp_path)
+    # What a kill in the middle of writing epoch 3's checkpoint leaves behind.
+    (tmp_path / BACKUP_DIR / ".tmp-0000abcd-epoch-0003.weights.h5").write_bytes(
+        complete.read_bytes()[: complete.stat().st_size // 2]
+    )
     history = small_run(tmp_path, patches)
     assert len(history["loss"]) == 4
+    assert not (tmp_path / BACKUP_DIR).exists()
 
 
 def test_read_history_keeps_the_later_row_of_a_repeated_epoch(tmp_path):
@@ -258,3 +269,24 @@ def test_same_seed_same_training(tmp_path, patches):
     first, second = train(tmp_path / "a"), train(tmp_path / "b")
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
+
+
+def test_epoch_checkpoint_restores_weights_and_optimizer_state(tmp_path, patches):
+    set_seed(0)
+    trained = SparseAutoencoder(input_dim=256, hidden_units=8)
+    trained.compile(optimizer=keras.optimizers.Adam(1e-2))
+    checkpoint = EpochCheckpoint(tmp_path)
+    trained.fit(patches, epochs=2, batch_size=16, verbose=0, callbacks=[checkpoint])
+    assert not tmp_path.exists()  # a finished run removes its checkpoints
+    checkpoint.set_model(trained)
+    checkpoint.on_epoch_end(1)  # as if killed right after epoch 2's checkpoint
+    assert [p.name for p in checkpoints_in(tmp_path)] == ["epoch-0002.weights.h5"]
+
+    fresh = SparseAutoencoder(input_dim=256, hidden_units=8)
+    fresh.compile(optimizer=keras.optimizers.Adam(1e-2))
+    assert EpochCheckpoint(tmp_path).restore(fresh) == 2
+    for a, b in zip(trained.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert int(fresh.optimizer.iterations) == int(trained.optimizer.iterations) == 8
+    for a, b in zip(trained.optimizer.variables, fresh.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

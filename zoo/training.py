@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from zoo.data import DataError, Splits
 from zoo.files import atomic_path
 
 __all__ = [
+    "EpochCheckpoint",
     "NonFiniteLossError",
     "StopOnNonFiniteLoss",
     "fit",
@@ -60,6 +62,47 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                 "training stopped. Lower the learning rate, add gradient clipping, or check the "
                 "data for NaN/inf values. The last finished epoch's checkpoint is kept for resuming."
             )
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the weights and optimizer state after every epoch, for resuming a killed run.
+
+    Each checkpoint is written atomically as `epoch-NNNN.weights.h5` and replaces the one
+    before, so a kill at any moment leaves either the previous or the new checkpoint, never a
+    broken one. (`keras.callbacks.BackupAndRestore` writes in place: a kill during its first
+    write leaves a file nothing can resume from.) The directory is removed when training ends.
+
+    Args:
+        directory: where checkpoints live.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        super().__init__()
+        self.directory = Path(directory)
+
+    def _checkpoints(self) -> list[Path]:
+        return sorted(self.directory.glob("epoch-*.weights.h5"))
+
+    def restore(self, model: keras.Model) -> int:
+        """Loads the latest checkpoint into `model`; returns the epochs it had finished (0 if
+        there is none)."""
+        checkpoints = self._checkpoints()
+        if not checkpoints:
+            return 0
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)  # its state is in the checkpoint
+        model.load_weights(checkpoints[-1])
+        return int(checkpoints[-1].name.split(".")[0].removeprefix("epoch-"))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        previous = self._checkpoints()
+        with atomic_path(self.directory / f"epoch-{epoch + 1:04d}.weights.h5") as temporary:
+            self.model.save_weights(temporary)  # the temporary name keeps Keras' suffix
+        for checkpoint in previous:
+            checkpoint.unlink()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def read_history(path: str | Path) -> dict[str, list[float]]:
@@ -122,10 +165,10 @@ def fit(
 ) -> dict[str, list[float]]:
     """Trains `model` on `splits`, resumably, and saves it to `run_dir/model.keras`.
 
-    Each epoch ends with a checkpoint in `run_dir/backup/`; if the process is killed, calling
-    `fit` again with the same arguments restores it and continues from the next epoch
-    (`keras.callbacks.BackupAndRestore`), so at most one epoch is lost. A finished run removes
-    its checkpoint, and the next call starts afresh. Metrics go to `run_dir/history.csv`.
+    Each epoch ends with a checkpoint in `run_dir/backup/` (`EpochCheckpoint`); if the process
+    is killed, calling `fit` again with the same arguments restores it and continues from the
+    next epoch, so at most one epoch is lost. A finished run removes its checkpoint, and the
+    next call starts afresh. Metrics go to `run_dir/history.csv`.
 
     Args:
         model: a compiled model.
@@ -147,8 +190,9 @@ def fit(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     history_path = run_dir / HISTORY_FILE
-    resuming = (run_dir / BACKUP_DIR).is_dir() and any((run_dir / BACKUP_DIR).iterdir())
-    if not resuming and history_path.exists():
+    checkpoint = EpochCheckpoint(run_dir / BACKUP_DIR)
+    initial_epoch = checkpoint.restore(model)
+    if initial_epoch == 0 and history_path.exists():
         history_path.unlink()  # a stale history from a finished earlier run
     validation = None
     if len(splits.x_val):
@@ -164,6 +208,7 @@ def fit(
         validation_data=validation,
         validation_batch_size=max(batch_size, 256),
         epochs=epochs,
+        initial_epoch=initial_epoch,
         batch_size=fit_batch_size,
         shuffle=batches_per_step == 1,  # stacked batches come shuffled
         verbose=verbose,
@@ -172,8 +217,7 @@ def fit(
             # Log before checkpointing: a kill between the two repeats a logged epoch (which
             # read_history resolves) instead of losing one from the history.
             keras.callbacks.CSVLogger(str(history_path), append=True),
-            # Two checkpoints, so a kill while one is written still leaves the other to resume.
-            keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR), double_checkpoint=True),
+            checkpoint,
             *callbacks,
         ],
     )
