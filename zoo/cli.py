@@ -124,7 +124,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         },
     )
     headline = entry.task.metric.name
-    print(f"{headline}: {final.get(headline)}")
+    print(f"{headline}: {final.get(headline):.6g}")
+    print("final epoch: " + ", ".join(f"{metric} {value:.4g}" for metric, value in final.items()))
     print(f"model and figures in {run_dir}/: " + ", ".join(p.name for p in figures))
 
 
