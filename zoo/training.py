@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -182,11 +183,14 @@ def fit(
             `SparseAutoencoder.train_step`). Each epoch then skips the last
             `len(x_train) % batch_size` examples of its shuffled order.
         callbacks: extra Keras callbacks (early stopping, say).
-        verbose: Keras' progress output setting.
+        verbose: Keras' progress output setting; "auto" is a progress bar on a terminal and
+            one line per epoch otherwise (logs, pipes).
 
     Returns:
         The full history, all epochs of this run including those before a resume.
     """
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     history_path = run_dir / HISTORY_FILE
