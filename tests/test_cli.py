@@ -10,6 +10,8 @@ import re
 import subprocess
 import sys
 
+import h5py
+import numpy as np
 import pytest
 
 import zoo
@@ -203,3 +205,23 @@ def test_sweep_trains_the_grid_and_draws_one_figure(cli, tmp_path, patch_file):
 def test_sweep_needs_two_hyperparameters(cli, patch_file):
     code, _, err = cli("sweep", NAME, "--data", patch_file, "--grid", "hidden_units=4,9")
     assert code == 2 and "exactly two" in err
+
+
+@pytest.mark.parametrize(
+    "datasets, message",
+    [
+        ({"patches": np.zeros((8, 3, 16, 16), np.float32)}, "no dataset 'data'"),
+        ({"data": np.full((8, 3, 16, 16), np.nan, np.float32)}, "NaN/inf"),
+        ({"data": np.zeros((8, 16, 16), np.float32)}, r"shape \(N, 3, 16, 16\)"),
+        ({"data": np.zeros((8, 3, 16, 16), np.int32)}, "floating point"),
+    ],
+)
+def test_bad_patch_file_is_refused_before_anything_is_written(cli, tmp_path, datasets, message):
+    path = tmp_path / "bad.h5"
+    with h5py.File(path, "w") as handle:
+        for key, value in datasets.items():
+            handle[key] = value
+    code, _, err = cli("train", NAME, "--data", path, "--epochs", 1)
+    assert code == 1
+    assert re.search(message, err) and "bad.h5" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.h5"]
