@@ -55,11 +55,12 @@ def _train(
     splits: Any,
     run_dir: Path,
     args: argparse.Namespace,
-) -> tuple[Any, dict[str, list[float]]]:
+) -> tuple[Any, dict[str, list[float]], dict[str, Any]]:
+    """Builds and trains one model; returns it, its history and the fit settings used."""
     training.set_seed(args.seed)
     model = entry.builder(**hyperparameters)
-    history = training.fit(model, splits, run_dir, **_fit_settings(entry, args))
-    return model, history
+    fit = _fit_settings(entry, args)
+    return model, training.fit(model, splits, run_dir, **fit), fit
 
 
 def _write_json(path: Path, content: dict[str, Any]) -> None:
@@ -106,7 +107,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"training {entry.name} on {splits.info.get('source')} "
           f"({len(splits.x_train)} training, {len(splits.x_val)} validation examples)")
     print(f"hyperparameters: {hyperparameters}")
-    model, history = _train(entry, hyperparameters, splits, run_dir, args)
+    model, history, fit = _train(entry, hyperparameters, splits, run_dir, args)
     figures = [plots.learning_curves(history, run_dir / "curves.png", f"{entry.name}: training")]
     figures += entry.task.figures(model, splits, run_dir)
     final = {metric: values[-1] for metric, values in history.items()}
@@ -117,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             "preset": args.preset,
             "hyperparameters": hyperparameters,
             "seed": args.seed,
-            "fit": _fit_settings(entry, args),
+            "fit": fit,
             "data": splits.info,
             "epochs_trained": len(next(iter(history.values()))),
             "metrics": final,
@@ -175,8 +176,9 @@ def cmd_export(args: argparse.Namespace) -> None:
         "epochs_trained": run["epochs_trained"],
         "seed": run["seed"],
     }
-    target = export(model, entry.name, entry.task.endpoints(model), card, root=args.root)
-    print(f"exported {entry.name} to {target}/ (signatures: {', '.join(entry.task.endpoints(model))})")
+    endpoints = entry.task.endpoints(model)
+    target = export(model, entry.name, endpoints, card, root=args.root)
+    print(f"exported {entry.name} to {target}/ (signatures: {', '.join(endpoints)})")
 
 
 def _grid(entry: Entry, pairs: Sequence[str]) -> dict[str, list[Any]]:
@@ -206,7 +208,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     for index, (row_value, column_value) in enumerate(combinations, start=1):
         hyperparameters = entry.resolve(args.preset, **{row_key: row_value, column_key: column_value})
         print(f"[{index}/{len(combinations)}] {row_key}={row_value} {column_key}={column_value}")
-        model, history = _train(
+        model, history, _ = _train(
             entry, hyperparameters, splits, run_dir / f"{row_key}={row_value},{column_key}={column_value}", args
         )
         models[row_value, column_value] = model
