@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from zoo.autoencoder import SparseAutoencoder
-from zoo.data import Splits
+from zoo.data import DataError, Splits
 from zoo.training import (
     BACKUP_DIR,
     EpochCheckpoint,
@@ -290,3 +290,51 @@ def test_epoch_checkpoint_restores_weights_and_optimizer_state(tmp_path, patches
     assert int(fresh.optimizer.iterations) == int(trained.optimizer.iterations) == 8
     for a, b in zip(trained.optimizer.variables, fresh.optimizer.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def tiny_classifier(normalize=False):
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Normalization(name="normalize")(inputs) if normalize else inputs
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden))
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="categorical_crossentropy")
+    return model
+
+
+def test_early_stopping_keeps_the_best_epoch(tmp_path):
+    set_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = np.eye(2, dtype="float32")[(x[:, 0] > 0).astype(int)]
+    # Validation labels are the opposite rule: learning the training rule makes them worse.
+    splits = Splits(x_train=x, x_val=x[:16], y_train=y, y_val=y[:16, ::-1])
+    model = tiny_classifier()
+
+    history = fit(model, splits, tmp_path, epochs=50, batch_size=16, early_stopping_patience=2,
+                  verbose=0)
+
+    best = int(np.argmin(history["val_loss"]))
+    assert len(history["val_loss"]) == best + 3  # stopped two epochs after the best
+    kept = model.evaluate(x[:16], y[:16, ::-1], verbose=0)
+    assert abs(kept - history["val_loss"][best]) < 1e-5
+
+
+def test_early_stopping_without_validation_data_is_refused(tmp_path):
+    x = np.zeros((8, 3), "float32")
+    splits = Splits(x_train=x, x_val=x[:0], y_train=np.eye(2)[[0] * 8], y_val=None)
+    with pytest.raises(DataError, match="validation"):
+        fit(tiny_classifier(), splits, tmp_path, epochs=2, batch_size=4, early_stopping_patience=1)
+
+
+def test_normalization_is_fitted_to_training_inputs_only(tmp_path):
+    rng = np.random.default_rng(0)
+    x_train = rng.normal([1.0, -5.0, 20.0], [2.0, 0.5, 3.0], (256, 3)).astype("float32")
+    x_val = rng.normal(100.0, 1.0, (32, 3)).astype("float32")
+    labels = np.eye(2, dtype="float32")[rng.integers(0, 2, 288)]
+    splits = Splits(x_train=x_train, x_val=x_val, y_train=labels[:256], y_val=labels[256:])
+    model = tiny_classifier(normalize=True)
+
+    fit(model, splits, tmp_path, epochs=1, batch_size=32, verbose=0)
+
+    layer = model.get_layer("normalize")
+    np.testing.assert_allclose(np.ravel(layer.mean), x_train.mean(0), rtol=1e-4)
+    np.testing.assert_allclose(np.ravel(layer.variance), x_train.var(0), rtol=1e-3)

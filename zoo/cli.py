@@ -124,10 +124,18 @@ def cmd_train(args: argparse.Namespace) -> None:
             "metrics": final,
         },
     )
+    _print_reports(figures)
     headline = entry.task.metric.name
     print(f"{headline}: {final.get(headline):.6g}")
     print("final epoch: " + ", ".join(f"{metric} {value:.4g}" for metric, value in final.items()))
     print(f"model and figures in {run_dir}/: " + ", ".join(p.name for p in figures))
+
+
+def _print_reports(paths: Sequence[Path]) -> None:
+    """Shows the text reports among a task's outputs (confusion matrices, say)."""
+    for path in paths:
+        if path.suffix == ".txt":
+            print(path.read_text().rstrip())
 
 
 def _trained(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
@@ -157,6 +165,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     _write_json(out_dir / "metrics.json", {"data": splits.info, "metrics": results})
     for split, metrics in results.items():
         print(f"{split:5s} " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    _print_reports(figures)
     print(f"figures and metrics.json in {out_dir}/: " + ", ".join(p.name for p in figures))
 
 

@@ -1,4 +1,5 @@
-"""PNG figures shared by every family: learning curves, image grids, side-by-side comparisons."""
+"""PNG figures shared by every family: learning curves, image grids, side-by-side comparisons,
+confusion matrices."""
 
 from __future__ import annotations
 
@@ -16,7 +17,15 @@ import numpy as np  # noqa: E402
 
 from zoo.files import atomic_path  # noqa: E402
 
-__all__ = ["draw_image_grid", "image_grid", "learning_curves", "panel_grid", "save", "side_by_side"]
+__all__ = [
+    "confusion_matrix",
+    "draw_image_grid",
+    "image_grid",
+    "learning_curves",
+    "panel_grid",
+    "save",
+    "side_by_side",
+]
 
 
 def save(figure: matplotlib.figure.Figure, path: str | Path) -> Path:
@@ -126,4 +135,30 @@ def panel_grid(
             axes[row, column].set_title(f"{row_label}, {column_label}", fontsize=10)
     figure.suptitle(title, fontsize=14)
     figure.tight_layout()
+    return save(figure, path)
+
+
+def confusion_matrix(
+    matrix: np.ndarray, class_names: Sequence[str], path: str | Path, title: str
+) -> Path:
+    """A confusion matrix (rows actual, columns predicted) as counts, shaded by row share.
+
+    Shading by the share of each actual class keeps small classes as readable as large ones.
+    """
+    matrix = np.asarray(matrix)
+    totals = matrix.sum(axis=1, keepdims=True)
+    shares = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    size = 1.6 + 0.55 * len(class_names)
+    figure, axis = plt.subplots(figsize=(size + 1.2, size))
+    image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (row, column), count in np.ndenumerate(matrix):
+        color = "white" if shares[row, column] > 0.6 else "black"
+        axis.text(column, row, str(count), ha="center", va="center", color=color, fontsize=8)
+    ticks = np.arange(len(class_names))
+    axis.set_xticks(ticks, class_names, rotation=45, ha="right")
+    axis.set_yticks(ticks, class_names)
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("actual class")
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of actual class")
+    axis.set_title(title)
     return save(figure, path)

@@ -184,7 +184,8 @@ class Task:
         data: what data the entries expect, for `zoo describe` and error messages.
         load: `load(path_or_None, seed) -> Splits`; `None` loads the embedded default data.
         metric: the headline metric.
-        figures: `figures(model, splits, out_dir) -> [png paths]`, the task's own figures.
+        figures: `figures(model, splits, out_dir) -> [paths]`, the task's own PNG figures and
+            text reports (`.txt`, which the CLI also prints).
         endpoints: `endpoints(model) -> {name: (tf.function-able callable, [TensorSpec])}` for
             export; the first is exported as `serve`.
         panel: `panel(model, axes)` draws one small picture of a trained model (for sweeps).

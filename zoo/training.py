@@ -21,6 +21,7 @@ __all__ = [
     "EpochCheckpoint",
     "NonFiniteLossError",
     "StopOnNonFiniteLoss",
+    "adapt_preprocessing",
     "fit",
     "read_history",
     "set_seed",
@@ -153,6 +154,20 @@ def stacked_batches(
     )
 
 
+def adapt_preprocessing(model: keras.Model, x: np.ndarray) -> list[str]:
+    """Fits every `keras.layers.Normalization` in `model` that has no fixed mean to `x`.
+
+    Statistics fitted on training data only live inside the model, so they are saved, exported
+    and applied at inference with it. Returns the names of the layers adapted.
+    """
+    adapted = []
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.Normalization) and layer.input_mean is None:
+            layer.adapt(x)
+            adapted.append(layer.name)
+    return adapted
+
+
 def fit(
     model: keras.Model,
     splits: Splits,
@@ -161,6 +176,7 @@ def fit(
     epochs: int,
     batch_size: int,
     batches_per_step: int = 1,
+    early_stopping_patience: int | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
 ) -> dict[str, list[float]]:
@@ -169,7 +185,8 @@ def fit(
     Each epoch ends with a checkpoint in `run_dir/backup/` (`EpochCheckpoint`); if the process
     is killed, calling `fit` again with the same arguments restores it and continues from the
     next epoch, so at most one epoch is lost. A finished run removes its checkpoint, and the
-    next call starts afresh. Metrics go to `run_dir/history.csv`.
+    next call starts afresh. Metrics go to `run_dir/history.csv`. Normalization layers without
+    fixed statistics are first fitted to the training inputs (`adapt_preprocessing`).
 
     Args:
         model: a compiled model.
@@ -182,6 +199,9 @@ def fit(
             takes one gradient step per mini-batch of a stack in one compiled loop (see
             `SparseAutoencoder.train_step`). Each epoch then skips the last
             `len(x_train) % batch_size` examples of its shuffled order.
+        early_stopping_patience: when set, stop once the validation loss has not improved for
+            this many epochs and keep the weights of its best epoch. (A resumed run starts
+            counting afresh.)
         callbacks: extra Keras callbacks (early stopping, say).
         verbose: Keras' progress output setting; "auto" is a progress bar on a terminal and
             one line per epoch otherwise (logs, pipes).
@@ -196,8 +216,10 @@ def fit(
     history_path = run_dir / HISTORY_FILE
     checkpoint = EpochCheckpoint(run_dir / BACKUP_DIR)
     initial_epoch = checkpoint.restore(model)
-    if initial_epoch == 0 and history_path.exists():
-        history_path.unlink()  # a stale history from a finished earlier run
+    if initial_epoch == 0:
+        adapt_preprocessing(model, splits.x_train)  # a restored checkpoint holds its statistics
+        if history_path.exists():
+            history_path.unlink()  # a stale history from a finished earlier run
     validation = None
     if len(splits.x_val):
         validation = (splits.x_val,) if splits.y_val is None else (splits.x_val, splits.y_val)
@@ -206,6 +228,15 @@ def fit(
         inputs, targets, fit_batch_size = train, None, None
     else:
         inputs, targets, fit_batch_size = splits.x_train, splits.y_train, batch_size
+    stopping = []
+    if early_stopping_patience is not None:
+        if validation is None:
+            raise DataError("early stopping needs validation data, and the validation split is empty")
+        stopping.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True
+            )
+        )
     model.fit(
         inputs,
         targets,
@@ -222,6 +253,7 @@ def fit(
             # read_history resolves) instead of losing one from the history.
             keras.callbacks.CSVLogger(str(history_path), append=True),
             checkpoint,
+            *stopping,
             *callbacks,
         ],
     )
