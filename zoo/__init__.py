@@ -21,7 +21,7 @@ from zoo.registry import (  # noqa: E402
 from zoo.registry import list_models as list  # noqa: E402,A001
 
 # Importing a family registers its entries.
-from zoo import autoencoder  # noqa: E402,F401
+from zoo import autoencoder, recurrent  # noqa: E402,F401
 
 __all__ = [
     "HyperparameterError",

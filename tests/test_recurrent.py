@@ -1,0 +1,278 @@
+"""Recurrent cells against Keras' built-ins, finite differences, truncated BPTT, the classifier."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from zoo.recurrent import (
+    GRUCell,
+    LSTMCell,
+    Recurrent,
+    RNNCell,
+    SensorAugmentation,
+    SequenceClassifier,
+)
+
+# (hand-written cell, the built-in layer with the same math) per variant.
+VARIANTS = {
+    "rnn": (lambda **kw: RNNCell(5, **kw), lambda **kw: keras.layers.SimpleRNN(5, **kw)),
+    "lstm": (lambda **kw: LSTMCell(5, **kw), lambda **kw: keras.layers.LSTM(5, use_cudnn=False, **kw)),
+    "gru": (lambda **kw: GRUCell(5, **kw), lambda **kw: keras.layers.GRU(5, use_cudnn=False, **kw)),
+    "gru_classic": (
+        lambda **kw: GRUCell(5, reset_after=False, **kw),
+        lambda **kw: keras.layers.GRU(5, reset_after=False, use_cudnn=False, **kw),
+    ),
+}
+
+
+def sequences(shape=(4, 9, 3), seed=0, dtype="float32"):
+    return tf.constant(np.random.default_rng(seed).normal(size=shape).astype(dtype))
+
+
+def output_and_gradients(layer, x):
+    """The layer's output and the gradients of a non-trivial scalar of it, w.r.t. input and weights."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        output = layer(x)
+        # Weighting by position keeps every output element in play, unlike a plain sum.
+        loss = tf.reduce_sum(tf.sin(output * tf.range(1, output.shape[-1] + 1, dtype=output.dtype)))
+    return output, tape.gradient(loss, [x, *layer.trainable_weights])
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_cells_equal_keras_built_ins_forward_and_gradients(variant, return_sequences, go_backwards):
+    make_cell, make_keras = VARIANTS[variant]
+    options = {"return_sequences": return_sequences, "go_backwards": go_backwards}
+    ours, theirs = Recurrent(make_cell(), **options), make_keras(**options)
+    x = sequences()
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    # Random biases too: Keras starts them at 0 (and the LSTM forget bias at 1).
+    rng = np.random.default_rng(1)
+    theirs.set_weights([rng.normal(0, 0.5, w.shape) for w in theirs.get_weights()])
+    ours.set_weights(theirs.get_weights())
+
+    our_output, our_gradients = output_and_gradients(ours, x)
+    their_output, their_gradients = output_and_gradients(theirs, x)
+
+    np.testing.assert_allclose(our_output, their_output, atol=1e-5)
+    for ours_g, theirs_g in zip(our_gradients, their_gradients, strict=True):
+        np.testing.assert_allclose(ours_g, theirs_g, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_weights_copy_from_zoo_to_keras(variant):
+    make_cell, make_keras = VARIANTS[variant]
+    ours, theirs = Recurrent(make_cell(seed=3)), make_keras()
+    x = sequences()
+    np.testing.assert_allclose(theirs(x) * 0, 0)  # builds it
+    ours.build(x.shape)
+    assert [w.shape for w in ours.get_weights()] == [w.shape for w in theirs.get_weights()]
+    theirs.set_weights(ours.get_weights())
+    np.testing.assert_allclose(ours(x), theirs(x), atol=1e-5)
+
+
+def test_lstm_initial_forget_bias_is_one_like_keras():
+    ours, theirs = Recurrent(LSTMCell(4)), keras.layers.LSTM(4)
+    x = sequences()
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    np.testing.assert_array_equal(ours.cell.bias, theirs.cell.bias)
+    assert np.asarray(ours.cell.bias)[4:8].tolist() == [1.0] * 4
+
+
+def numeric_gradient(function, variable, epsilon=1e-6):
+    """Central differences of a scalar `function()` w.r.t. every element of `variable`."""
+    gradient = np.zeros(variable.shape)
+    values = variable.numpy()
+    for index in np.ndindex(*values.shape):
+        changed = values.copy()
+        changed[index] += epsilon
+        variable.assign(changed)
+        plus = float(function())
+        changed[index] -= 2 * epsilon
+        variable.assign(changed)
+        minus = float(function())
+        gradient[index] = (plus - minus) / (2 * epsilon)
+    variable.assign(values)
+    return gradient
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_float64_finite_difference_gradients(variant):
+    make_cell = VARIANTS[variant][0]
+    layer = Recurrent(make_cell(seed=0, dtype="float64"), dtype="float64")
+    x = tf.Variable(sequences((2, 4, 3), dtype="float64"))
+    layer.build(x.shape)
+    layer.set_weights([np.random.default_rng(2).normal(0, 0.5, w.shape) for w in layer.get_weights()])
+    targets = tf.constant(np.random.default_rng(3).normal(size=(2, 5)))
+
+    def loss():
+        return tf.reduce_sum((layer(x) - targets) ** 2)
+
+    with tf.GradientTape() as tape:
+        value = loss()
+    analytic = tape.gradient(value, [x, *layer.trainable_weights])
+    for variable, gradient in zip([x, *layer.trainable_weights], analytic, strict=True):
+        numeric = numeric_gradient(loss, variable)
+        np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-8)
+
+
+def input_gradient(layer, x):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        output = layer(x)
+        loss = tf.reduce_sum(output)
+    return output, tape.gradient(loss, x).numpy()
+
+
+@pytest.mark.parametrize("make_cell", [RNNCell, LSTMCell, GRUCell])
+def test_truncated_bptt_stops_the_gradient_k_steps_back(make_cell):
+    x = sequences((3, 10, 3))
+    full = Recurrent(make_cell(4, seed=0))
+    truncated = Recurrent(make_cell(4, seed=0), truncate_steps=3)
+    full_output, full_gradient = input_gradient(full, x)
+    truncated_output, truncated_gradient = input_gradient(truncated, x)
+
+    np.testing.assert_array_equal(truncated_output, full_output)  # forward pass untouched
+    np.testing.assert_array_equal(truncated_gradient[:, :7], 0.0)  # beyond the last chunk
+    # Inside the last chunk the gradient is exactly that of full BPTT (no path leaves it).
+    np.testing.assert_allclose(truncated_gradient[:, 7:], full_gradient[:, 7:], atol=1e-7)
+    assert np.abs(full_gradient[:, :7]).min() > 0  # full BPTT reaches every step
+
+
+def test_truncated_bptt_with_return_sequences_cuts_at_chunk_boundaries():
+    x = sequences((2, 8, 3))
+    layer = Recurrent(LSTMCell(4, seed=0), truncate_steps=4, return_sequences=True)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        output = layer(x)
+        loss = tf.reduce_sum(output[:, 3])  # the last output of the first chunk
+    gradient = tape.gradient(loss, x).numpy()
+    assert np.abs(gradient[:, :4]).min() > 0  # within its own chunk, all steps
+    np.testing.assert_array_equal(gradient[:, 4:], 0.0)  # the future has no influence
+
+
+def test_truncation_of_at_least_the_sequence_length_is_full_bptt():
+    x = sequences((2, 6, 3))
+    _, full = input_gradient(Recurrent(GRUCell(4, seed=0)), x)
+    _, truncated = input_gradient(Recurrent(GRUCell(4, seed=0), truncate_steps=6), x)
+    np.testing.assert_allclose(truncated, full, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: RNNCell(0), "units must be a positive integer"),
+        (lambda: Recurrent(RNNCell(3), truncate_steps=0), "truncate_steps"),
+        (lambda: SensorAugmentation(rotation=200), "rotation"),
+        (lambda: SensorAugmentation(scaling=1.5), "scaling"),
+        (lambda: SequenceClassifier("transformer"), "cell must be one of"),
+        (lambda: SequenceClassifier("lstm", implementation="torch"), "implementation"),
+        (lambda: SequenceClassifier("lstm", clip_norm=-1.0), "clip_norm"),
+        (lambda: SequenceClassifier("lstm", implementation="keras", truncate_steps=5), "truncate"),
+    ],
+)
+def test_bad_arguments_are_refused_with_the_value(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_recurrent_rejects_inputs_without_a_time_axis():
+    with pytest.raises(ValueError, match="batch, steps, features"):
+        Recurrent(LSTMCell(3))(np.zeros((2, 3), "float32"))
+
+
+def test_augmentation_is_identity_outside_training_and_label_preserving_inside():
+    x = sequences((8, 20, 3))
+    np.testing.assert_array_equal(SensorAugmentation(rotation=30, jitter=1.0)(x), x)
+
+    rotated = SensorAugmentation(rotation=30, seed=0)(x, training=True)
+    np.testing.assert_allclose(tf.norm(rotated, axis=-1), tf.norm(x, axis=-1), rtol=1e-5)
+    assert not np.allclose(rotated, x)
+
+    shifted = SensorAugmentation(time_shift=5, seed=0)(x, training=True).numpy()
+    for window, original in zip(shifted, x.numpy()):  # each window is a roll of itself
+        assert any(np.array_equal(window, np.roll(original, k, axis=0)) for k in range(-5, 6))
+
+    scaled = SensorAugmentation(scaling=0.2, seed=0)(x, training=True).numpy()
+    factors = scaled / x.numpy()
+    assert np.allclose(factors, factors[:, :1, :1]) and np.all(np.abs(factors - 1) <= 0.2 + 1e-6)
+
+
+def tiny_classifier(**options):
+    model = SequenceClassifier("lstm", units=4, head_units=4, num_classes=3, seed=0, **options)
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="categorical_crossentropy")
+    return model
+
+
+def one_step_change(model, x, y):
+    model(x)
+    before = [w.numpy() for w in model.trainable_weights]
+    model.fit(x, y, batch_size=len(x), epochs=1, verbose=0, shuffle=False)
+    return [after.numpy() - b for after, b in zip(model.trainable_weights, before)]
+
+
+def test_gradient_clipping_by_value_and_by_global_norm():
+    x = sequences((4, 6, 3)) * 10
+    y = np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    unclipped = one_step_change(tiny_classifier(), x, y)
+    assert max(np.abs(c).max() for c in unclipped) > 1e-3
+
+    # With SGD at learning rate 1, a weight moves by minus its (clipped) gradient.
+    by_value = one_step_change(tiny_classifier(clip_value=1e-3), x, y)
+    assert max(np.abs(c).max() for c in by_value) <= 1e-3 + 1e-7
+
+    by_norm = one_step_change(tiny_classifier(clip_norm=1e-2), x, y)
+    norm = np.sqrt(sum((c**2).sum() for c in by_norm))
+    assert abs(norm - 1e-2) < 1e-5
+    unclipped_norm = np.sqrt(sum((c**2).sum() for c in unclipped))
+    for clipped, full in zip(by_norm, unclipped):  # same direction, shorter
+        np.testing.assert_allclose(clipped, full * (1e-2 / unclipped_norm), atol=1e-6)
+
+
+def test_train_step_equals_keras_default_step_without_clipping():
+    """The written-out BPTT step takes the same step as Keras' own `train_step`."""
+    x, y = sequences((4, 6, 3)), np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    ours = tiny_classifier()
+    ours(x)
+    default = tiny_classifier()
+    default(x)
+    default.train_step = super(SequenceClassifier, default).train_step
+    changes = [one_step_change(model, x, y) for model in (ours, default)]
+    for ours_change, default_change in zip(*changes, strict=True):
+        np.testing.assert_allclose(ours_change, default_change, atol=1e-7)
+
+
+def test_classifier_saves_and_loads_with_its_normalisation(tmp_path):
+    from zoo.training import adapt_preprocessing
+
+    x = sequences((8, 6, 3)).numpy() * 5 + 3
+    model = tiny_classifier(normalize=True, bidirectional=True, num_layers=2, dropout=0.1,
+                            augmentation={"rotation": 10.0, "jitter": 0.1}, input_shape=(6, 3))
+    adapt_preprocessing(model, x)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_entries_cover_hand_written_and_built_in_cells():
+    assert zoo.list("*lstm*") == ["keras_lstm", "lstm"]
+    assert {"rnn", "gru", "keras_rnn", "keras_gru"} <= set(zoo.list())
+    assert "truncate_steps" in zoo.describe("gru")["hyperparameters"]
+    assert "truncate_steps" not in zoo.describe("keras_gru")["hyperparameters"]
+    assert "reset_after" in zoo.describe("gru")["hyperparameters"]
+
+    ours, theirs = zoo.get("lstm", preset="course"), zoo.get("keras_lstm", preset="course")
+    x = sequences((2, 150, 3))
+    assert ours(x).shape == theirs(x).shape == (2, 6)
+    assert isinstance(ours.recurrent_layers[0], Recurrent)
+    assert isinstance(theirs.recurrent_layers[0], keras.layers.LSTM)
+    assert ours.optimizer.learning_rate.numpy() == pytest.approx(0.1)
+    # Same seeds, same math: the two start from the same weights.
+    np.testing.assert_allclose(ours(x), theirs(x), atol=1e-5)

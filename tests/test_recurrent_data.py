@@ -1,0 +1,138 @@
+"""Accelerometer windows: the course's HDF5 layout, its checks, splits, and the CLI end to end."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from zoo.cli import main
+from zoo.data import DataError
+from zoo.recurrent import data
+
+USC_HAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "har" / "usc_had.h5"
+
+
+def write_windows(path, train=60, test=24, classes=6, attrs=None, **replace):
+    """A course-layout file of random windows; `replace` swaps in bad datasets."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "trX": rng.normal(size=(train, 150, 3)).astype("float32"),
+        "trY": np.eye(classes, dtype="float32")[np.arange(train) % classes],
+        "tstX": rng.normal(size=(test, 150, 3)).astype("float32"),
+        "tstY": np.eye(classes, dtype="float32")[np.arange(test) % classes],
+    }
+    arrays.update(replace)
+    with h5py.File(path, "w") as handle:
+        for key, value in arrays.items():
+            if value is not None:
+                handle[key] = value
+        for key, value in (attrs or {}).items():
+            handle.attrs[key] = value
+    return path
+
+
+@pytest.fixture
+def windows_file(tmp_path):
+    return write_windows(tmp_path / "har.h5")
+
+
+def test_load_splits_every_class_and_names_them_in_the_course_order(windows_file):
+    splits = data.load(windows_file, seed=0)
+    assert splits.x_train.shape == (54, 150, 3) and splits.x_val.shape == (6, 150, 3)
+    assert splits.y_val.sum(axis=0).tolist() == [1.0] * 6  # stratified
+    assert splits.x_test.shape == (24, 150, 3)
+    assert splits.info["classes"] == list(data.COURSE_CLASSES)
+    again = data.load(windows_file, seed=0)
+    np.testing.assert_array_equal(again.x_val, splits.x_val)
+    assert not np.array_equal(data.load(windows_file, seed=1).x_val, splits.x_val)
+
+
+def test_class_names_come_from_the_file_attributes(tmp_path):
+    names = ["walk", "run", "sit"]
+    path = write_windows(tmp_path / "three.h5", classes=3, attrs={"classes": names})
+    assert data.load(path).info["classes"] == names
+
+
+@pytest.mark.parametrize(
+    "replace, message",
+    [
+        ({"tstY": None}, "no dataset 'tstY'; expected 'trX', 'trY', 'tstX', 'tstY', found trX"),
+        ({"trX": np.zeros((60, 128, 3), "float32")}, r"trX .* must have shape \(N, 150, 3\), got \(60, 128, 3\)"),
+        ({"tstX": np.full((24, 150, 3), np.nan, "float32")}, "tstX .* NaN/inf"),
+        ({"trY": np.full((60, 6), 1 / 6, "float32")}, "trY .* one-hot rows .* row 0"),
+        ({"trY": np.eye(6, dtype="float32")[np.arange(59) % 6]}, "60 training windows but 59 labels"),
+        ({"tstY": np.eye(5, dtype="float32")[np.arange(24) % 5]}, r"tstY .* shape \(N, 6\)"),
+    ],
+)
+def test_malformed_files_are_refused_with_what_was_expected(tmp_path, replace, message):
+    path = write_windows(tmp_path / "bad.h5", **replace)
+    with pytest.raises(DataError, match=message):
+        data.load(path)
+
+
+def test_class_count_must_match_the_named_classes(tmp_path):
+    path = write_windows(tmp_path / "five.h5", classes=5)
+    with pytest.raises(DataError, match="5 label columns and no 'classes' attribute"):
+        data.load(path)
+    path = write_windows(tmp_path / "named.h5", classes=3, attrs={"classes": ["a", "b"]})
+    with pytest.raises(DataError, match="names 2 classes but the labels have 3 columns"):
+        data.load(path)
+
+
+def test_no_path_says_what_file_is_needed():
+    with pytest.raises(DataError, match="--data PATH .* trX, trY, tstX, tstY"):
+        data.load(None)
+
+
+@pytest.mark.skipif(not USC_HAD.is_file(), reason="needs ../shared/data/har/usc_had.h5")
+def test_reads_the_usc_had_windows():
+    splits = data.load(USC_HAD)
+    assert len(splits.x_train) + len(splits.x_val) == 1637 and len(splits.x_test) == 755
+    assert splits.info["classes"] == list(data.COURSE_CLASSES)
+    assert splits.info["attributes"]["sampling_hz"] == 20
+
+
+def test_cli_train_evaluate_export_and_reload_without_zoo(tmp_path, windows_file, subprocess_env,
+                                                          capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    options = ["--data", str(windows_file), "--run-dir", "run"]
+    assert main(["train", "gru", *options, "--epochs", "2", "--set", "units=4",
+                 "--set", "head_units=4", "--set", "normalize=true", "--set", "rotation=10"]) == 0
+    trained = capsys.readouterr().out
+    assert "test: accuracy" in trained and "actual/predicted" in trained
+    for figure in ("curves.png", "confusion_train.png", "confusion_val.png", "confusion_test.png"):
+        assert (tmp_path / "run" / figure).read_bytes()[:4] == b"\x89PNG"
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["fit"]["early_stopping_patience"] == 10 and run["epochs_trained"] == 2
+
+    assert main(["evaluate", "gru", *options]) == 0
+    evaluated = capsys.readouterr().out
+    assert "macro_f1" in evaluated and "test: accuracy" in evaluated
+    metrics = json.loads((tmp_path / "run" / "evaluation" / "metrics.json").read_text())
+    assert set(metrics["metrics"]) == {"train", "val", "test"}
+
+    assert main(["export", "gru", "--run-dir", "run", "--root", "exports"]) == 0
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["zoo"] = None
+        import numpy as np, tensorflow as tf
+        loaded = tf.saved_model.load(sys.argv[1])
+        (output,) = loaded.signatures["serve"](windows=tf.constant(np.load(sys.argv[2]))).values()
+        np.save(sys.argv[3], output.numpy())
+        """
+    )
+    windows = data.load(windows_file).x_test
+    np.save(tmp_path / "windows.npy", windows)
+    subprocess.run([sys.executable, "-c", script, "exports/gru/1", "windows.npy", "served.npy"],
+                   check=True, cwd=tmp_path, env=subprocess_env)
+    import keras
+
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    np.testing.assert_allclose(np.load(tmp_path / "served.npy"), model.predict(windows, verbose=0),
+                               atol=1e-5)

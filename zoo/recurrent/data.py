@@ -1,0 +1,127 @@
+"""Accelerometer activity windows in the course's HDF5 layout: reading, checks and splits.
+
+The layout: `trX` `(N, steps, axes)` float windows, `trY` `(N, classes)` one-hot labels, and
+`tstX` / `tstY` likewise for the test set. A `classes` attribute on the file, when present,
+names the classes in column order; otherwise the course's order is assumed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.data import DataError, Splits, check_array, open_hdf5
+
+__all__ = ["COURSE_CLASSES", "KEYS", "load", "read_windows"]
+
+COURSE_CLASSES = ("downstairs", "jogging", "sitting", "standing", "upstairs", "walking")
+KEYS = ("trX", "trY", "tstX", "tstY")
+STEPS, AXES = 150, 3
+
+
+def _check_labels(labels: np.ndarray, name: str, source: str, classes: int) -> np.ndarray:
+    labels = check_array(labels, name, (None, classes), source=source)
+    is_one_hot = np.isin(labels, (0, 1)).all() and (labels.sum(axis=1) == 1).all()
+    if not is_one_hot:
+        bad = int(np.flatnonzero(~(np.isin(labels, (0, 1)).all(axis=1) & (labels.sum(axis=1) == 1)))[0])
+        raise DataError(
+            f"{name} in {source} must be one-hot rows (a single 1, zeros elsewhere); "
+            f"row {bad} is {labels[bad].tolist()}"
+        )
+    return labels.astype(np.float32)
+
+
+def _class_names(attrs: Any, classes: int, source: str) -> tuple[str, ...]:
+    if "classes" not in attrs:
+        if classes != len(COURSE_CLASSES):
+            raise DataError(
+                f"{source} has {classes} label columns and no 'classes' attribute naming them; "
+                f"without one the course's {len(COURSE_CLASSES)} classes are assumed"
+            )
+        return COURSE_CLASSES
+    names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in attrs["classes"])
+    if len(names) != classes:
+        raise DataError(
+            f"{source}: the 'classes' attribute names {len(names)} classes but the labels have "
+            f"{classes} columns"
+        )
+    return names
+
+
+def read_windows(
+    path: str | Path,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...], dict[str, Any]]:
+    """Reads and checks a course-layout HDF5 file.
+
+    Returns:
+        `(x_train, y_train, x_test, y_test, class_names, attributes)`; windows as float32
+        `(N, 150, 3)`, labels as float32 one-hot rows.
+    """
+    source = str(path)
+    with open_hdf5(path, KEYS) as handle:
+        arrays = {key: handle[key][()] for key in KEYS}
+        attributes = {key: handle.attrs[key] for key in handle.attrs}
+    x_train = check_array(arrays["trX"], "trX", (None, STEPS, AXES), source=source)
+    x_test = check_array(arrays["tstX"], "tstX", (None, STEPS, AXES), source=source)
+    classes = arrays["trY"].shape[-1] if np.ndim(arrays["trY"]) == 2 else len(COURSE_CLASSES)
+    y_train = _check_labels(arrays["trY"], "trY", source, classes)
+    y_test = _check_labels(arrays["tstY"], "tstY", source, classes)
+    for x, y, split in ((x_train, y_train, "training"), (x_test, y_test, "test")):
+        if len(x) != len(y):
+            raise DataError(f"{source}: {len(x)} {split} windows but {len(y)} labels")
+    names = _class_names(attributes, classes, source)
+    return x_train.astype(np.float32), y_train, x_test.astype(np.float32), y_test, names, attributes
+
+
+def _describe(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The file's attributes as JSON-friendly values, for run records and model cards."""
+    return {key: value.tolist() if isinstance(value, np.ndarray) else
+            value.item() if isinstance(value, np.generic) else value
+            for key, value in attributes.items()}
+
+
+def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.1) -> Splits:
+    """Training, validation and test windows from a course-layout HDF5 file.
+
+    `validation_fraction` of each class of the training windows is held out, chosen by `seed`.
+    There is no embedded default: activity recordings are personal data no installed package
+    ships, so a path is required.
+
+    Args:
+        path: the HDF5 file.
+        seed: seed of the validation split.
+        validation_fraction: share of the training windows held out, in [0, 1).
+    """
+    if path is None:
+        raise DataError(
+            "activity recognition needs a data file: pass --data PATH to an HDF5 file with "
+            f"{', '.join(KEYS)} (windows (N, {STEPS}, {AXES}) and one-hot labels, the course's "
+            "layout)"
+        )
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+    x_train, y_train, x_test, y_test, names, attributes = read_windows(path)
+    rng = np.random.default_rng(seed)
+    held_out = []
+    for label in range(len(names)):  # stratified: every class is in the validation set
+        members = rng.permutation(np.flatnonzero(y_train[:, label] == 1))
+        held_out.extend(members[: round(validation_fraction * len(members))])
+    is_validation = np.zeros(len(x_train), bool)
+    is_validation[held_out] = True
+    return Splits(
+        x_train=x_train[~is_validation],
+        x_val=x_train[is_validation],
+        y_train=y_train[~is_validation],
+        y_val=y_train[is_validation],
+        x_test=x_test,
+        y_test=y_test,
+        info={
+            "source": str(path),
+            "classes": list(names),
+            "attributes": _describe(attributes),
+            "preprocessing": "none outside the model (per-channel normalisation is a model layer)",
+            "validation": f"{validation_fraction:.0%} of each class of the training windows, seed {seed}",
+        },
+    )

@@ -1,0 +1,152 @@
+"""Registry entries of the recurrent family, with their task: activity recognition from
+accelerometer windows.
+
+Six entries, one per cell and implementation: "rnn", "lstm", "gru" (hand-written cells) and
+"keras_rnn", "keras_lstm", "keras_gru" (Keras' built-in layers), all with the same head,
+hyperparameters and recipes, so that every comparison is one call:
+`zoo.get("lstm", preset="course")` against `zoo.get("keras_lstm", preset="course")`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from zoo import classification
+from zoo.data import Splits
+from zoo.recurrent import data
+from zoo.recurrent.model import SequenceClassifier
+from zoo.registry import Choice, Float, HParam, Int, Metric, Task, register
+
+__all__ = ["ACTIVITY_RECOGNITION"]
+
+
+def _figures(model: SequenceClassifier, splits: Splits, out_dir: Path) -> list[Path]:
+    return classification.report(
+        model, splits, splits.info["classes"], out_dir, f"{model.name}: activity recognition"
+    )
+
+
+def _endpoints(model: SequenceClassifier) -> dict[str, Any]:
+    signature = [tf.TensorSpec([None, data.STEPS, data.AXES], tf.float32, name="windows")]
+    return {"serve": (lambda windows: model(windows), signature)}
+
+
+ACTIVITY_RECOGNITION = Task(
+    name="activity recognition",
+    data=(
+        f"accelerometer windows ({data.STEPS} steps x {data.AXES} axes) in the course's HDF5 "
+        f"layout: {', '.join(data.KEYS)}, labels one-hot; class names from the file's 'classes' "
+        f"attribute, else {', '.join(data.COURSE_CLASSES)}. 10% of each training class is held "
+        "out for validation."
+    ),
+    load=data.load,
+    metric=Metric("val_accuracy", "max", "validation accuracy (higher is better)"),
+    figures=_figures,
+    endpoints=_endpoints,
+)
+
+HPARAMS = {
+    "units": HParam(128, "[1, 4096]", Int(16, 256, log=True), "hidden units per recurrent layer"),
+    "num_layers": HParam(1, "[1, 8]", Int(1, 3), "stacked recurrent layers"),
+    "bidirectional": HParam(False, None, Choice((False, True)), "read the window both ways"),
+    "head_layers": HParam(1, "[0, 8]", Int(0, 2), "ReLU dense layers before the softmax"),
+    "head_units": HParam(128, "[1, 4096]", None, "units per head layer"),
+    "dropout": HParam(0.0, "[0, 1)", Float(0.0, 0.5), "dropout before each dense layer"),
+    "normalize": HParam(False, None, None, "standardise each axis (fitted on training data)"),
+    "rotation": HParam(0.0, "[0, 180]", None, "augmentation: largest axis rotation, degrees"),
+    "scaling": HParam(0.0, "[0, 1)", None, "augmentation: largest relative magnitude change"),
+    "time_shift": HParam(0, "[0, 1000]", None, "augmentation: largest circular time shift, steps"),
+    "jitter": HParam(0.0, "[0, inf)", None, "augmentation: noise std, input units"),
+    "optimizer": HParam("sgd", ("sgd", "adam"), None, "SGD with momentum, or Adam"),
+    "learning_rate": HParam(0.1, "(0, 10]", Float(1e-4, 0.3, log=True), "optimizer step size"),
+    "momentum": HParam(0.85, "[0, 1)", Float(0.5, 0.99), "SGD momentum"),
+    "clip_value": HParam(0.0, "[0, inf)", None, "clip gradient elements to +-this (0: off)"),
+    "clip_norm": HParam(0.0, "[0, inf)", Float(0.1, 10.0, log=True),
+                        "clip the gradient's global norm to this (0: off)"),
+    "label_smoothing": HParam(0.0, "[0, 1)", None, "cross-entropy label smoothing"),
+}
+HAND_WRITTEN_ONLY = {
+    "truncate_steps": HParam(0, "[0, 100000]", None, "truncated BPTT chunk length (0: full BPTT)"),
+}
+GRU_ONLY = {
+    "reset_after": HParam(True, None, None, "Keras/cuDNN GRU variant (False: the paper's)"),
+}
+
+FIT = {"epochs": 50, "batch_size": 32, "early_stopping_patience": 10}
+PRESETS = {
+    "course": {},  # the defaults are the course's recipe; see the entries' description
+}
+
+
+def _build(cell: str, implementation: str, name: str, **hparams: Any) -> SequenceClassifier:
+    augmentation = {key: hparams.pop(key) for key in ("rotation", "scaling", "time_shift", "jitter")}
+    optimizer, learning_rate, momentum = (
+        hparams.pop(key) for key in ("optimizer", "learning_rate", "momentum")
+    )
+    label_smoothing = hparams.pop("label_smoothing")
+    off_if_zero = {key: hparams.pop(key) or None for key in ("clip_value", "clip_norm", "truncate_steps")
+                   if key in hparams}
+    model = SequenceClassifier(
+        cell=cell,
+        implementation=implementation,
+        num_classes=len(data.COURSE_CLASSES),
+        augmentation=augmentation if any(augmentation.values()) else None,
+        seed=0,
+        input_shape=(data.STEPS, data.AXES),
+        name=name,
+        **off_if_zero,
+        **hparams,
+    )
+    if optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=momentum)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=classification.metrics(),
+    )
+    return model
+
+
+DESCRIPTION = """{title}.
+
+Window (150 x 3) -> {layer} -> ReLU dense head -> softmax over the activities, trained by
+backpropagation through time with a written-out tf.GradientTape step (optional clipping by
+value and by global norm{truncation}). The defaults are the course's recipe (the `course`
+preset): 128 units, Xavier-uniform input weights, SGD lr 0.1 momentum 0.85, batch 32, at most
+50 epochs with early stopping on validation cross-entropy (patience 10, best epoch kept), 10% of
+the training windows held out, one dense layer in the head.
+"""
+
+
+def _register(name: str, cell: str, implementation: str, title: str, layer: str) -> None:
+    hparams = {**HPARAMS, **(HAND_WRITTEN_ONLY if implementation == "zoo" else {}),
+               **(GRU_ONLY if cell == "gru" else {})}
+
+    def builder(**values: Any) -> SequenceClassifier:
+        return _build(cell, implementation, name, **values)
+
+    # The registry checks a builder's signature against its hyperparameters.
+    builder.__signature__ = inspect.Signature(
+        [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY) for key in hparams]
+    )
+    builder.__doc__ = DESCRIPTION.format(
+        title=title,
+        layer=layer,
+        truncation=", and truncated BPTT" if implementation == "zoo" else "",
+    )
+    register(name, task=ACTIVITY_RECOGNITION, hparams=hparams, fit=FIT, presets=PRESETS)(builder)
+
+
+_register("rnn", "rnn", "zoo", "Vanilla tanh RNN written from its equations", "zoo.recurrent.RNNCell")
+_register("lstm", "lstm", "zoo", "LSTM written from its equations", "zoo.recurrent.LSTMCell")
+_register("gru", "gru", "zoo", "GRU written from its equations", "zoo.recurrent.GRUCell")
+_register("keras_rnn", "rnn", "keras", "Keras' built-in SimpleRNN", "keras.layers.SimpleRNN")
+_register("keras_lstm", "lstm", "keras", "Keras' built-in LSTM", "keras.layers.LSTM")
+_register("keras_gru", "gru", "keras", "Keras' built-in GRU", "keras.layers.GRU")

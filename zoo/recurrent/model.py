@@ -1,0 +1,336 @@
+"""The sequence classifier trained by backpropagation through time, and its sensor augmentation."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from zoo.recurrent.cells import GRUCell, LSTMCell, Recurrent, RNNCell
+
+__all__ = ["CELLS", "SensorAugmentation", "SequenceClassifier"]
+
+# Hand-written cells and the Keras built-in layers with the same math and weight layout.
+CELLS = {
+    "rnn": (RNNCell, keras.layers.SimpleRNN),
+    "lstm": (LSTMCell, keras.layers.LSTM),
+    "gru": (GRUCell, keras.layers.GRU),
+}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SensorAugmentation(keras.layers.Layer):
+    """Random, label-preserving changes to multi-axis sensor windows, applied only in training.
+
+    Each window gets its own draw of: a rotation of the axes by up to `rotation` degrees about
+    a random axis (the sensor sits a little differently on every person), a scaling of the
+    magnitude by a factor in `[1 - scaling, 1 + scaling]`, a circular shift in time by up to
+    `time_shift` steps (a window starts at an arbitrary moment of the activity), and Gaussian
+    noise of standard deviation `jitter`. Zero turns a change off.
+
+    Args:
+        rotation: largest rotation angle in degrees, in [0, 180]; needs 3 axes.
+        scaling: largest relative change of magnitude, in [0, 1).
+        time_shift: largest shift in time steps, >= 0.
+        jitter: standard deviation of the added noise, in input units, >= 0.
+        seed: seed of the random draws.
+
+    Call arguments:
+        inputs: `(batch, steps, axes)`.
+        training: augment when true; otherwise return `inputs` unchanged.
+
+    Example:
+
+    >>> augment = SensorAugmentation(rotation=10, scaling=0.1, time_shift=20, jitter=0.05)
+    >>> augmented = augment(windows, training=True)
+    """
+
+    def __init__(
+        self,
+        rotation: float = 0.0,
+        scaling: float = 0.0,
+        time_shift: int = 0,
+        jitter: float = 0.0,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not 0.0 <= rotation <= 180.0:
+            raise ValueError(f"rotation must be in [0, 180] degrees, got {rotation!r}")
+        if not 0.0 <= scaling < 1.0:
+            raise ValueError(f"scaling must be in [0, 1), got {scaling!r}")
+        if not (isinstance(time_shift, int) and time_shift >= 0):
+            raise ValueError(f"time_shift must be a non-negative integer, got {time_shift!r}")
+        if not jitter >= 0.0:
+            raise ValueError(f"jitter must be >= 0, got {jitter!r}")
+        self.rotation, self.scaling, self.time_shift, self.jitter = rotation, scaling, time_shift, jitter
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape: Any) -> None:
+        if self.rotation and input_shape[-1] != 3:
+            raise ValueError(f"rotation needs 3 sensor axes, got input shape {input_shape}")
+
+    def _rotations(self, batch: Any) -> Any:
+        """Random rotation matrices `(batch, 3, 3)` by Rodrigues' formula."""
+        axis = keras.random.normal((batch, 3), seed=self.generator)
+        axis = axis / tf.norm(axis, axis=-1, keepdims=True)
+        limit = math.radians(self.rotation)
+        angle = keras.random.uniform((batch, 1, 1), -limit, limit, seed=self.generator)
+        x, y, z = tf.unstack(axis, axis=-1)
+        zero = tf.zeros_like(x)
+        cross = tf.reshape(tf.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1), (-1, 3, 3))
+        return tf.eye(3) + tf.sin(angle) * cross + (1.0 - tf.cos(angle)) * (cross @ cross)
+
+    def _shift(self, inputs: Any, batch: Any) -> Any:
+        steps = tf.shape(inputs)[1]
+        shifts = keras.random.randint(
+            (batch,), -self.time_shift, self.time_shift + 1, seed=self.generator
+        )
+        # Gather indices (t - shift) mod steps: each window rolls by its own amount.
+        indices = tf.math.floormod(tf.range(steps)[None, :] - shifts[:, None], steps)
+        return tf.gather(inputs, indices, batch_dims=1)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if not training:
+            return inputs
+        batch = tf.shape(inputs)[0]
+        if self.rotation:
+            inputs = inputs @ tf.transpose(self._rotations(batch), [0, 2, 1])
+        if self.scaling:
+            inputs = inputs * keras.random.uniform(
+                (batch, 1, 1), 1.0 - self.scaling, 1.0 + self.scaling, seed=self.generator
+            )
+        if self.time_shift:
+            inputs = self._shift(inputs, batch)
+        if self.jitter:
+            inputs = inputs + self.jitter * keras.random.normal(tf.shape(inputs), seed=self.generator)
+        return inputs
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "rotation": self.rotation,
+            "scaling": self.scaling,
+            "time_shift": self.time_shift,
+            "jitter": self.jitter,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SequenceClassifier(keras.Model):
+    """Recurrent classifier of fixed-length sequences, trained by backpropagation through time.
+
+    inputs -> [per-channel normalisation] -> [augmentation, training only] -> recurrent layers
+    (optionally bidirectional, stacked) -> `head_layers` ReLU dense layers -> softmax.
+
+    The training step is written out: a `tf.GradientTape` records the forward pass, whose
+    recurrent layers loop over the time steps in a `tf.while_loop`; the gradient is clipped
+    (elementwise by value, then by global norm, when asked) and applied.
+
+    Args:
+        cell: "rnn", "lstm" or "gru".
+        units: hidden units of each recurrent layer.
+        num_layers: stacked recurrent layers.
+        num_classes: classes of the softmax output.
+        implementation: "zoo" for the hand-written cells (`zoo.recurrent.cells`), "keras" for
+            `keras.layers.SimpleRNN` / `LSTM` / `GRU`.
+        bidirectional: run each recurrent layer both ways and concatenate.
+        head_layers: ReLU dense layers between the recurrent part and the softmax.
+        head_units: units of each head layer.
+        dropout: dropout rate before each head layer and the softmax.
+        normalize: standardise each input channel with statistics fitted on training data (a
+            `keras.layers.Normalization` that `zoo.training.fit` adapts; saved in the model).
+        augmentation: `SensorAugmentation` arguments, or `None` for none.
+        clip_value: clip each gradient element to `[-clip_value, clip_value]`.
+        clip_norm: rescale the gradient to at most this global norm.
+        truncate_steps: truncated BPTT chunk length (see `Recurrent`); zoo cells only.
+        reset_after: GRU variant (see `GRUCell`).
+        kernel_initializer: initializer of the recurrent layers' input weights.
+        seed: seed of weights and augmentation.
+        input_shape: `(steps, features)` to build the model for at once, as
+            `keras.applications` do; needed with `normalize` unless the model is first called
+            eagerly (Keras would otherwise build the normalisation inside a traced function).
+
+    Example:
+
+    >>> model = SequenceClassifier("lstm", units=64, num_classes=6)
+    >>> model.compile(optimizer="adam", loss="categorical_crossentropy")
+    >>> model.fit(windows, one_hot_labels, epochs=10)
+    """
+
+    def __init__(
+        self,
+        cell: str = "lstm",
+        units: int = 128,
+        num_layers: int = 1,
+        num_classes: int = 6,
+        implementation: str = "zoo",
+        bidirectional: bool = False,
+        head_layers: int = 1,
+        head_units: int = 128,
+        dropout: float = 0.0,
+        normalize: bool = False,
+        augmentation: dict[str, Any] | None = None,
+        clip_value: float | None = None,
+        clip_norm: float | None = None,
+        truncate_steps: int | None = None,
+        reset_after: bool = True,
+        kernel_initializer: str = "glorot_uniform",
+        seed: int | None = None,
+        input_shape: tuple[int | None, int] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {list(CELLS)}, got {cell!r}")
+        if implementation not in ("zoo", "keras"):
+            raise ValueError(f"implementation must be 'zoo' or 'keras', got {implementation!r}")
+        for name, value in (("units", units), ("num_layers", num_layers), ("num_classes", num_classes)):
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(head_layers, int) and head_layers >= 0):
+            raise ValueError(f"head_layers must be a non-negative integer, got {head_layers!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        for name, value in (("clip_value", clip_value), ("clip_norm", clip_norm)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive or None, got {value!r}")
+        if truncate_steps is not None and implementation == "keras":
+            raise ValueError("truncate_steps needs implementation='zoo': Keras' layers backpropagate "
+                             "through every step")
+        self.cell, self.units, self.num_layers = cell, units, num_layers
+        self.num_classes, self.implementation, self.bidirectional = num_classes, implementation, bidirectional
+        self.head_layers, self.head_units, self.dropout = head_layers, head_units, dropout
+        self.normalize, self.augmentation = normalize, dict(augmentation) if augmentation else None
+        self.clip_value, self.clip_norm, self.truncate_steps = clip_value, clip_norm, truncate_steps
+        self.reset_after, self.kernel_initializer, self.seed = reset_after, kernel_initializer, seed
+
+        self.normalization = keras.layers.Normalization(axis=-1) if normalize else None
+        self.augment = SensorAugmentation(**self.augmentation, seed=seed) if self.augmentation else None
+        self.recurrent_layers = [
+            self._recurrent_layer(last=index == num_layers - 1, seed=None if seed is None else seed + 10 * index)
+            for index in range(num_layers)
+        ]
+        dense_seeds = [None if seed is None else seed + 1000 + index for index in range(head_layers + 1)]
+        self.head = []
+        for index in range(head_layers):
+            if dropout:
+                self.head.append(keras.layers.Dropout(dropout, seed=dense_seeds[index]))
+            self.head.append(keras.layers.Dense(
+                head_units, activation="relu",
+                kernel_initializer=keras.initializers.GlorotUniform(dense_seeds[index]),
+            ))
+        if dropout:
+            self.head.append(keras.layers.Dropout(dropout, seed=dense_seeds[-1]))
+        self.classifier = keras.layers.Dense(
+            num_classes, activation="softmax",
+            kernel_initializer=keras.initializers.GlorotUniform(dense_seeds[-1]),
+        )
+        self.sequence_shape = tuple(input_shape) if input_shape is not None else None
+        if input_shape is not None:
+            self.build((None, *input_shape))
+
+    def _recurrent_layer(self, last: bool, seed: int | None) -> keras.layers.Layer:
+        hand_written, built_in = CELLS[self.cell]
+        options = {"reset_after": self.reset_after} if self.cell == "gru" else {}
+        kernel = keras.initializers.get(self.kernel_initializer)
+        kernel = kernel.__class__.from_config({**kernel.get_config(), "seed": seed}) if (
+            seed is not None and "seed" in kernel.get_config()) else kernel
+        recurrent = keras.initializers.Orthogonal(seed=None if seed is None else seed + 1)
+
+        def layer(go_backwards: bool = False) -> keras.layers.Layer:
+            if self.implementation == "zoo":
+                return Recurrent(
+                    hand_written(self.units, kernel_initializer=kernel,
+                                 recurrent_initializer=recurrent, **options),
+                    return_sequences=not last,
+                    go_backwards=go_backwards,
+                    truncate_steps=self.truncate_steps,
+                )
+            return built_in(self.units, kernel_initializer=kernel, recurrent_initializer=recurrent,
+                            return_sequences=not last, go_backwards=go_backwards, **options)
+
+        if not self.bidirectional:
+            return layer()
+        return keras.layers.Bidirectional(layer(), backward_layer=layer(go_backwards=True))
+
+    def build(self, input_shape: Any) -> None:
+        # Built here, eagerly, rather than by a trial call in a scratch graph: Normalization
+        # computes its statistics tensors when it is built.
+        shape = tuple(input_shape)
+        for layer in [self.normalization, self.augment, *self.recurrent_layers, *self.head,
+                      self.classifier]:
+            if layer is not None:
+                if not layer.built:  # an adapted Normalization is built already
+                    layer.build(shape)
+                shape = layer.compute_output_shape(shape)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        x = inputs
+        if self.normalization is not None:
+            x = self.normalization(x)
+        if self.augment is not None:
+            x = self.augment(x, training=training)
+        for layer in self.recurrent_layers:
+            x = layer(x)
+        for layer in self.head:
+            x = layer(x, training=training)
+        return self.classifier(x)
+
+    def clip_gradients(self, gradients: list[Any]) -> list[Any]:
+        """Elementwise clipping by value, then rescaling to the global norm limit, as set."""
+        if self.clip_value is not None:
+            gradients = [tf.clip_by_value(g, -self.clip_value, self.clip_value) for g in gradients]
+        if self.clip_norm is not None:
+            gradients, _ = tf.clip_by_global_norm(gradients, self.clip_norm)
+        return gradients
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        """One step of backpropagation through time on a mini-batch.
+
+        Under a `tf.distribute` strategy each replica's loss is already divided by the number of
+        replicas (Keras' losses do that), so the summed gradients are those of the global batch.
+        """
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            predictions = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=predictions, sample_weight=sample_weight)
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(self.clip_gradients(gradients), self.trainable_variables)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss * replicas, sample_weight=tf.shape(x)[0])
+            else:
+                metric.update_state(y, predictions, sample_weight)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "cell": self.cell,
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "num_classes": self.num_classes,
+            "implementation": self.implementation,
+            "bidirectional": self.bidirectional,
+            "head_layers": self.head_layers,
+            "head_units": self.head_units,
+            "dropout": self.dropout,
+            "normalize": self.normalize,
+            "augmentation": self.augmentation,
+            "clip_value": self.clip_value,
+            "clip_norm": self.clip_norm,
+            "truncate_steps": self.truncate_steps,
+            "reset_after": self.reset_after,
+            "kernel_initializer": self.kernel_initializer,
+            "seed": self.seed,
+            "input_shape": self.sequence_shape,
+        }
