@@ -101,14 +101,14 @@ def test_cli_train_evaluate_export_and_reload_without_zoo(tmp_path, windows_file
                                                           capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     options = ["--data", str(windows_file), "--run-dir", "run"]
-    assert main(["train", "gru", *options, "--epochs", "2", "--set", "units=4",
+    assert main(["train", "gru", *options, "--epochs", "1", "--set", "units=4",
                  "--set", "head_units=4", "--set", "normalize=true", "--set", "rotation=10"]) == 0
     trained = capsys.readouterr().out
     assert "test: accuracy" in trained and "actual/predicted" in trained
     for figure in ("curves.png", "confusion_train.png", "confusion_val.png", "confusion_test.png"):
         assert (tmp_path / "run" / figure).read_bytes()[:4] == b"\x89PNG"
     run = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert run["fit"]["early_stopping_patience"] == 10 and run["epochs_trained"] == 2
+    assert run["fit"]["early_stopping_patience"] == 10 and run["epochs_trained"] == 1
 
     assert main(["evaluate", "gru", *options]) == 0
     evaluated = capsys.readouterr().out
