@@ -175,6 +175,7 @@ def test_truncation_of_at_least_the_sequence_length_is_full_bptt():
         (lambda: SequenceClassifier("transformer"), "cell must be one of"),
         (lambda: SequenceClassifier("lstm", implementation="torch"), "implementation"),
         (lambda: SequenceClassifier("lstm", clip_norm=-1.0), "clip_norm"),
+        (lambda: SequenceClassifier("lstm", pool_steps=0), "pool_steps"),
         (lambda: SequenceClassifier("lstm", implementation="keras", truncate_steps=5), "truncate"),
     ],
 )
@@ -199,6 +200,14 @@ def test_augmentation_is_identity_outside_training_and_label_preserving_inside()
     shifted = SensorAugmentation(time_shift=5, seed=0)(x, training=True).numpy()
     for window, original in zip(shifted, x.numpy()):  # each window is a roll of itself
         assert any(np.array_equal(window, np.roll(original, k, axis=0)) for k in range(-5, 6))
+
+    warped = SensorAugmentation(time_warp=0.3, seed=0)(x, training=True).numpy()
+    assert warped.shape == x.shape and not np.allclose(warped, x)
+    np.testing.assert_array_equal(warped[:, 0], x.numpy()[:, 0])  # time 0 is read at time 0
+    line = tf.tile(tf.range(20, dtype=tf.float32)[None, :, None], [8, 1, 3])
+    paced = SensorAugmentation(time_warp=0.3, seed=0)(line, training=True).numpy()
+    rates = paced[:, 1, 0] - paced[:, 0, 0]  # a ramp read at pace p rises by p per step
+    assert np.all(np.abs(rates - 1) <= 0.3 + 1e-6) and np.ptp(rates) > 0
 
     scaled = SensorAugmentation(scaling=0.2, seed=0)(x, training=True).numpy()
     factors = scaled / x.numpy()
@@ -254,7 +263,8 @@ def test_classifier_saves_and_loads_with_its_normalisation(tmp_path):
 
     x = sequences((8, 6, 3)).numpy() * 5 + 3
     model = tiny_classifier(normalize=True, bidirectional=True, num_layers=2, dropout=0.1,
-                            augmentation={"rotation": 10.0, "jitter": 0.1}, input_shape=(6, 3))
+                            augmentation={"rotation": 10.0, "jitter": 0.1}, pool_steps=2,
+                            input_shape=(6, 3))
     adapt_preprocessing(model, x)
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")

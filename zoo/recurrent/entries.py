@@ -61,7 +61,9 @@ HPARAMS = {
     "rotation": HParam(0.0, "[0, 180]", None, "augmentation: largest axis rotation, degrees"),
     "scaling": HParam(0.0, "[0, 1)", None, "augmentation: largest relative magnitude change"),
     "time_shift": HParam(0, "[0, 1000]", None, "augmentation: largest circular time shift, steps"),
+    "time_warp": HParam(0.0, "[0, 1)", None, "augmentation: largest relative change of pace"),
     "jitter": HParam(0.0, "[0, inf)", None, "augmentation: noise std, input units"),
+    "pool_steps": HParam(1, "[1, 150]", None, "average every k time steps before the RNN"),
     "optimizer": HParam("sgd", ("sgd", "adam"), None, "SGD with momentum, or Adam"),
     "learning_rate": HParam(0.1, "(0, 10]", Float(1e-4, 0.3, log=True), "optimizer step size"),
     "momentum": HParam(0.85, "[0, 1)", Float(0.5, 0.99), "SGD momentum"),
@@ -84,7 +86,9 @@ PRESETS = {
 
 
 def _build(cell: str, implementation: str, name: str, **hparams: Any) -> SequenceClassifier:
-    augmentation = {key: hparams.pop(key) for key in ("rotation", "scaling", "time_shift", "jitter")}
+    augmentation = {
+        key: hparams.pop(key) for key in ("rotation", "scaling", "time_shift", "time_warp", "jitter")
+    }
     optimizer, learning_rate, momentum = (
         hparams.pop(key) for key in ("optimizer", "learning_rate", "momentum")
     )

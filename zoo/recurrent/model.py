@@ -26,14 +26,17 @@ class SensorAugmentation(keras.layers.Layer):
 
     Each window gets its own draw of: a rotation of the axes by up to `rotation` degrees about
     a random axis (the sensor sits a little differently on every person), a scaling of the
-    magnitude by a factor in `[1 - scaling, 1 + scaling]`, a circular shift in time by up to
-    `time_shift` steps (a window starts at an arbitrary moment of the activity), and Gaussian
-    noise of standard deviation `jitter`. Zero turns a change off.
+    magnitude by a factor in `[1 - scaling, 1 + scaling]`, a change of pace by a factor in
+    `[1 - time_warp, 1 + time_warp]` (people walk at different cadences; resampled linearly,
+    wrapping around the window's end), a circular shift in time by up to `time_shift` steps
+    (a window starts at an arbitrary moment of the activity), and Gaussian noise of standard
+    deviation `jitter`. Zero turns a change off.
 
     Args:
         rotation: largest rotation angle in degrees, in [0, 180]; needs 3 axes.
         scaling: largest relative change of magnitude, in [0, 1).
         time_shift: largest shift in time steps, >= 0.
+        time_warp: largest relative change of pace, in [0, 1).
         jitter: standard deviation of the added noise, in input units, >= 0.
         seed: seed of the random draws.
 
@@ -52,6 +55,7 @@ class SensorAugmentation(keras.layers.Layer):
         rotation: float = 0.0,
         scaling: float = 0.0,
         time_shift: int = 0,
+        time_warp: float = 0.0,
         jitter: float = 0.0,
         seed: int | None = None,
         **kwargs: Any,
@@ -63,9 +67,12 @@ class SensorAugmentation(keras.layers.Layer):
             raise ValueError(f"scaling must be in [0, 1), got {scaling!r}")
         if not (isinstance(time_shift, int) and time_shift >= 0):
             raise ValueError(f"time_shift must be a non-negative integer, got {time_shift!r}")
+        if not 0.0 <= time_warp < 1.0:
+            raise ValueError(f"time_warp must be in [0, 1), got {time_warp!r}")
         if not jitter >= 0.0:
             raise ValueError(f"jitter must be >= 0, got {jitter!r}")
-        self.rotation, self.scaling, self.time_shift, self.jitter = rotation, scaling, time_shift, jitter
+        self.rotation, self.scaling, self.jitter = rotation, scaling, jitter
+        self.time_shift, self.time_warp = time_shift, time_warp
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
 
@@ -84,14 +91,22 @@ class SensorAugmentation(keras.layers.Layer):
         cross = tf.reshape(tf.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1), (-1, 3, 3))
         return tf.eye(3) + tf.sin(angle) * cross + (1.0 - tf.cos(angle)) * (cross @ cross)
 
-    def _shift(self, inputs: Any, batch: Any) -> Any:
+    def _resample(self, inputs: Any, batch: Any) -> Any:
+        """Reads each window at times `pace * t - shift` (mod its length), interpolating linearly."""
         steps = tf.shape(inputs)[1]
-        shifts = keras.random.randint(
-            (batch,), -self.time_shift, self.time_shift + 1, seed=self.generator
-        )
-        # Gather indices (t - shift) mod steps: each window rolls by its own amount.
-        indices = tf.math.floormod(tf.range(steps)[None, :] - shifts[:, None], steps)
-        return tf.gather(inputs, indices, batch_dims=1)
+        pace = keras.random.uniform((batch, 1), 1.0 - self.time_warp, 1.0 + self.time_warp,
+                                    seed=self.generator) if self.time_warp else tf.ones((batch, 1))
+        shift = tf.cast(keras.random.randint(
+            (batch, 1), -self.time_shift, self.time_shift + 1, seed=self.generator
+        ), tf.float32) if self.time_shift else tf.zeros((batch, 1))
+        times = pace * tf.range(steps, dtype=tf.float32)[None, :] - shift
+        before = tf.math.floor(times)
+        weight = (times - before)[:, :, None]
+        before = tf.math.floormod(tf.cast(before, tf.int32), steps)
+        after = tf.math.floormod(before + 1, steps)
+        # With pace 1 the weight is exactly 0: a pure shift is an exact roll of the window.
+        return ((1.0 - weight) * tf.gather(inputs, before, batch_dims=1)
+                + weight * tf.gather(inputs, after, batch_dims=1))
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         if not training:
@@ -103,8 +118,8 @@ class SensorAugmentation(keras.layers.Layer):
             inputs = inputs * keras.random.uniform(
                 (batch, 1, 1), 1.0 - self.scaling, 1.0 + self.scaling, seed=self.generator
             )
-        if self.time_shift:
-            inputs = self._shift(inputs, batch)
+        if self.time_shift or self.time_warp:
+            inputs = self._resample(inputs, batch)
         if self.jitter:
             inputs = inputs + self.jitter * keras.random.normal(tf.shape(inputs), seed=self.generator)
         return inputs
@@ -118,6 +133,7 @@ class SensorAugmentation(keras.layers.Layer):
             "rotation": self.rotation,
             "scaling": self.scaling,
             "time_shift": self.time_shift,
+            "time_warp": self.time_warp,
             "jitter": self.jitter,
             "seed": self.seed,
         }
@@ -127,8 +143,8 @@ class SensorAugmentation(keras.layers.Layer):
 class SequenceClassifier(keras.Model):
     """Recurrent classifier of fixed-length sequences, trained by backpropagation through time.
 
-    inputs -> [per-channel normalisation] -> [augmentation, training only] -> recurrent layers
-    (optionally bidirectional, stacked) -> `head_layers` ReLU dense layers -> softmax.
+    inputs -> [per-channel normalisation] -> [augmentation, training only] -> [average pooling
+    over time] -> recurrent layers (optionally bidirectional, stacked) -> `head_layers` ReLU dense layers -> softmax.
 
     The training step is written out: a `tf.GradientTape` records the forward pass, whose
     recurrent layers loop over the time steps in a `tf.while_loop`; the gradient is clipped
@@ -148,6 +164,8 @@ class SequenceClassifier(keras.Model):
         normalize: standardise each input channel with statistics fitted on training data (a
             `keras.layers.Normalization` that `zoo.training.fit` adapts; saved in the model).
         augmentation: `SensorAugmentation` arguments, or `None` for none.
+        pool_steps: average every this many time steps before the recurrent layers (1: none);
+            shorter sequences train faster and are easier for a vanilla RNN to carry.
         clip_value: clip each gradient element to `[-clip_value, clip_value]`.
         clip_norm: rescale the gradient to at most this global norm.
         truncate_steps: truncated BPTT chunk length (see `Recurrent`); zoo cells only.
@@ -178,6 +196,7 @@ class SequenceClassifier(keras.Model):
         dropout: float = 0.0,
         normalize: bool = False,
         augmentation: dict[str, Any] | None = None,
+        pool_steps: int = 1,
         clip_value: float | None = None,
         clip_norm: float | None = None,
         truncate_steps: int | None = None,
@@ -195,6 +214,8 @@ class SequenceClassifier(keras.Model):
         for name, value in (("units", units), ("num_layers", num_layers), ("num_classes", num_classes)):
             if not (isinstance(value, int) and value > 0):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(pool_steps, int) and pool_steps > 0):
+            raise ValueError(f"pool_steps must be a positive integer, got {pool_steps!r}")
         if not (isinstance(head_layers, int) and head_layers >= 0):
             raise ValueError(f"head_layers must be a non-negative integer, got {head_layers!r}")
         if not 0.0 <= dropout < 1.0:
@@ -209,11 +230,13 @@ class SequenceClassifier(keras.Model):
         self.num_classes, self.implementation, self.bidirectional = num_classes, implementation, bidirectional
         self.head_layers, self.head_units, self.dropout = head_layers, head_units, dropout
         self.normalize, self.augmentation = normalize, dict(augmentation) if augmentation else None
+        self.pool_steps = pool_steps
         self.clip_value, self.clip_norm, self.truncate_steps = clip_value, clip_norm, truncate_steps
         self.reset_after, self.kernel_initializer, self.seed = reset_after, kernel_initializer, seed
 
         self.normalization = keras.layers.Normalization(axis=-1) if normalize else None
         self.augment = SensorAugmentation(**self.augmentation, seed=seed) if self.augmentation else None
+        self.pooling = keras.layers.AveragePooling1D(pool_steps) if pool_steps > 1 else None
         self.recurrent_layers = [
             self._recurrent_layer(last=index == num_layers - 1, seed=None if seed is None else seed + 10 * index)
             for index in range(num_layers)
@@ -265,7 +288,7 @@ class SequenceClassifier(keras.Model):
         # Built here, eagerly, rather than by a trial call in a scratch graph: Normalization
         # computes its statistics tensors when it is built.
         shape = tuple(input_shape)
-        for layer in [self.normalization, self.augment, *self.recurrent_layers, *self.head,
+        for layer in [self.normalization, self.augment, self.pooling, *self.recurrent_layers, *self.head,
                       self.classifier]:
             if layer is not None:
                 if not layer.built:  # an adapted Normalization is built already
@@ -278,6 +301,8 @@ class SequenceClassifier(keras.Model):
             x = self.normalization(x)
         if self.augment is not None:
             x = self.augment(x, training=training)
+        if self.pooling is not None:
+            x = self.pooling(x)
         for layer in self.recurrent_layers:
             x = layer(x)
         for layer in self.head:
@@ -326,6 +351,7 @@ class SequenceClassifier(keras.Model):
             "dropout": self.dropout,
             "normalize": self.normalize,
             "augmentation": self.augmentation,
+            "pool_steps": self.pool_steps,
             "clip_value": self.clip_value,
             "clip_norm": self.clip_norm,
             "truncate_steps": self.truncate_steps,
