@@ -11,6 +11,25 @@ from keras import ops
 __all__ = ["KLSparsity", "SparseAutoencoder", "kl_divergence"]
 
 
+def _replicas() -> int:
+    """The number of replicas of the `tf.distribute` strategy running this code (1 without one)."""
+    context = tf.distribute.get_replica_context()
+    return 1 if context is None else context.num_replicas_in_sync
+
+
+def _sum_over_replicas(value: Any) -> Any:
+    """`value` summed over the replicas of a `tf.distribute` strategy; `value` itself without one.
+
+    Under a strategy each replica holds a slice of the global batch, so a sum over the batch
+    must add every replica's slice. The gradient of an all-reduce sum is itself an all-reduce
+    sum, so terms built from these sums differentiate correctly on every replica.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
 def kl_divergence(target: float, mean_activation: Any) -> Any:
     """KL divergence between Bernoulli(target) and Bernoulli(mean_activation), elementwise.
 
@@ -29,7 +48,9 @@ class KLSparsity(keras.layers.Layer):
     `b` over the batch (and any axes other than the last). Place it after any layer whose
     activations lie in (0, 1), such as a sigmoid `Dense`. It is a layer rather than an
     `activity_regularizer` because Keras divides activity penalties by the batch size, which is
-    wrong for a penalty on a batch mean.
+    wrong for a penalty on a batch mean. Under a `tf.distribute` strategy `rho_hat_b` is the
+    mean over the global batch, all replicas' slices together, so the penalty is the one a
+    single device computes.
 
     Args:
         target: desired mean activation rho, in (0, 1).
@@ -59,7 +80,9 @@ class KLSparsity(keras.layers.Layer):
     def penalty(self, activations: Any) -> Any:
         """`weight * sum_b KL(target || rho_hat_b)` for a batch of activations."""
         axes = tuple(range(len(activations.shape) - 1))
-        mean = ops.mean(activations, axis=axes)
+        count = tf.cast(tf.reduce_prod(tf.shape(activations)[:-1]), activations.dtype)
+        # Sums over the global batch: the KL of a mean is not the mean of replicas' KLs.
+        mean = _sum_over_replicas(ops.sum(activations, axis=axes)) / _sum_over_replicas(count)
         # Saturated float32 sigmoids can average to exactly 0 or 1, where the KL is infinite.
         epsilon = keras.config.epsilon()
         mean = ops.clip(mean, epsilon, 1.0 - epsilon)
@@ -175,13 +198,18 @@ class SparseAutoencoder(keras.Model):
     def cost(self, inputs: Any) -> dict[str, Any]:
         """The cost J on a batch and its terms, as scalars.
 
+        Under a `tf.distribute` strategy, `inputs` is this replica's slice of the global batch and
+        every term is the global batch's (sums over all replicas' slices divided by the global
+        batch size), the same on every replica and equal to what one device computes.
+
         Returns:
             dict with `loss` (J), `reconstruction`, `weight_decay`, `sparsity` and
             `mean_activation` (mean hidden activation over batch and units).
         """
         hidden = self.encoder(inputs)
         outputs = self.decoder(hidden)
-        reconstruction = 0.5 * ops.mean(ops.sum(ops.square(inputs - outputs), axis=-1))
+        count = _sum_over_replicas(tf.cast(tf.shape(inputs)[0], hidden.dtype))
+        reconstruction = _sum_over_replicas(0.5 * ops.sum(ops.square(inputs - outputs))) / count
         # Written out rather than as keras.regularizers.L2, which rounds lambda to float32.
         weight_decay = (0.5 * self.weight_decay) * (
             ops.sum(ops.square(self.encoder.kernel)) + ops.sum(ops.square(self.decoder.kernel))
@@ -192,7 +220,7 @@ class SparseAutoencoder(keras.Model):
             "reconstruction": reconstruction,
             "weight_decay": weight_decay,
             "sparsity": sparsity,
-            "mean_activation": ops.mean(hidden),
+            "mean_activation": _sum_over_replicas(ops.sum(hidden)) / (count * self.hidden_units),
         }
 
     def _update_metrics(self, terms: dict[str, Any], steps: Any = 1) -> None:
@@ -202,9 +230,14 @@ class SparseAutoencoder(keras.Model):
 
     def _descend(self, inputs: Any) -> dict[str, Any]:
         """One gradient step on the cost of one mini-batch; returns the cost's terms."""
+        replicas = _replicas()
         with tf.GradientTape() as tape:
             terms = self.cost(inputs)
-        gradients = tape.gradient(terms["loss"], self.trainable_variables)
+            # Every replica holds the global batch's J and the optimizer sums the replicas'
+            # gradients, so each replica differentiates its 1/replicas share: the sum is the
+            # gradient of J on the global batch, as on one device.
+            loss = terms["loss"] / replicas if replicas > 1 else terms["loss"]
+        gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         return terms
 
@@ -216,11 +249,21 @@ class SparseAutoencoder(keras.Model):
         and small mini-batches no longer pay TensorFlow's per-op overhead on every step
         (see `zoo.training.fit`'s `batches_per_step`). The math is that of single steps, and
         the metrics are the same running means over mini-batches.
+
+        Under a `tf.distribute` strategy (2-D mini-batches only: a strategy splits the first axis,
+        which in a stack counts steps) each step's cost and gradient are those of the global
+        batch, as on one device; see `cost` and `_descend`.
         """
         inputs = data[0] if isinstance(data, (tuple, list)) else data
         if len(inputs.shape) != 3:
             self._update_metrics(self._descend(inputs))
             return self.get_metrics_result()
+        if _replicas() > 1:
+            raise ValueError(
+                "stacks of mini-batches cannot be split across the replicas of a tf.distribute "
+                "strategy (it would split the steps, not the examples); train with "
+                "batches_per_step=1 under a strategy"
+            )
         steps = tf.shape(inputs)[0]
 
         def body(step: Any, sums: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
