@@ -143,8 +143,9 @@ class SensorAugmentation(keras.layers.Layer):
 class SequenceClassifier(keras.Model):
     """Recurrent classifier of fixed-length sequences, trained by backpropagation through time.
 
-    inputs -> [per-channel normalisation] -> [augmentation, training only] -> [average pooling
-    over time] -> recurrent layers (optionally bidirectional, stacked) -> `head_layers` ReLU dense layers -> softmax.
+    inputs -> [augmentation, training only] -> [per-channel normalisation] -> [split into
+    window mean and motion] -> [average pooling over time] -> recurrent layers (optionally
+    bidirectional, stacked) -> `head_layers` ReLU dense layers -> softmax.
 
     The training step is written out: a `tf.GradientTape` records the forward pass, whose
     recurrent layers loop over the time steps in a `tf.while_loop`; the gradient is clipped
@@ -163,7 +164,11 @@ class SequenceClassifier(keras.Model):
         dropout: dropout rate before each head layer and the softmax.
         normalize: standardise each input channel with statistics fitted on training data (a
             `keras.layers.Normalization` that `zoo.training.fit` adapts; saved in the model).
-        augmentation: `SensorAugmentation` arguments, or `None` for none.
+        augmentation: `SensorAugmentation` arguments, or `None` for none; applied to the raw
+            inputs, so that rotations are rotations of the sensor.
+        separate_gravity: feed each channel twice: its mean over the window (for an
+            accelerometer, gravity: the posture) and its deviation from that mean (the motion).
+            A sensor worn at a slightly different angle then shifts only the first half.
         pool_steps: average every this many time steps before the recurrent layers (1: none);
             shorter sequences train faster and are easier for a vanilla RNN to carry.
         clip_value: clip each gradient element to `[-clip_value, clip_value]`.
@@ -196,6 +201,7 @@ class SequenceClassifier(keras.Model):
         dropout: float = 0.0,
         normalize: bool = False,
         augmentation: dict[str, Any] | None = None,
+        separate_gravity: bool = False,
         pool_steps: int = 1,
         clip_value: float | None = None,
         clip_norm: float | None = None,
@@ -230,7 +236,7 @@ class SequenceClassifier(keras.Model):
         self.num_classes, self.implementation, self.bidirectional = num_classes, implementation, bidirectional
         self.head_layers, self.head_units, self.dropout = head_layers, head_units, dropout
         self.normalize, self.augmentation = normalize, dict(augmentation) if augmentation else None
-        self.pool_steps = pool_steps
+        self.separate_gravity, self.pool_steps = separate_gravity, pool_steps
         self.clip_value, self.clip_norm, self.truncate_steps = clip_value, clip_norm, truncate_steps
         self.reset_after, self.kernel_initializer, self.seed = reset_after, kernel_initializer, seed
 
@@ -288,19 +294,25 @@ class SequenceClassifier(keras.Model):
         # Built here, eagerly, rather than by a trial call in a scratch graph: Normalization
         # computes its statistics tensors when it is built.
         shape = tuple(input_shape)
-        for layer in [self.normalization, self.augment, self.pooling, *self.recurrent_layers, *self.head,
-                      self.classifier]:
+        for layer in [self.augment, self.normalization]:
+            if layer is not None and not layer.built:  # an adapted Normalization is built already
+                layer.build(shape)
+        if self.separate_gravity:
+            shape = (*shape[:-1], 2 * shape[-1])
+        for layer in [self.pooling, *self.recurrent_layers, *self.head, self.classifier]:
             if layer is not None:
-                if not layer.built:  # an adapted Normalization is built already
-                    layer.build(shape)
+                layer.build(shape)
                 shape = layer.compute_output_shape(shape)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         x = inputs
-        if self.normalization is not None:
-            x = self.normalization(x)
         if self.augment is not None:
             x = self.augment(x, training=training)
+        if self.normalization is not None:
+            x = self.normalization(x)
+        if self.separate_gravity:
+            mean = tf.reduce_mean(x, axis=1, keepdims=True)
+            x = tf.concat([tf.broadcast_to(mean, tf.shape(x)), x - mean], axis=-1)
         if self.pooling is not None:
             x = self.pooling(x)
         for layer in self.recurrent_layers:
@@ -351,6 +363,7 @@ class SequenceClassifier(keras.Model):
             "dropout": self.dropout,
             "normalize": self.normalize,
             "augmentation": self.augmentation,
+            "separate_gravity": self.separate_gravity,
             "pool_steps": self.pool_steps,
             "clip_value": self.clip_value,
             "clip_norm": self.clip_norm,
