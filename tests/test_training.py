@@ -338,3 +338,35 @@ def test_normalization_is_fitted_to_training_inputs_only(tmp_path):
     layer = model.get_layer("normalize")
     np.testing.assert_allclose(np.ravel(layer.mean), x_train.mean(0), rtol=1e-4)
     np.testing.assert_allclose(np.ravel(layer.variance), x_train.var(0), rtol=1e-3)
+
+
+def test_cosine_schedule_sets_each_epochs_rate_also_after_a_resume(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 3)).astype("float32")
+    splits = Splits(x_train=x, x_val=x[:8], y_train=np.eye(2)[rng.integers(0, 2, 32)],
+                    y_val=np.eye(2)[rng.integers(0, 2, 8)])
+    rates = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            rates.append(float(self.model.optimizer.learning_rate))
+
+    class KillAfterEpoch2(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    options = dict(epochs=4, batch_size=8, learning_rate_schedule="cosine", verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_classifier(), splits, tmp_path, callbacks=[Record(), KillAfterEpoch2()], **options)
+    fit(tiny_classifier(), splits, tmp_path, callbacks=[Record()], **options)  # resumes at epoch 3
+
+    expected = [0.5 * (1 + np.cos(np.pi * epoch / 4)) / 2 for epoch in range(4)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)
+
+
+def test_unknown_schedule_is_refused(tmp_path):
+    x = np.zeros((8, 3), "float32")
+    splits = Splits(x_train=x, x_val=x[:0], y_train=np.eye(2)[[0] * 8], y_val=None)
+    with pytest.raises(ValueError, match="'constant' or 'cosine', got 'linear'"):
+        fit(tiny_classifier(), splits, tmp_path, epochs=1, batch_size=4, learning_rate_schedule="linear")

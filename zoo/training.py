@@ -168,6 +168,22 @@ def adapt_preprocessing(model: keras.Model, x: np.ndarray) -> list[str]:
     return adapted
 
 
+def _learning_rate_schedule(
+    model: keras.Model, kind: str, epochs: int
+) -> list[keras.callbacks.Callback]:
+    if kind == "constant":
+        return []
+    if kind != "cosine":
+        raise ValueError(f"learning_rate_schedule must be 'constant' or 'cosine', got {kind!r}")
+    # Read now: a restored checkpoint would bring the optimizer's last, decayed rate.
+    initial = float(model.optimizer.learning_rate)
+    return [
+        keras.callbacks.LearningRateScheduler(
+            lambda epoch: initial * (1 + math.cos(math.pi * epoch / epochs)) / 2
+        )
+    ]
+
+
 def fit(
     model: keras.Model,
     splits: Splits,
@@ -177,6 +193,7 @@ def fit(
     batch_size: int,
     batches_per_step: int = 1,
     early_stopping_patience: int | None = None,
+    learning_rate_schedule: str = "constant",
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
 ) -> dict[str, list[float]]:
@@ -202,6 +219,9 @@ def fit(
         early_stopping_patience: when set, stop once the validation loss has not improved for
             this many epochs and keep the weights of its best epoch. (A resumed run starts
             counting afresh.)
+        learning_rate_schedule: "constant", or "cosine": each epoch's learning rate is the
+            optimizer's initial one times (1 + cos(pi * epoch / epochs)) / 2, so training ends
+            with small, averaging steps rather than wherever the last large step landed.
         callbacks: extra Keras callbacks (early stopping, say).
         verbose: Keras' progress output setting; "auto" is a progress bar on a terminal and
             one line per epoch otherwise (logs, pipes).
@@ -215,6 +235,7 @@ def fit(
     run_dir.mkdir(parents=True, exist_ok=True)
     history_path = run_dir / HISTORY_FILE
     checkpoint = EpochCheckpoint(run_dir / BACKUP_DIR)
+    schedule = _learning_rate_schedule(model, learning_rate_schedule, epochs)  # before a restore
     initial_epoch = checkpoint.restore(model)
     if initial_epoch == 0:
         adapt_preprocessing(model, splits.x_train)  # a restored checkpoint holds its statistics
@@ -254,6 +275,7 @@ def fit(
             keras.callbacks.CSVLogger(str(history_path), append=True),
             checkpoint,
             *stopping,
+            *schedule,
             *callbacks,
         ],
     )
