@@ -22,6 +22,7 @@ from zoo.registry import list_models as list  # noqa: E402,A001
 
 # Importing a family registers its entries.
 from zoo import autoencoder, recurrent  # noqa: E402,F401
+from zoo import convnets  # noqa: E402,F401
 
 __all__ = [
     "HyperparameterError",

@@ -63,11 +63,14 @@ def learning_curves(history: Mapping[str, Sequence[float]], path: str | Path, ti
 
 
 def _mosaic(images: np.ndarray, columns: int | None = None) -> np.ndarray:
-    """Tiles `(K, H, W)` images, each scaled to its own [-1, 1] range, with 1-pixel gaps."""
-    count, height, width = images.shape
+    """Tiles `(K, H, W)` or RGB `(K, H, W, 3)` images, each scaled to its own [-1, 1] range,
+    with 1-pixel gaps (NaN)."""
+    count, height, width = images.shape[:3]
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
-    mosaic = np.full((rows * (height + 1) + 1, columns * (width + 1) + 1), np.nan)
+    mosaic = np.full(
+        (rows * (height + 1) + 1, columns * (width + 1) + 1, *images.shape[3:]), np.nan
+    )
     for index, image in enumerate(images):
         scale = np.abs(image - image.mean()).max() or 1.0
         row, column = divmod(index, columns)
@@ -77,9 +80,14 @@ def _mosaic(images: np.ndarray, columns: int | None = None) -> np.ndarray:
 
 
 def draw_image_grid(axis: Any, images: np.ndarray, title: str = "") -> None:
-    """Draws `(K, H, W)` images as a grey mosaic on `axis`, each image contrast-stretched."""
-    colormap = matplotlib.colormaps["gray"].with_extremes(bad="white")  # white gaps
-    axis.imshow(_mosaic(np.asarray(images)), cmap=colormap, vmin=-1, vmax=1, interpolation="nearest")
+    """Draws `(K, H, W)` images as a grey mosaic on `axis`, or `(K, H, W, 3)` as a colour one
+    (first-layer filters of a conv net, say), each image contrast-stretched."""
+    mosaic = _mosaic(np.asarray(images))
+    if mosaic.ndim == 3:  # RGB: [-1, 1] to [0, 1], white gaps
+        axis.imshow(np.nan_to_num((mosaic + 1) / 2, nan=1.0), interpolation="nearest")
+    else:
+        colormap = matplotlib.colormaps["gray"].with_extremes(bad="white")  # white gaps
+        axis.imshow(mosaic, cmap=colormap, vmin=-1, vmax=1, interpolation="nearest")
     axis.set_xticks([])
     axis.set_yticks([])
     if title:
@@ -87,7 +95,8 @@ def draw_image_grid(axis: Any, images: np.ndarray, title: str = "") -> None:
 
 
 def image_grid(images: np.ndarray, path: str | Path, title: str) -> Path:
-    """Saves `(K, H, W)` images as one mosaic PNG (features, filters, samples)."""
+    """Saves `(K, H, W)` grey or `(K, H, W, 3)` colour images as one mosaic PNG (features,
+    filters, samples)."""
     figure, axis = plt.subplots(figsize=(7, 7))
     draw_image_grid(axis, images, title)
     return save(figure, path)

@@ -1,4 +1,5 @@
-"""Training machinery shared by every family: seeding, resumable `fit`, and a non-finite guard."""
+"""Training machinery shared by every family: seeding, resumable `fit`, a non-finite guard, and
+`train_loop`, the same training written out as a `tf.GradientTape` loop."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ __all__ = [
     "read_history",
     "set_seed",
     "stacked_batches",
+    "train_loop",
 ]
 
 MODEL_FILE = "model.keras"
@@ -282,3 +284,96 @@ def fit(
     with atomic_path(run_dir / MODEL_FILE) as temporary:
         model.save(temporary)  # the temporary name keeps the .keras suffix Keras requires
     return read_history(history_path)
+
+
+def train_loop(
+    model: keras.Model,
+    splits: Splits,
+    *,
+    epochs: int,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    verbose: bool = True,
+) -> dict[str, list[float]]:
+    """Trains a compiled `model` with a written-out `tf.GradientTape` loop, for reading and
+    modifying (the course's "barebones" style); `fit` stays the default path.
+
+    Each step is what `model.fit` does: forward pass in training mode, the compiled loss plus
+    the layers' own losses (L2 penalties, say), gradients, one optimizer update. With the same
+    initial weights and the same data order (`shuffle_seed=None` here and `shuffle=False` in
+    `fit`) the trained weights equal `fit`'s up to float rounding. Normalization layers are
+    adapted to the training inputs first, and models with a run-length learning-rate schedule
+    (`plan_training`) are told the run's length, as `fit` does.
+
+    Args:
+        model: a compiled model.
+        splits: training and (optionally empty) validation data, with targets.
+        epochs: passes over the training data.
+        batch_size: mini-batch size; the last batch of an epoch may be smaller.
+        shuffle_seed: `None` keeps the data order; an integer draws a new order each epoch
+            from it.
+        verbose: print one line per epoch.
+
+    Returns:
+        Per-epoch `loss`, the compiled metrics, and `val_` versions when there is validation data.
+
+    Example:
+
+    >>> model = zoo.get("cifar_small")
+    >>> history = train_loop(model, splits, epochs=10, batch_size=64, shuffle_seed=0)
+    """
+    if splits.y_train is None:
+        raise DataError("train_loop needs targets (splits.y_train)")
+    adapt_preprocessing(model, splits.x_train)
+    steps_per_epoch = math.ceil(len(splits.x_train) / batch_size)
+    if hasattr(model, "plan_training"):
+        model.plan_training(steps_per_epoch * epochs)
+    train = tf.data.Dataset.from_tensor_slices((splits.x_train, splits.y_train))
+    if shuffle_seed is not None:
+        train = train.shuffle(len(splits.x_train), seed=shuffle_seed, reshuffle_each_iteration=True)
+    train = train.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    if not model.built:
+        model(splits.x_train[:1])  # creates the weights, as fit does before its first step
+    # Building the optimizer's slots before tracing keeps the step function to one trace.
+    model.optimizer.build(model.trainable_variables)
+    mean_loss = keras.metrics.Mean(name="loss")
+    signature = [
+        tf.TensorSpec([None, *array.shape[1:]], tf.as_dtype(array.dtype))
+        for array in (splits.x_train, splits.y_train)
+    ]
+
+    @tf.function(input_signature=signature)
+    def train_step(x: tf.Tensor, y: tf.Tensor) -> None:
+        with tf.GradientTape() as tape:
+            predictions = model(x, training=True)
+            # The compiled loss, averaged over the batch, plus sum(model.losses).
+            loss = model.compute_loss(x=x, y=y, y_pred=predictions, training=True)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        mean_loss.update_state(loss, sample_weight=tf.shape(x)[0])
+        model.compute_metrics(x, y, predictions, sample_weight=None)
+
+    history: dict[str, list[float]] = {}
+    for epoch in range(epochs):
+        mean_loss.reset_state()
+        model.reset_metrics()
+        for x, y in train:
+            train_step(x, y)
+        logs = {"loss": float(mean_loss.result())}
+        logs.update(
+            (name, float(value))
+            for name, value in model.get_metrics_result().items()
+            if name != "loss"
+        )
+        if not math.isfinite(logs["loss"]):
+            raise NonFiniteLossError(f"training loss became {logs['loss']} in epoch {epoch + 1}")
+        if len(splits.x_val):
+            evaluated = model.evaluate(splits.x_val, splits.y_val, batch_size=max(batch_size, 256),
+                                       verbose=0, return_dict=True)
+            logs.update((f"val_{name}", float(value)) for name, value in evaluated.items())
+        for name, value in logs.items():
+            history.setdefault(name, []).append(value)
+        if verbose:
+            print(f"epoch {epoch + 1}/{epochs}: "
+                  + ", ".join(f"{name} {value:.4f}" for name, value in logs.items()), flush=True)
+    return history

@@ -1,0 +1,129 @@
+"""CIFAR-10 conv nets: training seconds per epoch, validation accuracy per epoch, inference images/s.
+
+Two modes:
+
+    python bench/convnets.py speed [--rounds 5] [--models cifar_small cifar_resnet]
+        Interleaved rounds (A B A B ...): per model, the median time of training steps at the
+        entry's batch size, scaled to an epoch of 49,000 images, and the median inference
+        throughput (batch 256, the exported forward pass, test-time flip included).
+
+    python bench/convnets.py accuracy NAME [--preset P] [--epochs N] [--validation 5000]
+        A full training run with `zoo.training.fit` on the shared CIFAR-10 folder: seconds and
+        held-out accuracy for every epoch, into runs/bench-NAME/ (history.csv, log).
+
+Data: ../shared/data/cifar10 (relative to the repository), or --data PATH in any format
+`zoo.convnets.data.load` reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import zoo  # noqa: E402
+from zoo import training  # noqa: E402
+from zoo.convnets import data  # noqa: E402
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10"
+EPOCH_IMAGES = 49_000
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Prints each epoch's wall-clock seconds and held-out accuracy as it ends."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        print(f"epoch {epoch + 1}: {time.perf_counter() - self.start:.0f} s, "
+              f"accuracy {logs.get('accuracy', float('nan')):.4f}, "
+              f"val_accuracy {logs.get('val_accuracy', float('nan')):.4f}", flush=True)
+
+
+def speed(args: argparse.Namespace) -> None:
+    splits = data.load(args.data, seed=0)
+    models = {}
+    for name in args.models:
+        training.set_seed(0)
+        model = zoo.get(name)
+        training.adapt_preprocessing(model, splits.x_train)
+        batch = zoo.get_entry(name).fit_settings()["batch_size"]
+        model.train_on_batch(splits.x_train[:batch], splits.y_train[:batch])  # trace once
+        model.predict(splits.x_val[:256], batch_size=256, verbose=0)
+        models[name] = (model, batch)
+    steps, seconds = {n: [] for n in models}, {n: [] for n in models}
+    throughput = {n: [] for n in models}
+    for round_ in range(args.rounds):
+        for name, (model, batch) in models.items():
+            start = time.perf_counter()
+            for step in range(args.steps):
+                first = (round_ * args.steps + step) * batch % (len(splits.x_train) - batch)
+                model.train_on_batch(splits.x_train[first:first + batch],
+                                     splits.y_train[first:first + batch])
+            per_step = (time.perf_counter() - start) / args.steps
+            steps[name].append(per_step)
+            seconds[name].append(per_step * EPOCH_IMAGES / batch)
+            start = time.perf_counter()
+            model.predict(splits.x_val, batch_size=256, verbose=0)
+            throughput[name].append(len(splits.x_val) / (time.perf_counter() - start))
+        print(f"round {round_ + 1}: " + ", ".join(
+            f"{n} {seconds[n][-1]:.0f} s/epoch {throughput[n][-1]:.0f} img/s" for n in models),
+            flush=True)
+    reference = args.models[0]
+    print(f"\n| model | batch | s/step (median) | s/epoch of {EPOCH_IMAGES:,} (median) | "
+          f"x {reference} | inference images/s (median) |")
+    print("|---|---|---|---|---|---|")
+    for name, (_, batch) in models.items():
+        epoch = statistics.median(seconds[name])
+        print(f"| {name} | {batch} | {statistics.median(steps[name]):.3f} | {epoch:.0f} | "
+              f"{epoch / statistics.median(seconds[reference]):.2f} | "
+              f"{statistics.median(throughput[name]):.0f} |")
+
+
+def accuracy(args: argparse.Namespace) -> None:
+    splits = data.load(args.data, seed=0, validation_size=args.validation)
+    entry = zoo.get_entry(args.name)
+    fit = entry.fit_settings(args.preset)
+    if args.epochs:
+        fit["epochs"] = args.epochs
+    training.set_seed(0)
+    model = zoo.get(args.name, preset=args.preset)
+    print(f"{args.name} (preset {args.preset}): {len(splits.x_train)} training, "
+          f"{len(splits.x_val)} held-out images, {fit}", flush=True)
+    history = training.fit(model, splits, Path("runs") / f"bench-{args.name}", **fit,
+                           callbacks=[EpochClock()], verbose=0)
+    print("val_accuracy per epoch: " + ", ".join(f"{v:.4f}" for v in history["val_accuracy"]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    modes = parser.add_subparsers(dest="mode", required=True)
+    timing = modes.add_parser("speed")
+    timing.add_argument("--rounds", type=int, default=5)
+    timing.add_argument("--steps", type=int, default=5, help="training steps timed per round")
+    timing.add_argument("--models", nargs="+", default=["cifar_small", "cifar_resnet"])
+    timing.set_defaults(run=speed)
+    full = modes.add_parser("accuracy")
+    full.add_argument("name")
+    full.add_argument("--preset")
+    full.add_argument("--epochs", type=int)
+    full.add_argument("--validation", type=int, default=5000, help="held-out training images")
+    full.set_defaults(run=accuracy)
+    args = parser.parse_args()
+    args.run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,404 @@
+"""CIFAR-10 for the convolutional family: three local readers, the held-out split, and tf.data.
+
+Readers, all local (nothing is downloaded):
+- the standard python batches, `cifar-10-batches-py` (where `keras.datasets.cifar10` caches
+  them), read with a restricted unpickler that admits only the dicts, lists, bytes and NumPy
+  arrays those files hold; or the binary batches, `cifar-10-batches-bin`;
+- a class-folder tree of images, `ROOT/<class>/*.jpg` (the shared layout), or `ROOT/train/<class>`
+  with an optional `ROOT/test/<class>`; any image size, resized to 32x32;
+- an `.npz` with `x_train`, `y_train` (and optionally `x_test`, `y_test`), or `x`, `y`.
+
+Images stay uint8 `(N, 32, 32, 3)`: the models scale them themselves, so a SavedModel takes
+camera-ready pixels. Labels become one-hot float32 rows (label smoothing needs them).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from zoo.data import DataError, Splits, check_array
+
+__all__ = [
+    "CLASS_NAMES",
+    "IMAGE_SHAPE",
+    "IMAGE_SUFFIXES",
+    "dataset",
+    "default_locations",
+    "load",
+    "read_binary_batches",
+    "read_image_folder",
+    "read_npz",
+    "read_python_batches",
+    "to_channels_last",
+]
+
+CLASS_NAMES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+IMAGE_SHAPE = (32, 32, 3)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+VALIDATION_SIZE = 1000  # cs231n held out 1,000 of the 50,000 training images
+
+_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+_HOW_TO_GET = (
+    "Provide CIFAR-10 with --data PATH as a class-folder tree of images (PATH/<class>/*.jpg, or "
+    "PATH/train/<class> and PATH/test/<class>), the python batches directory "
+    "'cifar-10-batches-py' (from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, or "
+    "where keras.datasets.cifar10.load_data() caches it), the binary batches "
+    "'cifar-10-batches-bin', or an .npz with x_train, y_train [x_test, y_test]"
+)
+
+
+def default_locations() -> list[Path]:
+    """Where `load(None)` looks, in order: `$ZOO_CIFAR10`, Keras' cache, then `data/cifar10`
+    and `../shared/data/cifar10` under the working directory."""
+    locations = [Path(os.environ["ZOO_CIFAR10"])] if os.environ.get("ZOO_CIFAR10") else []
+    keras_cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+    locations += [
+        keras_cache / "cifar-10-batches-py",
+        keras_cache / "cifar-10-batches-bin",
+        Path("data/cifar10"),
+        Path("../shared/data/cifar10"),
+    ]
+    return locations
+
+
+def to_channels_last(images: np.ndarray, source: str = "input") -> np.ndarray:
+    """`(N, 32, 32, 3)` from `(N, 32, 32, 3)`, `(N, 3, 32, 32)` (the course's layout) or
+    `(N, 3072)` rows in CIFAR's channel-major order."""
+    images = np.asarray(images)
+    if images.ndim == 2 and images.shape[1] == 3072:
+        images = images.reshape(-1, 3, 32, 32)
+    if images.ndim == 4 and images.shape[1:] == (3, 32, 32):
+        images = images.transpose(0, 2, 3, 1)
+    return check_array(images, "images", (None, *IMAGE_SHAPE), source=source)
+
+
+def _as_uint8(images: np.ndarray, source: str) -> np.ndarray:
+    if images.dtype == np.uint8:
+        return images
+    low, high = float(images.min()), float(images.max())
+    if low < 0 or high > 255:
+        raise DataError(f"images in {source} must be pixel values in [0, 255], got [{low}, {high}]")
+    if np.issubdtype(images.dtype, np.floating) and high <= 1.0:
+        raise DataError(
+            f"images in {source} look scaled to [0, 1]; give raw pixel values in [0, 255]"
+        )
+    return np.round(images).astype(np.uint8)
+
+
+def _labels(labels: Any, count: int, source: str) -> np.ndarray:
+    labels = check_array(np.asarray(labels).reshape(-1), "labels", (count,), source=source)
+    if not np.issubdtype(labels.dtype, np.integer):
+        if not np.all(labels == np.round(labels)):
+            raise DataError(f"labels in {source} must be whole class indices 0-9")
+        labels = labels.astype(np.int64)
+    bad = (labels < 0) | (labels >= len(CLASS_NAMES))
+    if bad.any():
+        raise DataError(
+            f"labels in {source} must be class indices in [0, {len(CLASS_NAMES) - 1}], "
+            f"got {labels[bad][0]} (at index {int(np.argmax(bad))})"
+        )
+    return labels.astype(np.int64)
+
+
+# --- (a) the python and binary batches ---
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Admits only what a CIFAR batch holds: dicts, lists, strings, bytes and NumPy arrays.
+
+    `pickle.load` would run any callable a file names; a downloaded file should not get that.
+    """
+
+    _ALLOWED = {
+        ("_codecs", "encode"),  # how Python 3 writes bytes at protocol 2: str -> bytes only
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _unpickle(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            content = _BatchUnpickler(handle, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
+        raise DataError(f"{path} is not a CIFAR python batch ({error})") from None
+    if not isinstance(content, dict):
+        raise DataError(f"{path} must hold a dict, got {type(content).__name__}")
+    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in content.items()}
+
+
+def _python_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    content = _unpickle(path)
+    missing = [key for key in ("data", "labels") if key not in content]
+    if missing:
+        raise DataError(f"{path} has no {', '.join(map(repr, missing))}; found {sorted(content)}")
+    images = to_channels_last(content["data"], str(path))
+    return _as_uint8(images, str(path)), _labels(content["labels"], len(images), str(path))
+
+
+def _batches(
+    directory: str | Path, suffix: str, read: Any, kind: str
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The five training batches (and `test_batch` if present) of `directory`, each `read`."""
+    directory = Path(directory)
+    names = [f"{name}{suffix}" for name in _TRAIN_BATCHES]
+    missing = [name for name in names if not (directory / name).is_file()]
+    if missing:
+        raise DataError(f"{directory} lacks the {kind} batches {', '.join(missing)}")
+    parts = [read(directory / name) for name in names]
+    splits = {"train": tuple(np.concatenate(arrays) for arrays in zip(*parts))}
+    if (directory / f"test_batch{suffix}").is_file():
+        splits["test"] = read(directory / f"test_batch{suffix}")
+    return splits
+
+
+def read_python_batches(directory: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Reads `cifar-10-batches-py`: `{"train": (images, labels), "test": ...}` (test if present).
+
+    Images are uint8 `(N, 32, 32, 3)`, labels int64 class indices.
+    """
+    return _batches(directory, "", _python_batch, "python")
+
+
+def _binary_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    raw = np.fromfile(path, np.uint8)
+    if raw.size == 0 or raw.size % 3073:
+        raise DataError(f"{path} is not a CIFAR-10 binary batch (records of 1 + 3072 bytes)")
+    records = raw.reshape(-1, 3073)
+    return to_channels_last(records[:, 1:], str(path)), _labels(records[:, 0], len(records), str(path))
+
+
+def read_binary_batches(directory: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Reads `cifar-10-batches-bin` (records of a label byte and 3,072 pixel bytes), as
+    `read_python_batches` does the python batches."""
+    return _batches(directory, ".bin", _binary_batch, "binary")
+
+
+# --- (b) a class-folder tree of images ---
+
+
+def _decode(path: tf.Tensor) -> tf.Tensor:
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+
+    def resized() -> tf.Tensor:
+        smaller = tf.image.resize(image, IMAGE_SHAPE[:2], antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(smaller), 0, 255), tf.uint8)
+
+    same_size = tf.reduce_all(tf.shape(image)[:2] == IMAGE_SHAPE[:2])
+    return tf.ensure_shape(tf.cond(same_size, lambda: image, resized), IMAGE_SHAPE)
+
+
+def read_image_folder(
+    root: str | Path, class_names: Sequence[str] = CLASS_NAMES
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reads `root/<class>/*` images, decoded in parallel, as uint8 `(N, 32, 32, 3)` and labels.
+
+    Each subfolder must be named after one of `class_names` (a subset is fine: a folder of cats
+    and dogs to evaluate on); labels are indices into `class_names`. Images of another size are
+    resized to 32x32, greyscale ones repeated to RGB.
+    """
+    root = Path(root)
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    unknown = [p.name for p in folders if p.name not in class_names]
+    if unknown:
+        raise DataError(
+            f"{root} has class folders {unknown} that are not classes of this task; "
+            f"expected folders named from {list(class_names)}"
+        )
+    paths, labels = [], []
+    for folder in folders:
+        files = sorted(
+            p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        paths += [str(p) for p in files]
+        labels += [class_names.index(folder.name)] * len(files)
+    if not paths:
+        raise DataError(
+            f"no images ({', '.join(IMAGE_SUFFIXES)}) in class folders under {root}; "
+            f"expected {root}/<class>/*.jpg with classes from {list(class_names)}"
+        )
+    decoded = tf.data.Dataset.from_tensor_slices(paths).map(
+        _decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    try:
+        images = np.concatenate(list(decoded.batch(4096).as_numpy_iterator()))
+    except tf.errors.InvalidArgumentError as error:
+        raise DataError(f"an image under {root} could not be decoded: {error.message}") from None
+    return images, np.asarray(labels, np.int64)
+
+
+# --- (c) an .npz ---
+
+
+def read_npz(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Reads an `.npz` with `x_train`, `y_train` (optionally `x_test`, `y_test`) or `x`, `y`.
+
+    Images may be `(N, 32, 32, 3)`, `(N, 3, 32, 32)` or `(N, 3072)`, pixel values in [0, 255].
+    """
+    path = Path(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path} is not a readable .npz ({error})") from None
+    with archive:
+        keys = set(archive.files)
+        prefixes = {"train": "_train", "test": "_test"} if "x_train" in keys else {"train": ""}
+        splits = {}
+        for split, suffix in prefixes.items():
+            needed = [f"x{suffix}", f"y{suffix}"]
+            if split == "test" and not set(needed) <= keys:
+                continue
+            missing = [key for key in needed if key not in keys]
+            if missing:
+                raise DataError(
+                    f"{path} has no {', '.join(missing)}; expected x_train, y_train "
+                    f"[, x_test, y_test] or x, y; found {sorted(keys)}"
+                )
+            source = f"{path}[{needed[0]}]"
+            images = _as_uint8(to_channels_last(archive[needed[0]], source), source)
+            splits[split] = (images, _labels(archive[needed[1]], len(images), f"{path}[{needed[1]}]"))
+    return splits
+
+
+# --- choosing a reader, splitting ---
+
+
+def _read(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Reads whatever CIFAR-10 format `path` is."""
+    if path.is_file():
+        if path.suffix != ".npz":
+            raise DataError(f"{path} is a file but not an .npz. {_HOW_TO_GET}")
+        return read_npz(path)
+    if all((path / name).is_file() for name in _TRAIN_BATCHES):
+        return read_python_batches(path)
+    if all((path / f"{name}.bin").is_file() for name in _TRAIN_BATCHES):
+        return read_binary_batches(path)
+    if (path / "train").is_dir():
+        splits = {"train": read_image_folder(path / "train")}
+        if (path / "test").is_dir():
+            splits["test"] = read_image_folder(path / "test")
+        return splits
+    return {"train": read_image_folder(path)}
+
+
+def _one_hot(labels: np.ndarray) -> np.ndarray:
+    return np.eye(len(CLASS_NAMES), dtype=np.float32)[labels]
+
+
+def load(
+    path: str | Path | None = None, seed: int = 0, validation_size: int | None = None
+) -> Splits:
+    """CIFAR-10 as `Splits`: uint8 images, one-hot labels; validation held out of training.
+
+    `validation_size` training images, drawn with `seed`, are held out; by default 1,000 as in
+    cs231n (49,000 train), or a tenth of a set smaller than 10,000. A test split (the python batches' `test_batch`, a `test/` folder next to
+    `train/`, or `x_test` in an .npz) becomes `x_test`/`y_test`.
+
+    Args:
+        path: a class-folder tree, a `cifar-10-batches-py`/`-bin` directory or an `.npz`;
+            `None` tries `default_locations()`.
+        seed: seeds the choice of held-out images.
+        validation_size: how many training images to hold out, in [0, N); `None`: the default.
+
+    Raises:
+        DataError: nothing found (listing where it looked and how to provide the data), or
+            malformed data.
+    """
+    if path is None:
+        looked = default_locations()
+        found = next((p for p in looked if p.exists()), None)
+        if found is None:
+            raise DataError(
+                "no CIFAR-10 data found; looked in "
+                + ", ".join(str(p.absolute()) for p in looked)
+                + f". {_HOW_TO_GET}"
+            )
+        path = found
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"no such file or folder: {path}. {_HOW_TO_GET}")
+    splits = _read(path)
+    images, labels = splits["train"]
+    if validation_size is None:
+        validation_size = min(VALIDATION_SIZE, len(images) // 10)
+    if not 0 <= validation_size < len(images):
+        raise DataError(
+            f"validation_size must be in [0, {len(images)}) for {len(images)} training images, "
+            f"got {validation_size}"
+        )
+    order = np.random.default_rng(seed).permutation(len(images))
+    train, val = order[validation_size:], order[:validation_size]
+    test_images, test_labels = splits.get("test", (None, None))
+    return Splits(
+        x_train=images[train],
+        y_train=_one_hot(labels[train]),
+        x_val=images[val],
+        y_val=_one_hot(labels[val]),
+        x_test=test_images,
+        y_test=None if test_labels is None else _one_hot(test_labels),
+        info={
+            "source": str(path),
+            "classes": list(CLASS_NAMES),
+            "validation": f"{validation_size} training images held out (seed {seed})",
+            "preprocessing": "uint8 RGB 32x32; scaling to zero mean and unit variance per "
+            "channel is inside the model (training-set statistics)",
+        },
+    )
+
+
+# --- tf.data ---
+
+
+def dataset(
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    batch_size: int,
+    *,
+    shuffle_seed: int | None = None,
+    augment: Any = None,
+) -> tf.data.Dataset:
+    """A `tf.data` pipeline over in-memory images: cache, shuffle, batch, augment, prefetch.
+
+    Args:
+        images: uint8 `(N, 32, 32, 3)`.
+        labels: one-hot `(N, 10)`, or `None` for prediction.
+        batch_size: images per batch.
+        shuffle_seed: when given, a new seeded order every epoch; `None` keeps the order.
+        augment: an optional callable applied to each batch of images, e.g.
+            `zoo.convnets.model.RandomCropFlip(4)` (called with `training=True`).
+
+    Example:
+
+    >>> train = dataset(splits.x_train, splits.y_train, 512, shuffle_seed=0,
+    ...                 augment=RandomCropFlip(4))
+    """
+    tensors = images if labels is None else (images, labels)
+    pipeline = tf.data.Dataset.from_tensor_slices(tensors).cache()
+    if shuffle_seed is not None:
+        pipeline = pipeline.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
+    pipeline = pipeline.batch(batch_size)
+    if augment is not None:
+
+        def apply(*batch: tf.Tensor) -> Any:
+            augmented = augment(batch[0], training=True)
+            return augmented if labels is None else (augmented, batch[1])
+
+        pipeline = pipeline.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+    return pipeline.prefetch(tf.data.AUTOTUNE)

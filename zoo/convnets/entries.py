@@ -1,0 +1,201 @@
+"""Registry entries of the convolutional family, with their shared task: CIFAR-10 classification.
+
+There is no embedded default data set (50,000 images are too many to ship): without `--data`,
+`CIFAR10.load` looks in the usual places (`zoo.convnets.data.default_locations`) and otherwise
+fails with a `DataError` that says where it looked and how to provide CIFAR-10.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from zoo import classification, plots
+from zoo.convnets import data
+from zoo.convnets.model import NORMALIZATIONS, CifarResNet, CifarSmallNet, OneCycle, ThreeLayerConvNet
+from zoo.data import Splits
+from zoo.registry import Choice, Float, HParam, HyperparameterError, Int, Metric, Task, register
+
+__all__ = ["CIFAR10", "cifar_resnet", "cifar_small", "three_layer_convnet"]
+
+
+def _figures(model: keras.Model, splits: Splits, out_dir: Path) -> list[Path]:
+    filters = keras.ops.convert_to_numpy(model.first_filters())
+    title = f"{model.name}: first-layer filters ({len(filters)}, {filters.shape[1]}x{filters.shape[2]} RGB)"
+    return [
+        plots.image_grid(filters, out_dir / "filters.png", title),
+        *classification.report(model, splits, data.CLASS_NAMES, out_dir, f"{model.name}: CIFAR-10"),
+    ]
+
+
+def _endpoints(model: keras.Model) -> dict[str, Any]:
+    # uint8 pixels in, probabilities out: the scaling to zero mean and unit variance is a
+    # layer of the model, so it is part of the exported graph.
+    signature = [tf.TensorSpec([None, *data.IMAGE_SHAPE], tf.uint8, name="images")]
+    return {"serve": (lambda images: model(tf.cast(images, tf.float32), training=False), signature)}
+
+
+def _panel(model: keras.Model, axis: Any) -> None:
+    plots.draw_image_grid(axis, keras.ops.convert_to_numpy(model.first_filters()))
+
+
+CIFAR10 = Task(
+    name="CIFAR-10 classification",
+    data=(
+        "CIFAR-10 32x32 RGB images in 10 classes, from --data: a class-folder tree "
+        "(DIR/<class>/*.jpg, or DIR/train/<class> with an optional DIR/test/<class> that becomes "
+        "the test split), a cifar-10-batches-py or -bin directory, or an .npz (x_train, y_train "
+        "[, x_test, y_test]); 1,000 training images are held out for validation. No embedded "
+        "default: without --data it looks in $ZOO_CIFAR10, ~/.keras/datasets, data/cifar10 and "
+        "../shared/data/cifar10"
+    ),
+    load=data.load,
+    metric=Metric("val_accuracy", "max", "accuracy on the held-out training images"),
+    figures=_figures,
+    endpoints=_endpoints,
+    panel=_panel,
+)
+
+_LEARNING_RATE = HParam(1e-3, "(0, 10]", Float(1e-4, 1e-2, log=True), "Adam step size")
+_NORMALIZATION = HParam("none", NORMALIZATIONS, Choice(NORMALIZATIONS),
+                        "feature-map normalisation after each convolution")
+_GROUPS = HParam(4, "[1, 1024]", None, "channel groups of group normalisation (divides filters)")
+
+
+def _check_groups(normalization: str, groups: int, filters: tuple[int, ...]) -> None:
+    if normalization == "group" and any(count % groups for count in filters):
+        raise HyperparameterError(
+            f"groups must divide every convolution's filters {list(filters)}, got {groups}"
+        )
+
+
+def _compile(model: keras.Model, optimizer: keras.optimizers.Optimizer,
+             label_smoothing: float = 0.0) -> keras.Model:
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=classification.metrics(),
+    )
+    return model
+
+
+@register(
+    task=CIFAR10,
+    hparams={
+        "num_filters": HParam(32, "[1, 1024]", Int(8, 128, log=True), "convolution filters"),
+        "filter_size": HParam(7, "[1, 31]", Choice((3, 5, 7)), "filter side (odd keeps the size)"),
+        "hidden_dim": HParam(100, "[1, 65536]", Int(32, 1024, log=True), "hidden affine units"),
+        "weight_scale": HParam(1e-3, "(0, 10]", None, "std of the N(0, s^2) initial weights"),
+        "reg": HParam(0.0, "[0, 10]", Float(1e-5, 1e-1, log=True), "L2: 0.5 reg sum W^2"),
+        "normalization": _NORMALIZATION,
+        "groups": _GROUPS,
+        "learning_rate": _LEARNING_RATE,
+    },
+    fit={"epochs": 10, "batch_size": 50},
+    presets={"one_epoch": {"hidden_dim": 500, "reg": 1e-3, "epochs": 1, "batch_size": 50}},
+    sweep={"normalization": NORMALIZATIONS, "reg": (0.0, 1e-3, 1e-2)},
+)
+def three_layer_convnet(
+    num_filters: int,
+    filter_size: int,
+    hidden_dim: int,
+    weight_scale: float,
+    reg: float,
+    normalization: str,
+    groups: int,
+    learning_rate: float,
+) -> ThreeLayerConvNet:
+    """cs231n's ThreeLayerConvNet: conv 7x7 - ReLU - 2x2 pool - affine 100 - ReLU - affine 10 - softmax.
+
+    The course's defaults: 32 filters of 7x7, 100 hidden units, weights from N(0, 1e-3^2), zero
+    biases, L2 0.5 reg sum W^2, Adam 1e-3, batch 50. Optional spatial batch or group
+    normalisation after the convolution. Takes channels-last or channels-first (N, 3, 32, 32)
+    pixels. The `one_epoch` preset is the course's run: hidden 500, reg 1e-3, one epoch.
+    """
+    _check_groups(normalization, groups, (num_filters,))
+    model = ThreeLayerConvNet(
+        num_filters=num_filters, filter_size=filter_size, hidden_dim=hidden_dim,
+        weight_scale=weight_scale, reg=reg, normalization=normalization, groups=groups,
+        name="three_layer_convnet",
+    )
+    return _compile(model, keras.optimizers.Adam(learning_rate))
+
+
+@register(
+    task=CIFAR10,
+    hparams={
+        "filters": HParam(16, "[1, 1024]", Int(8, 64, log=True),
+                          "first convolution's filters; the next two have 2x and 4x"),
+        "normalization": HParam("batch", NORMALIZATIONS, Choice(NORMALIZATIONS),
+                                "feature-map normalisation after each convolution"),
+        "groups": _GROUPS,
+        "crop_padding": HParam(2, "[0, 16]", None, "random shift (pixels) and flips in training; 0: none"),
+        "schedule": HParam("one_cycle", ("one_cycle", "constant"), Choice(("one_cycle", "constant")),
+                           "learning rate: short warm-up then linear decay to 0, or constant"),
+        "learning_rate": _LEARNING_RATE,
+    },
+    fit={"epochs": 10, "batch_size": 64},
+    presets={"course": {"crop_padding": 0, "schedule": "constant"}},
+)
+def cifar_small(
+    filters: int,
+    normalization: str,
+    groups: int,
+    crop_padding: int,
+    schedule: str,
+    learning_rate: float,
+) -> CifarSmallNet:
+    """The course's CIFAR-10 challenge net: (conv-BN-ReLU-2x2 pool) x 3 (16 5x5, 32 3x3, 64 3x3), dense 10.
+
+    Adam 1e-3, batch 64, 10 epochs as in the course (73.2% test accuracy there). By default
+    training adds 2-pixel random shifts with horizontal flips and a one-cycle learning rate
+    (peak `learning_rate`); the `course` preset is the course's plain recipe.
+    """
+    widths = (filters, 2 * filters, 4 * filters)
+    _check_groups(normalization, groups, widths)
+    model = CifarSmallNet(
+        filters=widths, kernel_sizes=(5, 3, 3), normalization=normalization, groups=groups,
+        crop_padding=crop_padding, name="cifar_small",
+    )
+    rate = OneCycle(learning_rate, warmup=0.1) if schedule == "one_cycle" else learning_rate
+    return _compile(model, keras.optimizers.Adam(rate))
+
+
+@register(
+    task=CIFAR10,
+    hparams={
+        "width": HParam(32, "[2, 1024]", Int(16, 64, log=True), "first stage's filters (then 2x, 4x)"),
+        "crop_padding": HParam(2, "[0, 16]", None, "random shift in training, pixels"),
+        "flip_test": HParam(True, None, None, "average each prediction with its mirror image's"),
+        "label_smoothing": HParam(0.2, "[0, 1)", Float(0.0, 0.3), "label smoothing"),
+        "learning_rate": HParam(0.4, "(0, 10]", Float(0.05, 1.0, log=True),
+                                "peak SGD step size of the one-cycle schedule"),
+        "warmup": HParam(0.2, "(0, 1)", None, "share of training spent warming up"),
+        "weight_decay": HParam(5e-4, "[0, 1]", Float(1e-5, 1e-2, log=True), "L2 on kernels"),
+    },
+    fit={"epochs": 10, "batch_size": 512},
+)
+def cifar_resnet(
+    width: int,
+    crop_padding: int,
+    flip_test: bool,
+    label_smoothing: float,
+    learning_rate: float,
+    warmup: float,
+    weight_decay: float,
+) -> CifarResNet:
+    """Small residual CIFAR-10 net for 10 epochs on 2 CPU cores (conv-pool-BN-GELU + residual, x3).
+
+    Widths 16 (stem), 32, 64, 128; 2-pixel random shifts and flips; label smoothing 0.2; SGD
+    with Nesterov momentum 0.9, batch 512, one-cycle learning rate (linear warm-up to 0.4 over
+    20% of the steps, linear decay to 0); weight decay 5e-4; test-time flip averaging.
+    """
+    model = CifarResNet(
+        width=width, crop_padding=crop_padding, flip_test=flip_test, weight_decay=weight_decay,
+        name="cifar_resnet",
+    )
+    optimizer = keras.optimizers.SGD(OneCycle(learning_rate, warmup), momentum=0.9, nesterov=True)
+    return _compile(model, optimizer, label_smoothing)
