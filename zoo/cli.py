@@ -1,4 +1,4 @@
-"""The `zoo` command: list, describe, train, evaluate, export and sweep registered models.
+"""The `zoo` command: list, describe, train, evaluate, export, sweep and tune registered models.
 
 A training run lives in a run directory (default `runs/NAME`): the checkpoint to resume from,
 `history.csv`, `run.json` (hyperparameters, data, final metrics), `model.keras` and the PNG
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import zoo
-from zoo import plots, training
+from zoo import plots, training, tuning
 from zoo.data import DataError
 from zoo.export import export
 from zoo.files import atomic_path
@@ -184,6 +184,8 @@ def cmd_export(args: argparse.Namespace) -> None:
         "fit": run["fit"],
         "epochs_trained": run["epochs_trained"],
         "seed": run["seed"],
+        # A run written by `zoo tune` names the search and trial it came from.
+        **({"search": run["search"]} if "search" in run else {}),
     }
     endpoints = entry.task.endpoints(model)
     target = export(model, entry.name, endpoints, card, root=args.root)
@@ -240,6 +242,33 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     print(f"sweep figure: {figure}")
 
 
+def cmd_tune(args: argparse.Namespace) -> None:
+    import tensorflow as tf
+
+    entry = zoo.get_entry(args.name)
+    result = tuning.search(
+        entry.name,
+        tuner=args.tuner,
+        max_trials=args.max_trials,
+        directory=args.directory,
+        data=args.data,
+        preset=args.preset,
+        fixed=_overrides(entry, args.set),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        grid_points=args.grid_points,
+        strategy=tf.distribute.MirroredStrategy() if args.mirrored else None,
+        distributed=args.distributed,
+        retrain=args.retrain,
+        overwrite=args.overwrite,
+    )
+    if result is None:
+        print("worker done; the chief writes the search's results")
+        return
+    print(result.summary())
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -292,6 +321,38 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,V3",
                        help="a swept hyperparameter (give two; default: the entry's sweep)")
     sweep.set_defaults(run=cmd_sweep)
+
+    tune = commands.add_parser(
+        "tune", help="keras-tuner search over the entry's search space; resumes if interrupted"
+    )
+    tune.add_argument("name")
+    tune.add_argument("--tuner", default="random",
+                      help=f"search algorithm: {', '.join(tuning.TUNERS)} (default random)")
+    tune.add_argument("--max-trials", type=int, default=10, help="trials to run at most")
+    tune.add_argument("--directory", default="runs/tuning",
+                      help="where searches live; this one in DIRECTORY/NAME (default runs/tuning)")
+    tune.add_argument("--data", help="data file or folder (default: the embedded data)")
+    tune.add_argument("--preset", help="a named preset of the entry, under the searched values")
+    tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="hold a hyperparameter at a value instead of searching it (repeatable)")
+    tune.add_argument("--epochs", type=_positive_int,
+                      help="epochs per trial (hyperband: the most); default the entry's")
+    tune.add_argument("--batch-size", type=_positive_int, help="override the batch size")
+    tune.add_argument("--seed", type=int, default=0,
+                      help="seeds the tuner, the data and every trial's training")
+    tune.add_argument("--grid-points", type=int, default=3,
+                      help="grid tuner: values per numeric range (default 3)")
+    tune.add_argument("--mirrored", action="store_true",
+                      help="train each trial with tf.distribute.MirroredStrategy on this "
+                           "machine's devices")
+    tune.add_argument("--distributed", action="store_true",
+                      help="join a distributed search as KERASTUNER_TUNER_ID, "
+                           "KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT say")
+    tune.add_argument("--retrain", action="store_true",
+                      help="retrain the best configuration for the entry's full epochs")
+    tune.add_argument("--overwrite", action="store_true",
+                      help="delete an earlier search in DIRECTORY/NAME and start afresh")
+    tune.set_defaults(run=cmd_tune)
     return parser
 
 
@@ -300,7 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.run(args)
     except (UnknownModelError, HyperparameterError, DataError, FileNotFoundError,
-            training.NonFiniteLossError) as error:
+            training.NonFiniteLossError, tuning.TuningError) as error:
         print(f"zoo: error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, (UnknownModelError, HyperparameterError)) else 1
+        usage = (UnknownModelError, HyperparameterError, tuning.TuningError)
+        return 2 if isinstance(error, usage) else 1
     return 0

@@ -1,0 +1,252 @@
+"""Registry entries as keras-tuner hypermodels: the entry's search space in, the entry's training out."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner as kt
+import tensorflow as tf
+
+import zoo
+from zoo import training
+from zoo.data import Splits
+from zoo.registry import Choice, Entry, Float, HyperparameterError, Int
+from zoo.tuning.objectives import Objective, for_entry
+
+__all__ = ["EntryHyperModel", "TuningError", "declare", "hypermodel"]
+
+Space = Float | Int | Choice
+
+
+class TuningError(ValueError):
+    """Raised for search settings that cannot work: an unknown tuner, no trials, a clash with an
+    earlier search in the same directory, a distributed role without its environment."""
+
+
+def _grid_step(space: Float | Int, points: int) -> float | int:
+    """The step that puts `points` values on `space`, evenly (on a log scale if it is one)."""
+    if space.log:
+        ratio = (space.high / space.low) ** (1.0 / (points - 1))
+        return max(2, round(ratio)) if isinstance(space, Int) else ratio
+    width = (space.high - space.low) / (points - 1)
+    if isinstance(space, Int):
+        return max(1, int(width))
+    # keras-tuner counts a linear grid's values by floor division, which rounding could leave
+    # one short; a step a hair shorter keeps all of them.
+    return width * (1 - 1e-9)
+
+
+def declare(
+    hp: kt.HyperParameters,
+    space: Mapping[str, Space],
+    defaults: Mapping[str, Any],
+    grid_points: int | None = None,
+) -> dict[str, Any]:
+    """Declares `space` in keras-tuner's `hp` and returns the values `hp` holds for it.
+
+    Args:
+        hp: the trial's hyperparameters (or an empty `kt.HyperParameters` for the defaults).
+        space: name -> `Float`, `Int` or `Choice`, as entries declare them.
+        defaults: each name's value when `hp` has none (the entry's default where the space
+            includes it).
+        grid_points: for grid search, the number of values each `Float` or `Int` takes (evenly
+            spaced, on a log scale for log ranges); `None` samples the ranges continuously.
+    """
+    values = {}
+    for name, searched in space.items():
+        default = defaults.get(name)
+        if isinstance(searched, Choice):
+            values[name] = hp.Choice(
+                name, list(searched.values), default=default if default in searched.values else None
+            )
+            continue
+        inside = default is not None and searched.low <= default <= searched.high
+        options = {
+            "sampling": "log" if searched.log else "linear",
+            # A grid starts at its lowest values; a default off the grid would add a value.
+            "default": default if inside and grid_points is None else None,
+            "step": None if grid_points is None else _grid_step(searched, grid_points),
+        }
+        declared = hp.Int if isinstance(searched, Int) else hp.Float
+        values[name] = declared(name, searched.low, searched.high, **options)
+    return values
+
+
+def _replicas(model: keras.Model) -> int:
+    return model.distribute_strategy.num_replicas_in_sync
+
+
+class EntryHyperModel(kt.HyperModel):
+    """A registry entry as a keras-tuner `HyperModel`.
+
+    `build` declares the entry's search space and builds the entry with the trial's values (the
+    rest from its defaults, preset and `fixed`); `fit` trains it with `zoo.training.fit`, the
+    entry's own resumable training (custom `train_step`s included), so a tuned model is exactly
+    the model `zoo train` gives. `fit` returns the trial's final metrics: the training ones as
+    `train_<name>`, the validation ones (`val_<name>`) measured on the trained model, the
+    objective with any extra values it computes, and `seconds`, the trial's wall time.
+
+    Args:
+        entry: the registry entry.
+        preset: one of the entry's presets, applied under the searched values.
+        fixed: hyperparameters held at these values (and so not searched).
+        space: the search space; default `entry.search_space()`. Ranges must lie within each
+            hyperparameter's valid range.
+        objective: what the search optimises; default `zoo.tuning.objectives.for_entry(entry)`.
+        fit: overrides of the entry's fit settings (`epochs`, `batch_size`) for each trial.
+        seed: seeds every trial's weights and data order (`zoo.training.set_seed`), so trials
+            differ only by their hyperparameters.
+        grid_points: values per numeric range for grid search (see `declare`).
+    """
+
+    def __init__(
+        self,
+        entry: Entry,
+        *,
+        preset: str | None = None,
+        fixed: Mapping[str, Any] | None = None,
+        space: Mapping[str, Space] | None = None,
+        objective: Objective | None = None,
+        fit: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        grid_points: int | None = None,
+    ) -> None:
+        super().__init__(name=entry.name)
+        self.entry = entry
+        self.preset = preset
+        self.fixed = dict(fixed or {})
+        self.defaults = entry.resolve(preset, **self.fixed)  # checks names, values and preset
+        space = entry.search_space() if space is None else dict(space)
+        for name, searched in space.items():
+            if name not in entry.hparams:
+                raise HyperparameterError(
+                    f"{entry.name} has no hyperparameter {name!r} to search; valid keys are: "
+                    f"{', '.join(entry.hparams)}"
+                )
+            if not isinstance(searched, (Float, Int, Choice)):
+                raise TypeError(f"{name}: a search space is a Float, Int or Choice, got {searched!r}")
+            bounds = searched.values if isinstance(searched, Choice) else (searched.low, searched.high)
+            for bound in bounds:
+                entry.hparams[name].check(name, bound)
+        self.space = {name: searched for name, searched in space.items() if name not in self.fixed}
+        if not self.space:
+            raise TuningError(f"nothing to search: every searched hyperparameter of {entry.name} is fixed")
+        self.objective = objective or for_entry(entry)
+        self.fit_settings = {**entry.fit_settings(preset), **(fit or {})}
+        for option in ("epochs", "batch_size"):
+            value = self.fit_settings.get(option)
+            if not (isinstance(value, int) and value >= 1):
+                raise TuningError(f"{option} must be a positive integer, got {value!r}")
+        self.seed = seed
+        self.grid_points = grid_points
+
+    def resolve(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The full, checked hyperparameters of a trial from its searched `values` (other keys,
+        such as hyperband's `tuner/epochs`, are ignored)."""
+        searched = {name: value for name, value in values.items() if name in self.space}
+        return self.entry.resolve(self.preset, **{**self.fixed, **searched})
+
+    def hyperparameters(self, hp: kt.HyperParameters) -> dict[str, Any]:
+        """Declares the search space in `hp` and returns the trial's full hyperparameters."""
+        return self.resolve(declare(hp, self.space, self.defaults, self.grid_points))
+
+    def build(self, hp: kt.HyperParameters) -> keras.Model:
+        hyperparameters = self.hyperparameters(hp)
+        training.set_seed(self.seed)
+        model = self.entry.builder(**hyperparameters)
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            # XLA compiles a step for one device; a step spread over a strategy's devices must
+            # run as an ordinary graph.
+            model.jit_compile = False
+        return model
+
+    def fit(
+        self,
+        hp: kt.HyperParameters,
+        model: keras.Model,
+        splits: Splits,
+        *,
+        run_dir: str | Path | None = None,
+        epochs: int | None = None,
+        initial_epoch: int = 0,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+        verbose: str | int = 0,
+    ) -> dict[str, float]:
+        """Trains `model` (built by `build(hp)`) on `splits` and returns the trial's results.
+
+        Args:
+            hp: the trial's hyperparameters.
+            model: the model `build(hp)` returned.
+            splits: the entry's data.
+            run_dir: where `zoo.training.fit` keeps its checkpoint, history and model, so that a
+                trial killed mid-way resumes from its last epoch; `None` uses a temporary
+                directory.
+            epochs: the trial's epochs (hyperband sets them); default the fit settings'.
+            initial_epoch: epochs `model` has already been trained (hyperband continues an
+                earlier trial's model); it trains for `epochs - initial_epoch` more.
+            callbacks: extra Keras callbacks (keras-tuner passes its own).
+            verbose: Keras' progress output during training.
+
+        Raises:
+            keras_tuner.errors.FailedTrialError: the loss became NaN or infinite, so the trial
+                failed for its hyperparameters (a learning rate too large, say).
+        """
+        start = time.perf_counter()
+        settings = dict(self.fit_settings)
+        settings["epochs"] = (epochs or settings["epochs"]) - initial_epoch
+        if settings["epochs"] < 1:
+            raise ValueError(f"nothing to train: epochs {epochs} <= initial_epoch {initial_epoch}")
+        if _replicas(model) > 1:
+            # A strategy splits each batch across its replicas; stacked batches would be split
+            # by step instead (see SparseAutoencoder.train_step).
+            settings["batches_per_step"] = 1
+        with contextlib.ExitStack() as stack:
+            if run_dir is None:
+                run_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo-trial-"))
+            try:
+                history = training.fit(
+                    model, splits, run_dir, callbacks=callbacks, verbose=verbose, **settings
+                )
+            except training.NonFiniteLossError as error:
+                raise kt.errors.FailedTrialError(str(error)) from error
+        metrics = {name: values[-1] for name, values in history.items() if not name.startswith("val_")}
+        if len(splits.x_val):
+            # Measured on the model as trained and saved (early stopping may have restored an
+            # earlier epoch's weights), not read from the last epoch's log.
+            evaluated = model.evaluate(
+                splits.x_val, splits.y_val, batch_size=max(settings["batch_size"], 256),
+                verbose=0, return_dict=True,
+            )
+            metrics.update((f"val_{name}", float(value)) for name, value in evaluated.items())
+        results = self.objective.evaluate(metrics, self.hyperparameters(hp), model, splits)
+        # Training metrics as train_<name>, so that none is mistaken for a hyperparameter
+        # (the autoencoder logs a "weight_decay" term and has a "weight_decay" lambda).
+        reported = {
+            name if name.startswith("val_") else f"train_{name}": float(value)
+            for name, value in metrics.items()
+        }
+        return {**reported, **results, "seconds": time.perf_counter() - start}
+
+
+def hypermodel(name: str, **options: Any) -> EntryHyperModel:
+    """The keras-tuner `HyperModel` of the registered entry `name`.
+
+    Args:
+        name: a registered name (see `zoo.list()`).
+        **options: `EntryHyperModel`'s keyword arguments (preset, fixed, space, objective, fit,
+            seed, grid_points).
+
+    Example:
+
+    >>> tuner = keras_tuner.RandomSearch(
+    ...     zoo.tuning.hypermodel("sparse_autoencoder", fit={"epochs": 50}),
+    ...     objective=keras_tuner.Objective("val_sparse_reconstruction", "min"), max_trials=10)
+    >>> tuner.search(zoo.autoencoder.data.load())
+    """
+    return EntryHyperModel(zoo.get_entry(name), **options)
