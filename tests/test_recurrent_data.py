@@ -101,7 +101,7 @@ def test_cli_train_evaluate_export_and_reload_without_zoo(tmp_path, windows_file
                                                           capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     options = ["--data", str(windows_file), "--run-dir", "run"]
-    assert main(["train", "gru", *options, "--epochs", "1", "--set", "units=4",
+    assert main(["train", "gru", *options, "--preset", "course", "--epochs", "1", "--set", "units=4",
                  "--set", "head_units=4", "--set", "normalize=true", "--set", "rotation=10"]) == 0
     trained = capsys.readouterr().out
     assert "test: accuracy" in trained and "actual/predicted" in trained
