@@ -23,7 +23,7 @@ import zoo
 from zoo import tuning
 from zoo.cli import main
 from zoo.registry import Choice, Float, Int
-from zoo.tuning import report
+from zoo.tuning import report, script
 
 NAME = "sparse_autoencoder"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -318,6 +318,17 @@ def test_bad_tune_arguments_are_clean_errors(cli, tmp_path, args, message):
     assert code == 2
     assert err.startswith("zoo: error: ") and message in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tuning_scripts_share_options_and_report_bad_input_in_one_line():
+    options = script.parser("doc", tuner="bayesian", max_trials=24, epochs=100,
+                            models=("lstm", "gru"))
+    args = options.parse_args(["--tuner", "randon"])
+    assert (args.model, args.max_trials, args.epochs, args.directory) == (
+        "lstm", 24, 100, "runs/tuning"
+    )
+    with pytest.raises(SystemExit, match="^zoo: error: unknown tuner 'randon'; did you mean"):
+        script.run(NAME, args, ["hidden_units"])
 
 
 def test_distributed_needs_its_environment_and_is_not_joined_by_accident(cli, monkeypatch):

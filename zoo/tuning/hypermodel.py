@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -76,10 +77,6 @@ def declare(
         declared = hp.Int if isinstance(searched, Int) else hp.Float
         values[name] = declared(name, searched.low, searched.high, **options)
     return values
-
-
-def _replicas(model: keras.Model) -> int:
-    return model.distribute_strategy.num_replicas_in_sync
 
 
 class EntryHyperModel(kt.HyperModel):
@@ -202,10 +199,19 @@ class EntryHyperModel(kt.HyperModel):
         settings["epochs"] = (epochs or settings["epochs"]) - initial_epoch
         if settings["epochs"] < 1:
             raise ValueError(f"nothing to train: epochs {epochs} <= initial_epoch {initial_epoch}")
-        if _replicas(model) > 1:
+        strategy = model.distribute_strategy
+        if strategy.num_replicas_in_sync > 1:
             # A strategy splits each batch across its replicas; stacked batches would be split
             # by step instead (see SparseAutoencoder.train_step).
             settings["batches_per_step"] = 1
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            # The cluster's workers train in step: one resuming from a checkpoint that the
+            # others lack would wait for them forever, so a multi-worker trial starts afresh,
+            # and only the chief writes the trial's files.
+            if strategy.extended.should_checkpoint and run_dir is not None:
+                shutil.rmtree(Path(run_dir) / training.BACKUP_DIR, ignore_errors=True)
+            else:
+                run_dir = None
         with contextlib.ExitStack() as stack:
             if run_dir is None:
                 run_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo-trial-"))

@@ -99,9 +99,8 @@ def sparse_code(active_units: float = SPARSE_CODE_ACTIVE_UNITS) -> Objective:
     the code's size enters the objective. A model's code size is the expected number of
     active hidden units per patch, `hidden_units x mean validation activation` (a sigmoid
     unit's activation is its firing probability). A code within the budget `active_units`
-    is judged on its reconstruction error alone; each unit over the budget, as a fraction
-    of the budget, costs as much as reconstructing nothing at all (the error of predicting
-    the mean patch):
+    is judged on its reconstruction error alone; a code over the budget by a fraction f of it
+    adds f times the error of reconstructing nothing at all (predicting the mean patch):
 
         objective = val_reconstruction + E_mean * max(0, code_size / active_units - 1)
 
@@ -114,7 +113,8 @@ def sparse_code(active_units: float = SPARSE_CODE_ACTIVE_UNITS) -> Objective:
             (64 units at rho 0.02, about 1.3 active units) learn edge detectors; the course's
             values (100 units firing 30% of the time) learn blobs.
     """
-    if not (isinstance(active_units, (int, float)) and math.isfinite(active_units) and active_units > 0):
+    if not (isinstance(active_units, (int, float)) and math.isfinite(active_units)
+            and active_units > 0):
         raise ValueError(f"active_units must be a positive number, got {active_units!r}")
 
     def compute(
@@ -131,9 +131,9 @@ def sparse_code(active_units: float = SPARSE_CODE_ACTIVE_UNITS) -> Objective:
     return Objective(
         "val_sparse_reconstruction",
         "min",
-        f"validation reconstruction error of a code with at most {active_units:g} active hidden "
-        "units per patch; each unit over that budget, as a fraction of it, adds the error of "
-        "predicting the mean patch",
+        f"validation reconstruction error of a code of at most {active_units:g} active hidden "
+        "units per patch; a code over that budget by a fraction f of it adds f times the error "
+        "of predicting the mean patch",
         compute,
     )
 
