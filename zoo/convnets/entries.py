@@ -85,7 +85,8 @@ def _compile(model: keras.Model, optimizer: keras.optimizers.Optimizer,
 @register(
     task=CIFAR10,
     hparams={
-        "num_filters": HParam(32, "[1, 1024]", Int(8, 128, log=True), "convolution filters"),
+        # Powers of two, so that every searched value has the default 4 groups for group norm.
+        "num_filters": HParam(32, "[1, 1024]", Choice((8, 16, 32, 64, 128)), "convolution filters"),
         "filter_size": HParam(7, "[1, 31]", Choice((3, 5, 7)), "filter side (odd keeps the size)"),
         "hidden_dim": HParam(100, "[1, 65536]", Int(32, 1024, log=True), "hidden affine units"),
         "weight_scale": HParam(1e-3, "(0, 10]", None, "std of the N(0, s^2) initial weights"),
@@ -127,7 +128,7 @@ def three_layer_convnet(
 @register(
     task=CIFAR10,
     hparams={
-        "filters": HParam(16, "[1, 1024]", Int(8, 64, log=True),
+        "filters": HParam(16, "[1, 1024]", Choice((8, 16, 32)),
                           "first convolution's filters; the next two have 2x and 4x"),
         "normalization": HParam("batch", NORMALIZATIONS, Choice(NORMALIZATIONS),
                                 "feature-map normalisation after each convolution"),
