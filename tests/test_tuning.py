@@ -120,7 +120,8 @@ def test_sparse_code_objective_is_not_won_by_a_dense_code(patches):
     objective = tuning.sparse_code(active_units=4)
     splits = zoo.data.Splits(x_train=patches, x_val=patches)
     dense = objective.evaluate(  # 64 units, each active 36% of the time: 23 active units
-        {"val_reconstruction": 0.06, "val_mean_activation": 0.36}, {"hidden_units": 64}, None, splits
+        {"val_reconstruction": 0.06, "val_mean_activation": 0.36}, {"hidden_units": 64}, None,
+        splits,
     )
     sparse = objective.evaluate(  # 1.3 active units, reconstructing far worse
         {"val_reconstruction": 1.0, "val_mean_activation": 0.02}, {"hidden_units": 64}, None, splits
@@ -274,7 +275,8 @@ def test_hyperband_continues_the_best_trials_model(tiny_patches, tmp_path):
     parent = records[continued[0].values["tuner/trial_id"]]
     assert parent == report.best_trial(first_round, result.objective)
     # It trained 2 more epochs from its parent's weights, with its parent's hyperparameters.
-    assert (continued[0].values["tuner/initial_epoch"], continued[0].values["tuner/epochs"]) == (1, 3)
+    values = continued[0].values
+    assert (values["tuner/initial_epoch"], values["tuner/epochs"]) == (1, 3)
     history = (tmp_path / NAME / f"trial_{continued[0].trial_id}" / "history.csv").read_text()
     assert len(history.strip().splitlines()) == 1 + 2
     for name in zoo.get_entry(NAME).search_space():

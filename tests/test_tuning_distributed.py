@@ -19,7 +19,9 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def test_chief_and_two_workers_run_and_record_every_trial_once(patch_file, tmp_path, subprocess_env):
+def test_chief_and_two_workers_run_and_record_every_trial_once(
+    patch_file, tmp_path, subprocess_env
+):
     command = [
         sys.executable, "-m", "zoo", "tune", NAME, "--distributed", "--data", str(patch_file),
         "--directory", str(tmp_path), "--max-trials", str(TRIALS), "--epochs", "1",

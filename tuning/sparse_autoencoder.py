@@ -55,6 +55,7 @@ if __name__ == "__main__":
     options = script.parser(__doc__, tuner="bayesian", max_trials=24, epochs=100)
     options.add_argument("--active-units", type=_positive,
                          default=tuning.objectives.SPARSE_CODE_ACTIVE_UNITS,
-                         help="the code budget: active hidden units per patch (default %(default)g)")
+                         help="the code budget, active hidden units per patch "
+                              "(default %(default)g)")
     args = options.parse_args()
     script.run("sparse_autoencoder", args, SEARCHED, tuning.sparse_code(args.active_units))

@@ -1,4 +1,4 @@
-"""Registry entries as keras-tuner hypermodels: the entry's search space in, the entry's training out."""
+"""Registry entries as keras-tuner hypermodels: the entry's search space in, its training out."""
 
 from __future__ import annotations
 
@@ -127,13 +127,20 @@ class EntryHyperModel(kt.HyperModel):
                     f"{', '.join(entry.hparams)}"
                 )
             if not isinstance(searched, (Float, Int, Choice)):
-                raise TypeError(f"{name}: a search space is a Float, Int or Choice, got {searched!r}")
-            bounds = searched.values if isinstance(searched, Choice) else (searched.low, searched.high)
+                raise TypeError(
+                    f"{name}: a search space is a Float, Int or Choice, got {searched!r}"
+                )
+            if isinstance(searched, Choice):
+                bounds = searched.values
+            else:
+                bounds = (searched.low, searched.high)
             for bound in bounds:
                 entry.hparams[name].check(name, bound)
         self.space = {name: searched for name, searched in space.items() if name not in self.fixed}
         if not self.space:
-            raise TuningError(f"nothing to search: every searched hyperparameter of {entry.name} is fixed")
+            raise TuningError(
+                f"nothing to search: every searched hyperparameter of {entry.name} is fixed"
+            )
         self.objective = objective or for_entry(entry)
         self.fit_settings = {**entry.fit_settings(preset), **(fit or {})}
         for option in ("epochs", "batch_size"):
@@ -221,7 +228,9 @@ class EntryHyperModel(kt.HyperModel):
                 )
             except training.NonFiniteLossError as error:
                 raise kt.errors.FailedTrialError(str(error)) from error
-        metrics = {name: values[-1] for name, values in history.items() if not name.startswith("val_")}
+        metrics = {
+            name: values[-1] for name, values in history.items() if not name.startswith("val_")
+        }
         if len(splits.x_val):
             # Measured on the model as trained and saved (early stopping may have restored an
             # earlier epoch's weights), not read from the last epoch's log.

@@ -83,7 +83,7 @@ def from_metric(metric: Metric) -> Objective:
 
 
 def mean_patch_error(patches: np.ndarray) -> float:
-    """1/(2N) sum ||x - mean patch||^2: the reconstruction error of a model that ignores its input."""
+    """1/(2N) sum ||x - mean patch||^2, the reconstruction error of a model blind to its input."""
     patches = np.asarray(patches, dtype=np.float64)
     return float(0.5 * np.mean(np.sum((patches - patches.mean(axis=0)) ** 2, axis=1)))
 
@@ -143,6 +143,6 @@ _TASK_OBJECTIVES: dict[str, Callable[[], Objective]] = {PATCH_RECONSTRUCTION.nam
 
 
 def for_entry(entry: Entry) -> Objective:
-    """The objective `zoo tune` uses for `entry`: its family's, or else its task's headline metric."""
+    """The objective `zoo tune` uses for `entry`: its family's, else its task's headline metric."""
     factory = _TASK_OBJECTIVES.get(entry.task.name)
     return factory() if factory is not None else from_metric(entry.task.metric)

@@ -19,7 +19,9 @@ from zoo.files import atomic_path
 from zoo.registry import Choice, Float, Int
 from zoo.tuning.objectives import Objective
 
-__all__ = ["TrialRecord", "best_trial", "plot_objective", "trial_records", "write_tables"]
+__all__ = [
+    "TrialRecord", "best_trial", "format_value", "plot_objective", "trial_records", "write_tables",
+]
 
 CSV_FILE = "trials.csv"
 MARKDOWN_FILE = "trials.md"
@@ -62,7 +64,8 @@ class TrialRecord:
 
 def trial_records(trials: Iterable[Any]) -> list[TrialRecord]:
     """Records of keras-tuner `Trial`s, in the order they were created."""
-    return sorted((TrialRecord.from_keras_tuner(trial) for trial in trials), key=lambda r: r.trial_id)
+    records = (TrialRecord.from_keras_tuner(trial) for trial in trials)
+    return sorted(records, key=lambda record: record.trial_id)
 
 
 def best_trial(records: Sequence[TrialRecord], objective: Objective) -> TrialRecord | None:
@@ -74,7 +77,8 @@ def best_trial(records: Sequence[TrialRecord], objective: Objective) -> TrialRec
     return min(completed, key=lambda r: sign * r.metrics[objective.name])
 
 
-def _format(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A table cell: floats to 4 significant digits, None as nothing."""
     if isinstance(value, float):
         return f"{value:.4g}"
     return "" if value is None else str(value)
@@ -140,10 +144,10 @@ def write_tables(
     for rank, record in enumerate([*completed, *others], start=1):
         cells = [
             str(rank) if record in completed else "",
-            record.trial_id, record.status, _format(record.seconds),
-            _format(record.metrics.get(objective.name)),
-            *(_format(record.values.get(name)) for name in names),
-            *(_format(record.metrics.get(name)) for name in validation),
+            record.trial_id, record.status, format_value(record.seconds),
+            format_value(record.metrics.get(objective.name)),
+            *(format_value(record.values.get(name)) for name in names),
+            *(format_value(record.metrics.get(name)) for name in validation),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     failures = [r for r in others if r.message.strip()]
@@ -209,6 +213,9 @@ def plot_objective(
                 axis.legend(loc="best")
             if scores.min() > 0 and scores.max() > 20 * scores.min():
                 axis.set_yscale("log")  # penalised trials would flatten the good ones
+                axis.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+                axis.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+                axis.yaxis.set_minor_formatter(ticker.NullFormatter())
         else:
             axis.text(0.5, 0.5, "no completed trials yet", ha="center", va="center",
                       transform=axis.transAxes)

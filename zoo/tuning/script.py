@@ -38,7 +38,8 @@ def parser(
     if models:
         options.add_argument("--model", choices=models, default=models[0],
                              help="the entry to tune (default %(default)s)")
-    options.add_argument("--tuner", default=tuner, help=f"{', '.join(TUNERS)} (default %(default)s)")
+    options.add_argument("--tuner", default=tuner,
+                         help=f"{', '.join(TUNERS)} (default %(default)s)")
     options.add_argument("--max-trials", type=int, default=max_trials,
                          help="trials to run at most (default %(default)s)")
     options.add_argument("--epochs", type=int, default=epochs,

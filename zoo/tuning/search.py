@@ -59,7 +59,9 @@ FINISHED = ("COMPLETED", "FAILED")
 # --- the search's settings, and resuming -------------------------------------------------------
 
 
-def _settings(hm: EntryHyperModel, tuner: str, seed: int, data: str | Path | None) -> dict[str, Any]:
+def _settings(
+    hm: EntryHyperModel, tuner: str, seed: int, data: str | Path | None
+) -> dict[str, Any]:
     """What makes a search the same search: a restart with other values would mix two searches
     in one oracle. (`max_trials` may grow on a restart, to extend a finished search.)"""
     settings = {
@@ -80,13 +82,17 @@ def _settings(hm: EntryHyperModel, tuner: str, seed: int, data: str | Path | Non
     return json.loads(json.dumps(settings, default=str))  # as it reads back from the file
 
 
-def _check_settings(project_dir: Path, settings: Mapping[str, Any]) -> bool:
-    """Whether `project_dir` holds a search; raises `TuningError` if it is another search."""
+def _check_settings(
+    project_dir: Path, settings: Mapping[str, Any], ignore: tuple[str, ...] = ()
+) -> bool:
+    """Whether `project_dir` holds a search; raises `TuningError` if it is another search (the
+    settings in `ignore` aside)."""
     path = project_dir / SETTINGS_FILE
     if not path.is_file():
         return False
     earlier = json.loads(path.read_text())
-    differences = [key for key in sorted({*earlier, *settings}) if earlier.get(key) != settings.get(key)]
+    differences = [key for key in sorted({*earlier, *settings} - set(ignore))
+                   if earlier.get(key) != settings.get(key)]
     if differences:
         details = "; ".join(
             f"{key}: {json.dumps(earlier.get(key))} there, {json.dumps(settings.get(key))} now"
@@ -245,7 +251,8 @@ class _Tuner(kt.Tuner):
         )
 
     def load_model(self, trial: kt.engine.trial.Trial) -> keras.Model:
-        return keras.saving.load_model(Path(self.get_trial_dir(trial.trial_id)) / training.MODEL_FILE)
+        trial_dir = Path(self.get_trial_dir(trial.trial_id))
+        return keras.saving.load_model(trial_dir / training.MODEL_FILE)
 
     def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
         super().on_trial_end(trial)  # reports to the oracle and saves its state
@@ -300,7 +307,8 @@ def _serve(oracle: kt.Oracle, poll_seconds: float = 0.2) -> None:
 
 
 def _role(distributed: bool) -> str:
-    """"single", "chief" or "worker", from keras-tuner's environment variables."""
+    """The part this process plays, "single", "chief" or "worker", from keras-tuner's
+    environment variables; raises `TuningError` where they and `distributed` disagree."""
     if not distributed:
         present = [variable for variable in ORACLE_ADDRESS if variable in os.environ]
         if present:
@@ -371,6 +379,7 @@ def _copy(source: Path, target: Path) -> None:
 def _best_run(
     hm: EntryHyperModel,
     best: report.TrialRecord,
+    trials: int,
     splits: Splits,
     project_dir: Path,
     settings: Mapping[str, Any],
@@ -387,7 +396,7 @@ def _best_run(
         "trial_id": best.trial_id,
         "objective": hm.objective.name,
         "score": best.metrics[hm.objective.name],
-        "trials": len(list(project_dir.glob("trial_*/trial.json"))),
+        "trials": trials,
         "retrained": retrain,
     }
     run_path = run_dir / RUN_FILE
@@ -413,10 +422,10 @@ def _best_run(
         fit["epochs"] = best.values.get("tuner/epochs", fit["epochs"])
         earlier_epochs = best.values.get("tuner/initial_epoch", 0)  # hyperband's continuation
     history = training.read_history(run_dir / training.HISTORY_FILE)
-    figures = [plots.learning_curves(
-        history, run_dir / "curves.png", f"{hm.entry.name}: trial {best.trial_id}, best of the search"
-    )]
-    figures += hm.entry.task.figures(model, splits, run_dir)
+    # The figures `zoo train` draws, so that the best run reads like any other.
+    title = f"{hm.entry.name}: trial {best.trial_id}, best of the search"
+    plots.learning_curves(history, run_dir / "curves.png", title)
+    hm.entry.task.figures(model, splits, run_dir)
     record = {
         "name": hm.entry.name,
         "preset": hm.preset,
@@ -470,7 +479,8 @@ def _summaries(
         f"# Hyperparameter search: {hm.entry.name}",
         "",
         f"- tuner: {settings['tuner']}, seed {settings['seed']}, {len(records)} of at most "
-        f"{max_trials} trials: " + ", ".join(f"{n} {status.lower()}" for status, n in counts.items()),
+        f"{max_trials} trials: "
+        + ", ".join(f"{n} {status.lower()}" for status, n in counts.items()),
         f"- objective: `{objective.name}`, {objective.direction}imised: {objective.description}",
         f"- each trial: epochs {fit['epochs']}, batch size {fit['batch_size']}, "
         f"preset {settings['preset'] or 'none'}, fixed {settings['fixed'] or 'nothing'}",
@@ -492,9 +502,13 @@ def _summaries(
             "|---|---|---|",
         ]
         lines += [
-            f"| {name} | {report._format(value)} | {'searched' if name in hm.space else 'fixed'} |"
+            f"| {name} | {report.format_value(value)} | "
+            f"{'searched' if name in hm.space else 'fixed'} |"
             for name, value in best_hyperparameters.items()
         ]
+        run = json.loads((run_dir / RUN_FILE).read_text())
+        how = (f"this configuration retrained for {run['epochs_trained']} epochs"
+               if run["search"]["retrained"] else "the trial's model")
         lines += [
             "",
             "Validation metrics: " + ", ".join(
@@ -502,12 +516,18 @@ def _summaries(
                 if name.startswith("val_")
             ),
             "",
-            f"Its run is in `{run_dir}`; export it (the model card names this search and trial):",
+            f"`{run_dir}` holds {how}; export it (the model card names this search and trial):",
             "",
             f"    zoo export {hm.entry.name} --run-dir {run_dir}",
         ]
-    lines += ["", f"All trials: [{report.MARKDOWN_FILE}]({report.MARKDOWN_FILE}), "
-                  f"[{report.CSV_FILE}]({report.CSV_FILE}).", "", "## Objective against each hyperparameter", ""]
+    lines += [
+        "",
+        f"All trials: [{report.MARKDOWN_FILE}]({report.MARKDOWN_FILE}), "
+        f"[{report.CSV_FILE}]({report.CSV_FILE}).",
+        "",
+        "## Objective against each hyperparameter",
+        "",
+    ]
     lines += [f"![{path.stem}]({path.name})" for path in plot_files]
     markdown_path = project_dir / SUMMARY_FILE
     with atomic_path(markdown_path) as temporary:
@@ -538,7 +558,9 @@ def _finish(
         help_texts={name: hm.entry.hparams[name].help for name in hm.space},
     )
     best = report.best_trial(records, hm.objective)
-    run_dir = None if best is None else _best_run(hm, best, splits, project_dir, settings, retrain)
+    run_dir = None if best is None else _best_run(
+        hm, best, len(records), splits, project_dir, settings, retrain
+    )
     files += plot_files
     files += _summaries(hm, records, best, settings, max_trials, run_dir, plot_files, project_dir)
     return SearchResult(
@@ -633,14 +655,17 @@ def search(
         entry, preset=preset, fixed=fixed, space=space, objective=objective, fit=fit, seed=seed,
         grid_points=grid_points if tuner == "grid" else None,
     )
+    splits = entry.task.load(data, seed=seed)  # bad data fails here, before anything is written
     project_dir = Path(directory) / entry.name
     settings = _settings(hm, tuner, seed, data)
     if role == "worker":
-        _check_settings(project_dir, settings)
+        # On another machine the same data may well live at another path.
+        _check_settings(project_dir, settings, ignore=("data",))
     else:
         _claim(project_dir, settings, overwrite)
-    splits = entry.task.load(data, seed=seed)
-    oracle = _oracle(tuner, hm.objective, max_trials, seed, hm.fit_settings["epochs"], len(hm.space))
+    oracle = _oracle(
+        tuner, hm.objective, max_trials, seed, hm.fit_settings["epochs"], len(hm.space)
+    )
 
     def tables() -> None:
         report.write_tables(report.trial_records(oracle.trials.values()), hm.objective, project_dir)
