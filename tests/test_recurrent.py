@@ -279,6 +279,11 @@ def test_entries_cover_hand_written_and_built_in_cells():
     assert "truncate_steps" in zoo.describe("gru")["hyperparameters"]
     assert "truncate_steps" not in zoo.describe("keras_gru")["hyperparameters"]
     assert "reset_after" in zoo.describe("gru")["hyperparameters"]
+    # A cell's own strong defaults hold for its Keras twin too; the course preset undoes them.
+    for name in ("gru", "keras_gru"):
+        assert zoo.get_entry(name).resolve()["bidirectional"] is True
+        assert zoo.get_entry(name).resolve("course")["bidirectional"] is False
+    assert zoo.get_entry("keras_lstm").resolve()["learning_rate"] == 5e-3
 
     set_seed(0)
     ours = zoo.get("lstm", preset="course")
