@@ -484,7 +484,7 @@ def _summaries(
         f"- objective: `{objective.name}`, {objective.direction}imised: {objective.description}",
         f"- each trial: epochs {fit['epochs']}, batch size {fit['batch_size']}, "
         f"preset {settings['preset'] or 'none'}, fixed {settings['fixed'] or 'nothing'}",
-        f"- searched: " + ", ".join(
+        "- searched: " + ", ".join(
             f"{name} {_range(space)}" for name, space in hm.space.items()
         ),
         "",
