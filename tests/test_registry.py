@@ -54,7 +54,8 @@ def test_overrides_and_presets_apply_in_order():
 def test_list_matches_wildcards():
     assert "sparse_autoencoder" in zoo.list()
     assert zoo.list("*auto*") == ["sparse_autoencoder"]
-    assert zoo.list("*lstm*") == []
+    assert zoo.list("*lstm*") == ["keras_lstm", "lstm"]
+    assert zoo.list("*transformer*") == []
 
 
 def test_describe_has_everything_a_user_and_tuner_need():
