@@ -15,10 +15,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-__all__ = ["GRUCell", "LSTMCell", "RNNCell", "Recurrent", "RecurrentCell"]
+__all__ = ["GRUCell", "LSTMCell", "RNNCell", "Recurrent", "RecurrentCell", "seeded_initializer"]
 
 
-def _seeded(initializer: Any, seed: int | None) -> keras.initializers.Initializer:
+def seeded_initializer(initializer: Any, seed: int | None) -> keras.initializers.Initializer:
     """`initializer` as an object, re-created with `seed` when one is given."""
     initializer = keras.initializers.get(initializer)
     if seed is not None and "seed" in initializer.get_config():
@@ -62,8 +62,8 @@ class RecurrentCell(keras.layers.Layer):
             raise ValueError(f"units must be a positive integer, got {units!r}")
         self.units = units
         self.seed = seed
-        self.kernel_initializer = _seeded(kernel_initializer, seed)
-        self.recurrent_initializer = _seeded(recurrent_initializer, None if seed is None else seed + 1)
+        self.kernel_initializer = seeded_initializer(kernel_initializer, seed)
+        self.recurrent_initializer = seeded_initializer(recurrent_initializer, None if seed is None else seed + 1)
         self.bias_initializer = keras.initializers.get(bias_initializer)
 
     @property

@@ -8,7 +8,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from zoo.recurrent.cells import GRUCell, LSTMCell, Recurrent, RNNCell
+from zoo.recurrent.cells import GRUCell, LSTMCell, Recurrent, RNNCell, seeded_initializer
 
 __all__ = ["CELLS", "SensorAugmentation", "SequenceClassifier"]
 
@@ -269,9 +269,7 @@ class SequenceClassifier(keras.Model):
     def _recurrent_layer(self, last: bool, seed: int | None) -> keras.layers.Layer:
         hand_written, built_in = CELLS[self.cell]
         options = {"reset_after": self.reset_after} if self.cell == "gru" else {}
-        kernel = keras.initializers.get(self.kernel_initializer)
-        kernel = kernel.__class__.from_config({**kernel.get_config(), "seed": seed}) if (
-            seed is not None and "seed" in kernel.get_config()) else kernel
+        kernel = seeded_initializer(self.kernel_initializer, seed)
         recurrent = keras.initializers.Orthogonal(seed=None if seed is None else seed + 1)
 
         def layer(go_backwards: bool = False) -> keras.layers.Layer:
