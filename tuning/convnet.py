@@ -12,9 +12,9 @@ exports. Killed, the same command resumes the search.
 
 The objective is the task's headline metric, validation accuracy (maximised), measured on each
 trial's trained model. For the three-layer net the search covers the number of filters
-[8, 128] and hidden units [32, 1024] (log scale), the L2 regularisation strength [1e-5, 0.1]
-and the learning rate [1e-4, 1e-2] (log scale); filter size and normalisation keep their
-defaults. The other models search what they have of these (`filters`, `width`,
+{8, 16, 32, 64, 128}, the hidden units [32, 1024] (log scale), the L2 regularisation strength
+[1e-5, 0.1] and the learning rate [1e-4, 1e-2] (log scale); filter size and normalisation keep
+their defaults. The other models search what they have of these (`filters`, `width`,
 `weight_decay`, `learning_rate`). Each trial trains 5 epochs, half the entries' 10.
 """
 

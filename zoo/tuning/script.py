@@ -47,6 +47,7 @@ def parser(
     options.add_argument("--directory", default="runs/tuning",
                          help="where searches live (default %(default)s)")
     options.add_argument("--data", help="the family's data (see zoo describe MODEL)")
+    options.add_argument("--preset", help="one of the entry's presets, under the searched values")
     options.add_argument("--seed", type=int, default=0)
     options.add_argument("--retrain", action="store_true",
                          help="retrain the best configuration for the entry's full epochs")
@@ -76,6 +77,7 @@ def run(
             max_trials=args.max_trials,
             directory=args.directory,
             data=args.data,
+            preset=args.preset,
             space={key: space[key] for key in searched if key in space},
             objective=objective,
             epochs=args.epochs,
