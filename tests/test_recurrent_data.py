@@ -84,6 +84,18 @@ def test_class_count_must_match_the_named_classes(tmp_path):
         data.load(path)
 
 
+def test_training_on_a_different_class_count_says_how_to_build_the_model(tmp_path, capsys,
+                                                                         monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_windows(tmp_path / "three.h5", classes=3, attrs={"classes": ["a", "b", "c"]})
+    assert main(["train", "rnn", "--data", str(path), "--epochs", "1", "--set", "units=4"]) == 1
+    assert "labels have 3 classes but the model outputs 6; build it with num_classes=3" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "runs" / "rnn").exists()
+    assert main(["train", "rnn", "--data", str(path), "--epochs", "1", "--set", "units=4",
+                 "--set", "num_classes=3"]) == 0
+
+
 def test_no_path_says_what_file_is_needed():
     with pytest.raises(DataError, match="--data PATH .* trX, trY, tstX, tstY"):
         data.load(None)

@@ -233,6 +233,13 @@ def fit(
     """
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
+    classes = getattr(model, "num_classes", None)
+    if classes is not None and splits.y_train is not None and np.ndim(splits.y_train) == 2:
+        if splits.y_train.shape[-1] != classes:  # fail before any file is written
+            raise DataError(
+                f"the labels have {splits.y_train.shape[-1]} classes but the model outputs "
+                f"{classes}; build it with num_classes={splits.y_train.shape[-1]}"
+            )
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     history_path = run_dir / HISTORY_FILE

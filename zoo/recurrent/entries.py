@@ -53,6 +53,7 @@ ACTIVITY_RECOGNITION = Task(
 )
 
 HPARAMS = {
+    "num_classes": HParam(len(data.COURSE_CLASSES), "[2, 10000]", None, "activities to classify"),
     "units": HParam(128, "[1, 4096]", Int(16, 256, log=True), "hidden units per recurrent layer"),
     "num_layers": HParam(1, "[1, 8]", Int(1, 3), "stacked recurrent layers"),
     "bidirectional": HParam(False, None, Choice((False, True)), "read the window both ways"),
@@ -127,7 +128,6 @@ def _build(cell: str, implementation: str, name: str, **hparams: Any) -> Sequenc
     model = SequenceClassifier(
         cell=cell,
         implementation=implementation,
-        num_classes=len(data.COURSE_CLASSES),
         augmentation=augmentation if any(augmentation.values()) else None,
         # Drawn from Python's generator, which zoo.training.set_seed (`--seed`) seeds: runs repeat,
         # and a hand-written entry and its Keras twin built after the same seed start alike.
