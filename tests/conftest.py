@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny seeded patch data and an environment for `python` subprocesses."""
+"""Shared fixtures: tiny seeded patch data, the CLI run in-process, and an environment for
+`python` subprocesses."""
 
 import os
 
@@ -29,3 +30,18 @@ def patch_file(tmp_path):
 def subprocess_env():
     """The current environment with TensorFlow's C++ logging quiet and Python unbuffered."""
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """Runs `zoo ARGS` in this process, in an empty directory: (exit code, stdout, stderr)."""
+    from zoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args):
+        code = main([str(arg) for arg in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo.cli import main
 
 NAME = "sparse_autoencoder"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -26,19 +25,6 @@ def zoo_command(*args, cwd, env):
         [sys.executable, "-m", "zoo", *map(str, args)],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
     )
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    """Runs `zoo ARGS` in this process, in an empty directory: (exit code, stdout, stderr)."""
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args):
-        code = main([str(arg) for arg in args])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 def test_python_m_zoo_list(tmp_path, subprocess_env):

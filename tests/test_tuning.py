@@ -293,18 +293,6 @@ def test_grid_search_walks_the_grid(tiny_patches, tmp_path):
     ]
 
 
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args):
-        code = main([str(arg) for arg in args])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
-
-
 @pytest.mark.parametrize(
     "args, message",
     [
