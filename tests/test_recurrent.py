@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from gradients import assert_matches_finite_differences
 
 import zoo
 from zoo.training import set_seed
@@ -86,23 +87,6 @@ def test_lstm_initial_forget_bias_is_one_like_keras():
     assert np.asarray(ours.cell.bias)[4:8].tolist() == [1.0] * 4
 
 
-def numeric_gradient(function, variable, epsilon=1e-6):
-    """Central differences of a scalar `function()` w.r.t. every element of `variable`."""
-    gradient = np.zeros(variable.shape)
-    values = variable.numpy()
-    for index in np.ndindex(*values.shape):
-        changed = values.copy()
-        changed[index] += epsilon
-        variable.assign(changed)
-        plus = float(function())
-        changed[index] -= 2 * epsilon
-        variable.assign(changed)
-        minus = float(function())
-        gradient[index] = (plus - minus) / (2 * epsilon)
-    variable.assign(values)
-    return gradient
-
-
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_float64_finite_difference_gradients(variant):
     make_cell = VARIANTS[variant][0]
@@ -116,12 +100,7 @@ def test_float64_finite_difference_gradients(variant):
     def loss():
         return tf.reduce_sum((layer(x) - targets) ** 2)
 
-    with tf.GradientTape() as tape:
-        value = loss()
-    analytic = tape.gradient(value, [x, *layer.trainable_weights])
-    for variable, gradient in zip([x, *layer.trainable_weights], analytic, strict=True):
-        numeric = numeric_gradient(loss, variable)
-        np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-8)
+    assert_matches_finite_differences(loss, [x, *layer.trainable_weights], atol=1e-8)
 
 
 def input_gradient(layer, x):
