@@ -157,14 +157,20 @@ def stacked_batches(
 
 
 def adapt_preprocessing(model: keras.Model, x: np.ndarray) -> list[str]:
-    """Fits every `keras.layers.Normalization` in `model` that has no fixed mean to `x`.
+    """Fits every `keras.layers.Normalization` in `model` that has no fixed mean to `x`, and
+    every other layer with an `adapt` method whose `is_adapted` is false
+    (`zoo.convnets.PatchWhitening`, say).
 
     Statistics fitted on training data only live inside the model, so they are saved, exported
     and applied at inference with it. Returns the names of the layers adapted.
     """
     adapted = []
     for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.Normalization) and layer.input_mean is None:
+        if isinstance(layer, keras.layers.Normalization):
+            needs_fitting = layer.input_mean is None
+        else:
+            needs_fitting = not getattr(layer, "is_adapted", True)
+        if needs_fitting:
             layer.adapt(x)
             adapted.append(layer.name)
     return adapted
@@ -309,8 +315,9 @@ def train_loop(
     the layers' own losses (L2 penalties, say), gradients, one optimizer update. With the same
     initial weights and the same data order (`shuffle_seed=None` here and `shuffle=False` in
     `fit`) the trained weights equal `fit`'s up to float rounding. Normalization layers are
-    adapted to the training inputs first, and models with a run-length learning-rate schedule
-    (`plan_training`) are told the run's length, as `fit` does.
+    adapted to the training inputs first, models with a run-length learning-rate schedule
+    (`plan_training`) are told the run's length, and the model's own `training_callbacks` run,
+    as its `fit` does.
 
     Args:
         model: a compiled model.
@@ -360,12 +367,19 @@ def train_loop(
         mean_loss.update_state(loss, sample_weight=tf.shape(x)[0])
         model.compute_metrics(x, y, predictions, sample_weight=None)
 
+    # Callbacks that belong to the model's recipe (Lookahead, say), as its `fit` would add them.
+    recipe = keras.callbacks.CallbackList(
+        getattr(model, "training_callbacks", list)(), model=model, epochs=epochs,
+        steps=steps_per_epoch,
+    )
+    recipe.on_train_begin()
     history: dict[str, list[float]] = {}
     for epoch in range(epochs):
         mean_loss.reset_state()
         model.reset_metrics()
-        for x, y in train:
+        for step, (x, y) in enumerate(train):
             train_step(x, y)
+            recipe.on_train_batch_end(step)
         logs = {"loss": float(mean_loss.result())}
         logs.update(
             (name, float(value))
