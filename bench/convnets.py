@@ -2,7 +2,7 @@
 
 Two modes:
 
-    python bench/convnets.py speed [--rounds 5] [--models cifar_small cifar_resnet]
+    python bench/convnets.py speed [--rounds 5] [--models cifar_small cifar_airbench]
         Interleaved rounds (A B A B ...): per model, the median time of training steps at the
         entry's batch size, scaled to an epoch of 49,000 images, and the median inference
         throughput (batch 256, the exported forward pass, test-time flip included).
@@ -112,7 +112,7 @@ def main() -> int:
     timing = modes.add_parser("speed")
     timing.add_argument("--rounds", type=int, default=5)
     timing.add_argument("--steps", type=int, default=5, help="training steps timed per round")
-    timing.add_argument("--models", nargs="+", default=["cifar_small", "cifar_resnet"])
+    timing.add_argument("--models", nargs="+", default=["cifar_small", "cifar_airbench"])
     timing.set_defaults(run=speed)
     full = modes.add_parser("accuracy")
     full.add_argument("name")

@@ -5,7 +5,7 @@ regularisation and learning rate.
     python tuning/convnet.py --model cifar_small --max-trials 8 --epochs 3
 
 `--model` is `three_layer_convnet` (cs231n's conv-relu-pool-affine-relu-affine), `cifar_small`
-or `cifar_resnet`. The data is CIFAR-10 in any of the layouts `zoo describe three_layer_convnet`
+or `cifar_airbench`. The data is CIFAR-10 in any of the layouts `zoo describe three_layer_convnet`
 lists; nothing is downloaded. Results go to `runs/tuning/MODEL/` (see `zoo.tuning.search`), the
 best configuration's run to `runs/tuning/MODEL/best/`, which `zoo export MODEL --run-dir ...`
 exports. Killed, the same command resumes the search.
@@ -20,7 +20,7 @@ their defaults. The other models search what they have of these (`filters`, `wid
 
 from zoo.tuning import script
 
-MODELS = ("three_layer_convnet", "cifar_small", "cifar_resnet")
+MODELS = ("three_layer_convnet", "cifar_small", "cifar_airbench")
 SEARCHED = ("num_filters", "filters", "width", "hidden_dim", "reg", "weight_decay", "learning_rate")
 
 if __name__ == "__main__":

@@ -1,23 +1,31 @@
-"""Convolutional family for CIFAR-10: ThreeLayerConvNet, the course's challenge net, a small
-residual net, CIFAR-10 readers and pipeline, registry entries."""
+"""Convolutional family for CIFAR-10: ThreeLayerConvNet, the course's challenge net, airbench's
+fast net, CIFAR-10 readers and pipeline, registry entries."""
 
-from zoo.convnets.entries import CIFAR10, cifar_resnet, cifar_small, three_layer_convnet
+from zoo.convnets.entries import CIFAR10, cifar_airbench, cifar_small, three_layer_convnet
 from zoo.convnets.model import (
-    CifarResNet,
+    AirbenchNet,
     CifarSmallNet,
+    FastShiftBatchNorm,
+    Lookahead,
     OneCycle,
+    PartialIdentity,
+    PatchWhitening,
     RandomCropFlip,
     ThreeLayerConvNet,
 )
 
 __all__ = [
     "CIFAR10",
-    "CifarResNet",
+    "AirbenchNet",
     "CifarSmallNet",
+    "FastShiftBatchNorm",
+    "Lookahead",
     "OneCycle",
+    "PartialIdentity",
+    "PatchWhitening",
     "RandomCropFlip",
     "ThreeLayerConvNet",
-    "cifar_resnet",
+    "cifar_airbench",
     "cifar_small",
     "three_layer_convnet",
 ]

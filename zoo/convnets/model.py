@@ -18,13 +18,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 __all__ = [
     "NORMALIZATIONS",
-    "CifarResNet",
+    "TEST_AUGMENTATIONS",
+    "AirbenchNet",
     "CifarSmallNet",
+    "FastShiftBatchNorm",
+    "Lookahead",
     "OneCycle",
+    "PartialIdentity",
+    "PatchWhitening",
     "RandomCropFlip",
     "ThreeLayerConvNet",
     "ScheduledModel",
@@ -191,8 +197,9 @@ class ThreeLayerConvNet(keras.Model):
 
 @keras.saving.register_keras_serializable(package="zoo")
 class RandomCropFlip(keras.layers.Layer):
-    """Training-time augmentation: a random translation by up to `padding` pixels (zero-padded,
-    i.e. a random crop of the padded image) and a horizontal flip with probability 1/2.
+    """Training-time augmentation: a random translation by up to `padding` pixels (a random crop
+    of the image padded with its mirror image, which keeps edge statistics, unlike zeros) and a
+    horizontal flip with probability 1/2.
 
     Each image of a batch gets its own shift and flip. At inference the layer passes images
     through unchanged.
@@ -227,7 +234,7 @@ class RandomCropFlip(keras.layers.Layer):
         x = ops.where(flip, ops.flip(inputs, axis=2), inputs)
         if pad == 0:
             return x
-        x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+        x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="reflect")
         offsets = keras.random.randint((batch, 2), 0, 2 * pad + 1, seed=self.seed_generator)
         # Gather rows, then columns, at each image's own offset: one crop per image, no loop.
         rows = offsets[:, :1] + ops.arange(height)[None, :]
@@ -244,47 +251,107 @@ class RandomCropFlip(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="zoo")
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from `peak / 10` to `peak` over the first `warmup` share of training, then
-    linear decay to zero: the one-cycle shape of fast CIFAR-10 recipes.
+    """Linear warm-up from `initial` · `peak` to `peak` over the first `warmup` share of training,
+    then linear decay to `final` · `peak`: the one-cycle shape of fast CIFAR-10 recipes.
 
     The length, `total_steps`, is a variable so that a model can set it once it knows its data
-    and epochs (`CifarResNet.plan_training`) without retracing.
+    and epochs (`ScheduledModel.plan_training`) without retracing.
 
     Args:
         peak: the highest learning rate.
         warmup: share of the steps spent warming up, in (0, 1).
         total_steps: steps of the whole run.
+        initial: the first rate, as a share of `peak`, in [0, 1].
+        final: the last rate, as a share of `peak`, in [0, 1].
     """
 
-    def __init__(self, peak: float, warmup: float = 0.2, total_steps: int = 1) -> None:
+    def __init__(self, peak: float, warmup: float = 0.2, total_steps: int = 1,
+                 initial: float = 0.1, final: float = 0.0) -> None:
         if not peak > 0 or not 0 < warmup < 1:
             raise ValueError(f"need peak > 0 and 0 < warmup < 1, got {peak}, {warmup}")
-        self.peak, self.warmup = peak, warmup
+        if not (0 <= initial <= 1 and 0 <= final <= 1):
+            raise ValueError(f"initial and final must be shares of peak in [0, 1], got {initial}, {final}")
+        self.peak, self.warmup, self.initial, self.final = peak, warmup, initial, final
         self.total_steps = keras.Variable(float(total_steps), trainable=False, name="total_steps")
 
     def __call__(self, step: Any) -> Any:
-        progress = ops.cast(step, "float32") / ops.maximum(self.total_steps, 1.0)
-        rising = 0.1 + 0.9 * progress / self.warmup
-        falling = (1.0 - progress) / (1.0 - self.warmup)
-        return self.peak * ops.clip(ops.minimum(rising, falling), 0.0, 1.0)
+        progress = ops.clip(ops.cast(step, "float32") / ops.maximum(self.total_steps, 1.0), 0.0, 1.0)
+        rising = self.initial + (1.0 - self.initial) * progress / self.warmup
+        falling = self.final + (1.0 - self.final) * (1.0 - progress) / (1.0 - self.warmup)
+        return self.peak * ops.minimum(rising, falling)
 
     def get_config(self) -> dict[str, Any]:
-        return {"peak": self.peak, "warmup": self.warmup,
-                "total_steps": int(self.total_steps.numpy())}
+        return {"peak": self.peak, "warmup": self.warmup, "initial": self.initial,
+                "final": self.final, "total_steps": int(self.total_steps.numpy())}
+
+
+class Lookahead(keras.callbacks.Callback):
+    """Lookahead with an average that strengthens over training (hlb-CIFAR10, airbench).
+
+    After the first `start` share of the planned steps, every `every` steps the slow weights
+    move toward the trained ones, slow <- slow + (1 - rho) (fast - slow), and training continues
+    from them (fast <- slow), with rho = decay^every * progress^3: little averaging early, strong
+    at the end. Each epoch's last step updates too, so that evaluation, checkpoints and the final
+    model see the slow weights.
+    Every floating-point weight takes part, batch-norm statistics included.
+
+    Args:
+        every: steps between updates.
+        decay: per-step decay of the average at the end of training.
+        start: share of training before the first update.
+
+    Example:
+
+    >>> model.fit(x, y, epochs=10, callbacks=[Lookahead()])  # model.planned_steps set first
+    """
+
+    def __init__(self, every: int = 5, decay: float = 0.95, start: float = 0.3) -> None:
+        super().__init__()
+        if every < 1 or not 0 < decay < 1 or not 0 <= start < 1:
+            raise ValueError(f"need every >= 1, 0 < decay < 1, 0 <= start < 1; got {every}, {decay}, {start}")
+        self.every, self.decay, self.start = every, decay, start
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.slow: list[Any] | None = None
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        step = int(self.model.optimizer.iterations.numpy())
+        progress = step / max(getattr(self.model, "planned_steps", 1), 1)
+        # Also at each epoch's last step, so that validation and checkpoints see slow weights.
+        last_of_epoch = batch + 1 == self.params.get("steps")
+        if progress < self.start or (step % self.every and not last_of_epoch):
+            return
+        if self.slow is None:
+            # Gathered now, not when training begins: `fit` builds a subclassed model lazily.
+            self.weights = [w for w in self.model.weights if "float" in str(w.dtype)]
+            self.slow = [ops.copy(w.value) for w in self.weights]
+            return
+        rho = self.decay**self.every * min(progress, 1.0) ** 3
+        for i, weight in enumerate(self.weights):
+            self.slow[i] = self.slow[i] + (1.0 - rho) * (weight.value - self.slow[i])
+            weight.assign(self.slow[i])
 
 
 class ScheduledModel(keras.Model):
-    """A model whose `fit` first sets a `OneCycle` learning-rate schedule to the run's length.
+    """A model whose `fit` first sets a `OneCycle` learning-rate schedule to the run's length and
+    adds the model's own training callbacks (`training_callbacks`).
 
     A schedule that decays to zero at the end of training must know how many steps training
     takes, which depends on the data and the epochs of each `fit` call, not on the model.
     """
 
+    planned_steps = 1
+
     def plan_training(self, total_steps: int) -> None:
         """Sets the one-cycle schedule's length (if the optimizer has one) to `total_steps`."""
+        self.planned_steps = total_steps
         schedule = getattr(self.optimizer, "_learning_rate", None)
         if isinstance(schedule, OneCycle):
             schedule.total_steps.assign(float(total_steps))
+
+    def training_callbacks(self) -> list[keras.callbacks.Callback]:
+        """Callbacks that are part of this model's training recipe (none here)."""
+        return []
 
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None,
             epochs: int = 1, **kwargs: Any) -> Any:
@@ -297,6 +364,7 @@ class ScheduledModel(keras.Model):
         elif steps_per_epoch is None:
             steps_per_epoch = math.ceil(len(x) / (batch_size or 32))
         self.plan_training(steps_per_epoch * epochs)
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), *self.training_callbacks()]
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, **kwargs)
 
 
@@ -375,24 +443,203 @@ class CifarSmallNet(ScheduledModel):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class CifarResNet(ScheduledModel):
-    """A small residual net for CIFAR-10 in the style of the fast recipes (Page's ResNet-9,
-    Jordan's airbench): few wide stages, pooling early, batch norm and GELU, label smoothing.
+class PatchWhitening(keras.layers.Layer):
+    """A convolution that whitens `size`x`size` image patches: frozen, fitted to training images.
 
-    Stem conv 3x3 (`width` // 2 filters) - BN - GELU, then three stages each
-    conv 3x3 - 2x2 max pool - BN - GELU - residual [conv 3x3 - BN - GELU] with
-    `width`, 2 `width`, 4 `width` filters (32x32 -> 16 -> 8 -> 4), global max pool, a bias-free
-    dense layer whose logits are scaled by 1/8 (stable with label smoothing), softmax.
-    Training augments with `RandomCropFlip(crop_padding)`; inference averages the predictions of
-    each image and its mirror image when `flip_test` (test-time augmentation).
+    `adapt(images)` standardises each colour channel, estimates the (uncentred) covariance of all
+    `size`x`size`xC patches and sets the kernel to its eigenvectors divided by
+    sqrt(eigenvalue + `epsilon`), each with both signs: 2·size²·C outputs, decorrelated and of
+    unit variance (up to `epsilon`) on the training images. The kernel stays fixed; a bias is
+    trained. Starting from whitened patches is the largest single saving of airbench's fast
+    CIFAR-10 training (Jordan, 2024): the first layer needs no training to see edges and colour.
 
     Args:
-        width: filters of the first stage.
-        crop_padding: largest random translation in training, in pixels.
-        flip_test: average over horizontal flips at inference.
+        size: patch side; the output is `size - 1` pixels smaller (no padding).
+        epsilon: added to each eigenvalue, limiting the gain of near-constant directions.
+        sample: how many images `adapt` reads (the first ones).
+
+    Call arguments:
+        inputs: images `(N, H, W, C)`, raw pixel values.
+
+    Example:
+
+    >>> whitening = PatchWhitening(2)
+    >>> whitening.adapt(train_images)  # uint8 (N, 32, 32, 3)
+    >>> features = whitening(train_images[:8])  # (8, 31, 31, 24)
+    """
+
+    def __init__(self, size: int = 2, epsilon: float = 5e-4, sample: int = 5000,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if size < 1:
+            raise ValueError(f"size must be a positive integer, got {size}")
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be positive, got {epsilon}")
+        if sample < 1:
+            raise ValueError(f"sample must be a positive integer, got {sample}")
+        self.size, self.epsilon, self.sample = size, epsilon, sample
+
+    def build(self, input_shape: Any) -> None:
+        channels = input_shape[-1]
+        outputs = 2 * self.size * self.size * channels
+        frozen = dict(initializer="zeros", trainable=False)
+        self.mean = self.add_weight(shape=(channels,), name="mean", **frozen)
+        self.std = self.add_weight(shape=(channels,), name="std", initializer="ones", trainable=False)
+        self.kernel = self.add_weight(shape=(self.size, self.size, channels, outputs),
+                                      name="kernel", **frozen)
+        self.bias = self.add_weight(shape=(outputs,), name="bias", initializer="zeros")
+
+    @property
+    def is_adapted(self) -> bool:
+        """Whether `adapt` has set the kernel (a saved, adapted layer loads adapted)."""
+        return self.built and bool(np.any(keras.ops.convert_to_numpy(self.kernel)))
+
+    def adapt(self, images: Any) -> None:
+        """Fits the channel statistics and the whitening kernel to the first `sample` images."""
+        x = np.asarray(images[: self.sample], dtype="float64")
+        if x.ndim != 4 or min(x.shape[1:3]) < self.size or not np.isfinite(x).all():
+            raise ValueError(
+                f"expected finite images (N, H >= {self.size}, W >= {self.size}, C), "
+                f"got shape {x.shape}"
+            )
+        if not self.built:
+            self.build(x.shape)
+        mean, std = x.mean(axis=(0, 1, 2)), x.std(axis=(0, 1, 2))
+        x = (x - mean) / np.maximum(std, 1e-12)
+        covariance, count = 0.0, 0
+        for first in range(0, len(x), 500):  # in chunks: every patch of 5,000 images is 1 GB
+            windows = np.lib.stride_tricks.sliding_window_view(
+                x[first:first + 500], (self.size, self.size), axis=(1, 2)
+            )  # (n, H', W', C, size, size)
+            patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, windows[0, 0, 0].size)
+            covariance = covariance + patches.T @ patches
+            count += len(patches)
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance / count)
+        order = np.argsort(eigenvalues)[::-1]  # strongest direction first
+        filters = eigenvectors[:, order] / np.sqrt(eigenvalues[order] + self.epsilon)
+        filters = filters.reshape(self.size, self.size, x.shape[-1], -1)
+        self.mean.assign(mean)
+        self.std.assign(std)
+        self.kernel.assign(np.concatenate([filters, -filters], axis=-1))
+
+    def call(self, inputs: Any) -> Any:
+        x = (ops.cast(inputs, self.compute_dtype) - self.mean) / self.std
+        return ops.conv(x, self.kernel, padding="valid") + self.bias
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        batch, height, width, channels = input_shape
+        shrink = self.size - 1
+        return (batch, None if height is None else height - shrink,
+                None if width is None else width - shrink, 2 * self.size * self.size * channels)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "size": self.size, "epsilon": self.epsilon,
+                "sample": self.sample}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class PartialIdentity(keras.initializers.Initializer):
+    """Convolution kernels whose first min(C_in, C_out) filters pass their input channel through
+    unchanged (a 1 at the centre tap, PyTorch's `dirac_`); the other filters are drawn from
+    U(±1/sqrt(fan_in)), PyTorch's default. A conv - BN stack so initialised starts close to an
+    identity map, an implicit residual connection that speeds early training.
+
+    Args:
+        seed: seeds the random filters.
+
+    Example:
+
+    >>> conv = keras.layers.Conv2D(64, 3, padding="same", kernel_initializer=PartialIdentity(0))
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = seed
+        self.random = keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform", seed)
+
+    def __call__(self, shape: Any, dtype: Any = None) -> Any:
+        height, width, inputs, outputs = shape
+        passed = min(inputs, outputs)
+        identity = np.zeros(shape, dtype="float32")
+        identity[height // 2, width // 2, np.arange(passed), np.arange(passed)] = 1.0
+        is_identity_filter = np.arange(outputs) < passed
+        return ops.where(is_identity_filter, ops.cast(identity, dtype), self.random(shape, dtype))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class FastShiftBatchNorm(keras.layers.Layer):
+    """Spatial batch normalisation without a learned scale, whose learned shift trains
+    `shift_learning_rate`-times faster than the other weights under SGD.
+
+    The shift is stored as beta / sqrt(m) and multiplied by sqrt(m) in the forward pass: its
+    gradient grows by sqrt(m) and each step's effect on beta by sqrt(m) again, m in all. That is
+    airbench's 64x learning rate for batch-norm biases, without a per-variable optimizer option.
+    Without a scale, the convolution before it is scale-invariant and weight decay sets its
+    effective learning rate.
+
+    Args:
+        momentum: of the running mean and variance (Keras' convention: the share kept).
+        epsilon: added to the variance.
+        shift_learning_rate: m, the learning-rate multiplier of the shift.
+
+    Call arguments:
+        inputs: feature maps `(N, H, W, C)`.
+        training: normalise with the batch's statistics (and update the running ones).
+    """
+
+    def __init__(self, momentum: float = 0.6, epsilon: float = 1e-5,
+                 shift_learning_rate: float = 64.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if not shift_learning_rate > 0:
+            raise ValueError(f"shift_learning_rate must be positive, got {shift_learning_rate}")
+        self.momentum, self.epsilon, self.shift_learning_rate = momentum, epsilon, shift_learning_rate
+        self.normalize = keras.layers.BatchNormalization(
+            momentum=momentum, epsilon=epsilon, center=False, scale=False, dtype=self.dtype_policy
+        )
+
+    def build(self, input_shape: Any) -> None:
+        self.normalize.build(input_shape)
+        self.shift = self.add_weight(shape=(input_shape[-1],), name="shift", initializer="zeros")
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        return self.normalize(inputs, training=training) + math.sqrt(self.shift_learning_rate) * self.shift
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,
+                "shift_learning_rate": self.shift_learning_rate}
+
+
+TEST_AUGMENTATIONS = ("none", "flip", "flip_translate")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class AirbenchNet(ScheduledModel):
+    """The airbench CIFAR-10 net (Jordan, 2024), sized for two CPU cores.
+
+    `PatchWhitening` (2x2, frozen) - GELU, then three blocks of
+    conv 3x3 - 2x2 max pool - BN - GELU - conv 3x3 - BN - GELU, global max pool, a bias-free
+    dense layer whose logits are scaled by 1/9, softmax. Convolutions start as partial identities
+    (`PartialIdentity`), batch norms have no scale and a fast shift (`FastShiftBatchNorm`).
+    Training augments with `RandomCropFlip(crop_padding)`; `fit` adds `Lookahead`. At inference,
+    `test_augmentation` averages the logits of each image's mirror ("flip") and of its 1-pixel
+    shifts ("flip_translate", 6 passes).
+
+    Args:
+        widths: filters of the three blocks.
+        crop_padding: largest random translation in training, in pixels (mirrored border).
+        test_augmentation: "none", "flip" or "flip_translate".
         weight_decay: L2 strength on the kernels; the loss adds 0.5 * weight_decay * sum W^2,
             so the gradient gains weight_decay * W (PyTorch's `weight_decay`).
+        lookahead: pull the weights toward a slow average every 5 steps during `fit`.
         num_classes: classes.
+        seed: seeds the initial weights.
 
     Call arguments:
         inputs: images `(N, 32, 32, 3)`, pixel values in [0, 255].
@@ -400,73 +647,104 @@ class CifarResNet(ScheduledModel):
 
     Example:
 
-    >>> model = CifarResNet(width=32)
-    >>> probabilities = model(images)  # flip-averaged at inference
+    >>> model = AirbenchNet(widths=(64, 128, 128))
+    >>> zoo.training.adapt_preprocessing(model, x_train)  # fits the whitening
+    >>> probabilities = model(images)  # averaged over mirror and shifts
     """
 
     def __init__(
         self,
-        width: int = 32,
+        widths: Sequence[int] = (64, 128, 128),
         crop_padding: int = 2,
-        flip_test: bool = True,
+        test_augmentation: str = "flip_translate",
         weight_decay: float = 5e-4,
+        lookahead: bool = True,
         num_classes: int = 10,
+        seed: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if width < 2:
-            raise ValueError(f"width must be an integer >= 2, got {width}")
+        if len(widths) != 3 or min(widths) < 1:
+            raise ValueError(f"widths must be three positive integers, got {list(widths)}")
+        if test_augmentation not in TEST_AUGMENTATIONS:
+            raise ValueError(
+                f"test_augmentation must be one of {list(TEST_AUGMENTATIONS)}, got {test_augmentation!r}"
+            )
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be non-negative, got {weight_decay}")
-        self.width, self.crop_padding, self.flip_test = width, crop_padding, flip_test
-        self.weight_decay, self.num_classes = weight_decay, num_classes
+        self.widths, self.crop_padding = tuple(widths), crop_padding
+        self.test_augmentation, self.weight_decay = test_augmentation, weight_decay
+        self.lookahead, self.num_classes, self.seed = lookahead, num_classes, seed
         regularizer = keras.regularizers.L2(0.5 * weight_decay) if weight_decay > 0 else None
+        seeds = iter(range(seed, seed + 7) if seed is not None else [None] * 7)
 
         def conv(filters: int) -> keras.layers.Conv2D:
             return keras.layers.Conv2D(
-                filters, 3, padding="same", use_bias=False, kernel_regularizer=regularizer
+                filters, 3, padding="same", use_bias=False, kernel_regularizer=regularizer,
+                kernel_initializer=PartialIdentity(next(seeds)),
             )
 
-        def norm() -> keras.layers.BatchNormalization:
-            return keras.layers.BatchNormalization(momentum=0.9)
-
         self.augment = RandomCropFlip(crop_padding)
-        self.scale = _pixel_scaling(3)
-        self.stem = [conv(width // 2), norm()]
-        self.stages = [
-            [conv(filters), norm(), conv(filters), norm()]
-            for filters in (width, 2 * width, 4 * width)
-        ]
+        self.whiten = PatchWhitening(2)
+        self.blocks = [[conv(filters), FastShiftBatchNorm(), conv(filters), FastShiftBatchNorm()]
+                       for filters in self.widths]
         self.pool = keras.layers.MaxPooling2D(2, 2)
-        self.head = keras.layers.Dense(num_classes, use_bias=False, kernel_regularizer=regularizer)
+        self.head = keras.layers.Dense(
+            num_classes, use_bias=False, kernel_regularizer=regularizer,
+            kernel_initializer=keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform", next(seeds)),
+        )
+
+    def build(self, input_shape: Any) -> None:
+        shape = (None, *input_shape[1:])
+        layers = [self.whiten]
+        for first, first_norm, second, second_norm in self.blocks:
+            layers += [first, self.pool, first_norm, second, second_norm]
+        for layer in layers:  # the whitening may already be built, by `adapt`
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.head.build((None, self.widths[-1]))
 
     def _logits(self, x: Any, training: bool | None) -> Any:
-        conv, bn = self.stem
-        x = ops.gelu(bn(conv(self.scale(x)), training=training))
-        for first, first_norm, second, second_norm in self.stages:
+        x = ops.gelu(self.whiten(x))
+        for first, first_norm, second, second_norm in self.blocks:
             x = ops.gelu(first_norm(self.pool(first(x)), training=training))
-            x = x + ops.gelu(second_norm(second(x), training=training))
-        return self.head(ops.max(x, axis=(1, 2))) / 8.0
+            x = ops.gelu(second_norm(second(x), training=training))
+        # A small scale keeps the logits in softmax's sensitive range early in training.
+        return self.head(ops.max(x, axis=(1, 2))) / 9.0
+
+    def _mirror_logits(self, x: Any) -> Any:
+        logits = self._logits(x, False)
+        if self.test_augmentation == "none":
+            return logits
+        return 0.5 * (logits + self._logits(ops.flip(x, axis=2), False))
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         x = ops.cast(inputs, self.compute_dtype)
         if training:
             return ops.softmax(self._logits(self.augment(x, training=True), True))
-        probabilities = ops.softmax(self._logits(x, training))
-        if not self.flip_test:
-            return probabilities
-        return 0.5 * (probabilities + ops.softmax(self._logits(ops.flip(x, axis=2), training)))
+        logits = self._mirror_logits(x)
+        if self.test_augmentation == "flip_translate":
+            padded = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
+            shifted = [padded[:, :-2, :-2], padded[:, 2:, 2:]]  # one pixel up-left, down-right
+            logits = 0.5 * logits + 0.25 * sum(self._mirror_logits(s) for s in shifted)
+        return ops.softmax(logits)
+
+    def training_callbacks(self) -> list[keras.callbacks.Callback]:
+        return [Lookahead()] if self.lookahead else []
 
     def first_filters(self) -> Any:
-        """The stem's filters as images, `(filters, 3, 3, 3)`."""
-        return ops.transpose(self.stem[0].kernel, (3, 0, 1, 2))
+        """The whitening filters as images, `(24, 2, 2, 3)` (after `adapt`)."""
+        return ops.transpose(self.whiten.kernel, (3, 0, 1, 2))
 
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
-            "width": self.width,
+            "widths": list(self.widths),
             "crop_padding": self.crop_padding,
-            "flip_test": self.flip_test,
+            "test_augmentation": self.test_augmentation,
             "weight_decay": self.weight_decay,
+            "lookahead": self.lookahead,
             "num_classes": self.num_classes,
+            "seed": self.seed,
         }
