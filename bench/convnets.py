@@ -7,7 +7,8 @@ Two modes:
         entry's batch size, scaled to an epoch of 49,000 images, and the median inference
         throughput (batch 256, the exported forward pass, test-time flip included).
 
-    python bench/convnets.py accuracy NAME [--preset P] [--epochs N] [--validation 5000]
+    python bench/convnets.py accuracy NAME [--preset P] [--set KEY=VALUE ...] [--epochs N]
+                                           [--batch-size B] [--validation 5000]
         A full training run with `zoo.training.fit` on the shared CIFAR-10 folder: seconds and
         held-out accuracy for every epoch, into runs/bench-NAME/ (history.csv, log).
 
@@ -94,11 +95,13 @@ def accuracy(args: argparse.Namespace) -> None:
     splits = data.load(args.data, seed=0, validation_size=args.validation)
     entry = zoo.get_entry(args.name)
     fit = entry.fit_settings(args.preset)
-    if args.epochs:
-        fit["epochs"] = args.epochs
+    overrides = {key: entry.parse(key, text) for key, _, text in (s.partition("=") for s in args.set)}
+    for option in ("epochs", "batch_size"):
+        if getattr(args, option):
+            fit[option] = getattr(args, option)
     training.set_seed(0)
-    model = zoo.get(args.name, preset=args.preset)
-    print(f"{args.name} (preset {args.preset}): {len(splits.x_train)} training, "
+    model = zoo.get(args.name, preset=args.preset, **overrides)
+    print(f"{args.name} (preset {args.preset}, {overrides}): {len(splits.x_train)} training, "
           f"{len(splits.x_val)} held-out images, {fit}", flush=True)
     history = training.fit(model, splits, Path("runs") / f"bench-{args.name}", **fit,
                            callbacks=[EpochClock()], verbose=0)
@@ -117,7 +120,10 @@ def main() -> int:
     full = modes.add_parser("accuracy")
     full.add_argument("name")
     full.add_argument("--preset")
+    full.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="a hyperparameter of the entry")
     full.add_argument("--epochs", type=int)
+    full.add_argument("--batch-size", type=int)
     full.add_argument("--validation", type=int, default=5000, help="held-out training images")
     full.set_defaults(run=accuracy)
     args = parser.parse_args()

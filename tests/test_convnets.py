@@ -278,9 +278,11 @@ def test_keras_file_round_trip_and_uint8_export_reload(name, overrides, tmp_path
         tf.saved_model.load(str(target)).signatures["serve"](images=tf.constant(x, tf.float32))
 
 
-def test_figures_draw_colour_filters_and_confusion_matrices(tmp_path):
+@pytest.mark.parametrize("name, overrides", [("cifar_small", {"filters": 4}),
+                                             ("cifar_airbench", {"width": 4})])
+def test_figures_draw_colour_filters_and_confusion_matrices(name, overrides, tmp_path):
     set_seed(0)
-    model = zoo.get("cifar_small", filters=4)
+    model = zoo.get(name, **overrides)
     x, y = pixels(30), one_hot(30)
     adapt_preprocessing(model, x)
     model(x[:1])

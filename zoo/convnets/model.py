@@ -323,11 +323,11 @@ class Lookahead(keras.callbacks.Callback):
             return
         if self.slow is None:
             # Gathered now, not when training begins: `fit` builds a subclassed model lazily.
-            self.weights = [w for w in self.model.weights if "float" in str(w.dtype)]
-            self.slow = [ops.copy(w.value) for w in self.weights]
+            self.averaged = [w for w in self.model.weights if "float" in str(w.dtype)]
+            self.slow = [ops.copy(w.value) for w in self.averaged]
             return
         rho = self.decay**self.every * min(progress, 1.0) ** 3
-        for i, weight in enumerate(self.weights):
+        for i, weight in enumerate(self.averaged):
             self.slow[i] = self.slow[i] + (1.0 - rho) * (weight.value - self.slow[i])
             weight.assign(self.slow[i])
 
