@@ -8,7 +8,7 @@ Two modes:
         throughput (batch 256, the exported forward pass, test-time flip included).
 
     python bench/convnets.py accuracy NAME [--preset P] [--set KEY=VALUE ...] [--epochs N]
-                                           [--batch-size B] [--validation 5000]
+                                           [--batch-size B] [--seed S] [--validation 5000]
         A full training run with `zoo.training.fit` on the shared CIFAR-10 folder: seconds and
         held-out accuracy for every epoch, into runs/bench-NAME/ (history.csv, log).
 
@@ -99,7 +99,7 @@ def accuracy(args: argparse.Namespace) -> None:
     for option in ("epochs", "batch_size"):
         if getattr(args, option):
             fit[option] = getattr(args, option)
-    training.set_seed(0)
+    training.set_seed(args.seed)
     model = zoo.get(args.name, preset=args.preset, **overrides)
     print(f"{args.name} (preset {args.preset}, {overrides}): {len(splits.x_train)} training, "
           f"{len(splits.x_val)} held-out images, {fit}", flush=True)
@@ -124,6 +124,8 @@ def main() -> int:
                       help="a hyperparameter of the entry")
     full.add_argument("--epochs", type=int)
     full.add_argument("--batch-size", type=int)
+    full.add_argument("--seed", type=int, default=0,
+                      help="seeds initial weights and training order (the held-out split stays seed 0)")
     full.add_argument("--validation", type=int, default=5000, help="held-out training images")
     full.set_defaults(run=accuracy)
     args = parser.parse_args()

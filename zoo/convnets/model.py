@@ -731,6 +731,7 @@ class AirbenchNet(ScheduledModel):
         return ops.softmax(logits)
 
     def training_callbacks(self) -> list[keras.callbacks.Callback]:
+        """`Lookahead` when `lookahead` is set: `fit` and `zoo.training.train_loop` add it."""
         return [Lookahead()] if self.lookahead else []
 
     def first_filters(self) -> Any:
