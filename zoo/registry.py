@@ -1,9 +1,9 @@
 """The model registry: named entries that build ready-to-train Keras models.
 
 An entry is a builder function plus everything a user or a tuner needs to know about it: default
-hyperparameters with their valid ranges, a keras-tuner search space, the task (data, headline metric,
-figures, export endpoints) and a description. Families register entries with `@register(...)`, in
-the style of timm's `register_model`:
+hyperparameters with their valid ranges, a keras-tuner search space, the task (its family, data,
+headline metric, tuning objective, figures, export endpoints) and a description. Every entry is
+one function registered with `@register(...)`, in the style of timm's `register_model`:
 
 ```python
 @register(task=PATCH_RECONSTRUCTION, hparams={"hidden_units": HParam(64, "[1, 4096]")})
@@ -35,9 +35,11 @@ __all__ = [
     "HyperparameterError",
     "Int",
     "Metric",
+    "Objective",
     "Task",
     "UnknownModelError",
     "describe",
+    "families",
     "get",
     "get_entry",
     "list_models",
@@ -162,17 +164,74 @@ class HParam:
         return described
 
 
+DIRECTIONS = ("min", "max")
+
+
 @dataclasses.dataclass(frozen=True)
 class Metric:
-    """The metric that matters for an entry, as Keras logs it (e.g. "val_loss")."""
+    """A number that judges a trained model, as Keras logs it (e.g. "val_loss").
+
+    Args:
+        name: the metric's name in Keras' logs and in trial tables.
+        direction: "min" or "max": which way is better (keras-tuner's `Objective` takes it as is).
+        description: what the number means, for reports and model cards.
+    """
 
     name: str
-    direction: str  # "min" or "max", as keras-tuner's Objective expects
+    direction: str
     description: str = ""
 
     def __post_init__(self) -> None:
-        if self.direction not in ("min", "max"):
+        if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be 'min' or 'max', got {self.direction!r}")
+
+    def describe(self) -> dict[str, str]:
+        return {"name": self.name, "direction": self.direction, "description": self.description}
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective(Metric):
+    """What a hyperparameter search optimises: a `Metric`, read from a trained trial's logs or
+    computed from the trained model when `compute` is given.
+
+    A family whose headline metric would be won by switching its regularisers off gives its
+    `Task` a better objective (the sparse autoencoder's `sparse_code`).
+
+    Args:
+        name: the value's name in trial tables and keras-tuner's records.
+        direction: "min" or "max".
+        description: what the value means.
+        compute: `compute(metrics, model, splits) -> {name: value, ...}` from a trained trial:
+            its final metrics as Keras logs them (validation ones measured on the trained
+            model), the model and the data. It returns the objective under `name` and any other
+            numbers worth a column in the trial table. `None` reads the objective from the
+            metrics.
+    """
+
+    compute: Callable[..., Mapping[str, float]] | None = None
+
+    @classmethod
+    def of(cls, metric: Metric) -> Objective:
+        """The objective that is `metric` itself, as the model logs it."""
+        return metric if isinstance(metric, Objective) else cls(**dataclasses.asdict(metric))
+
+    def evaluate(self, metrics: Mapping[str, float], model: Any, splits: Any) -> dict[str, float]:
+        """The objective and any extra values for one trained trial (see `compute`).
+
+        Raises:
+            KeyError: the objective is a metric the model does not log.
+        """
+        if self.compute is None:
+            if self.name not in metrics:
+                raise KeyError(
+                    f"the objective {self.name!r} is not among the trained model's metrics "
+                    f"({', '.join(sorted(metrics))})"
+                )
+            return {self.name: float(metrics[self.name])}
+        values = {key: float(value) for key, value in self.compute(metrics, model, splits).items()}
+        if self.name not in values:
+            raise KeyError(f"objective {self.name!r}: compute() returned only {sorted(values)}")
+        return values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +240,8 @@ class Task:
 
     Args:
         name: short name of the task, e.g. "patch reconstruction".
+        family: the model family whose entries solve it ("autoencoder", "recurrent", ...), the
+            package under `zoo/` that owns them; `zoo list --family` filters by it.
         data: what data the entries expect, for `zoo describe` and error messages.
         load: `load(path_or_None, seed) -> Splits`; `None` loads the embedded default data.
         metric: the headline metric.
@@ -189,15 +250,23 @@ class Task:
         endpoints: `endpoints(model) -> {name: (tf.function-able callable, [TensorSpec])}` for
             export; the first is exported as `serve`.
         panel: `panel(model, axes)` draws one small picture of a trained model (for sweeps).
+        objective: what `zoo tune` optimises; `None` tunes on `metric`.
     """
 
     name: str
+    family: str
     data: str
     load: Callable[..., Any]
     metric: Metric
     figures: Callable[..., list[Path]]
     endpoints: Callable[[Any], dict[str, Any]]
     panel: Callable[..., None] | None = None
+    objective: Objective | None = None
+
+    @property
+    def tuning_objective(self) -> Objective:
+        """The objective a search optimises: `objective`, else the headline metric."""
+        return self.objective or Objective.of(self.metric)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,6 +281,10 @@ class Entry:
     fit: Mapping[str, Any]
     presets: Mapping[str, Mapping[str, Any]]
     sweep: Mapping[str, Sequence[Any]]
+
+    @property
+    def family(self) -> str:
+        return self.task.family
 
     def _check_names(self, names: Iterable[str]) -> None:
         unknown = sorted(set(names) - set(self.hparams))
@@ -254,10 +327,12 @@ class Entry:
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "family": self.family,
             "description": self.description,
             "task": self.task.name,
             "data": self.task.data,
-            "metric": dataclasses.asdict(self.task.metric),
+            "metric": self.task.metric.describe(),
+            "tuning_objective": self.task.tuning_objective.describe(),
             "hyperparameters": {name: hp.describe() for name, hp in self.hparams.items()},
             "search_space": {
                 name: {"kind": type(space).__name__.lower(), **dataclasses.asdict(space)}
@@ -279,17 +354,24 @@ def register(
     fit: Mapping[str, Any] | None = None,
     presets: Mapping[str, Mapping[str, Any]] | None = None,
     sweep: Mapping[str, Sequence[Any]] | None = None,
+    notes: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator that registers a builder function as a zoo entry.
 
+    The function's name is the entry's name and its docstring the entry's description, so
+    `grep "def lstm"` finds an entry. Entries that share most hyperparameters (the recurrent
+    family's six) pass one `hparams` mapping and take `**hparams`.
+
     Args:
         name: the entry's name; defaults to the function's name.
-        task: the `Task` the entry solves.
-        hparams: the builder's keyword arguments as `HParam`s; they must match its signature.
+        task: the `Task` the entry solves (and so its family).
+        hparams: the builder's keyword arguments as `HParam`s; they must match its signature,
+            unless it takes `**hparams`.
         fit: default `fit` arguments (`epochs`, `batch_size`).
         presets: named sets of hyperparameter values and `fit` arguments, e.g.
             `{"course": {"sparsity_weight": 0.01, "batch_size": 16}}`.
         sweep: the default grid for `zoo sweep`, two hyperparameters with their values.
+        notes: text several entries share (a family's recipe), appended to the description.
 
     Returns:
         The builder, unchanged.
@@ -299,18 +381,21 @@ def register(
         entry_name = name or builder.__name__
         if entry_name in _REGISTRY:
             raise ValueError(f"a model named {entry_name!r} is already registered")
-        parameters = set(inspect.signature(builder).parameters)
-        if parameters != set(hparams):
+        signature = inspect.signature(builder).parameters.values()
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature)
+        parameters = {p.name for p in signature if p.kind is not inspect.Parameter.VAR_KEYWORD}
+        if parameters != set(hparams) and not (takes_any and parameters <= set(hparams)):
             raise ValueError(
                 f"{entry_name}: hparams {sorted(hparams)} do not match the builder's "
                 f"arguments {sorted(parameters)}"
             )
+        description = inspect.cleandoc(builder.__doc__ or "")
         entry = Entry(
             name=entry_name,
             builder=builder,
             hparams=dict(hparams),
             task=task,
-            description=inspect.cleandoc(builder.__doc__ or ""),
+            description="\n\n".join(part for part in (description, inspect.cleandoc(notes)) if part),
             fit=dict(fit or {}),
             presets={key: dict(values) for key, values in (presets or {}).items()},
             sweep={key: tuple(values) for key, values in (sweep or {}).items()},
@@ -357,9 +442,25 @@ def get(name: str, preset: str | None = None, **overrides: Any) -> Any:
     return entry.builder(**entry.resolve(preset, **overrides))
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered names matching the fnmatch-style `pattern`, sorted."""
-    return sorted(name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern))
+def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
+    """Registered names matching the fnmatch-style `pattern` (and `family`, when given), sorted.
+
+    Raises:
+        UnknownModelError: `family` is not a registered family.
+    """
+    if family is not None and family not in families():
+        raise UnknownModelError(
+            f"unknown family {family!r} (families: {', '.join(families())})"
+        )
+    return sorted(
+        name for name, entry in _REGISTRY.items()
+        if fnmatch.fnmatchcase(name, pattern) and family in (None, entry.family)
+    )
+
+
+def families() -> list[str]:
+    """The families that have registered entries, sorted."""
+    return sorted({entry.family for entry in _REGISTRY.values()})
 
 
 def describe(name: str) -> dict[str, Any]:

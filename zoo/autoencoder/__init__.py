@@ -2,6 +2,7 @@
 
 from zoo.autoencoder.entries import PATCH_RECONSTRUCTION, sparse_autoencoder
 from zoo.autoencoder.model import KLSparsity, SparseAutoencoder, kl_divergence
+from zoo.autoencoder.objective import sparse_code
 
 __all__ = [
     "KLSparsity",
@@ -9,4 +10,5 @@ __all__ = [
     "SparseAutoencoder",
     "kl_divergence",
     "sparse_autoencoder",
+    "sparse_code",
 ]

@@ -12,6 +12,7 @@ import tensorflow as tf
 from zoo import plots
 from zoo.autoencoder import data
 from zoo.autoencoder.model import SparseAutoencoder
+from zoo.autoencoder.objective import sparse_code
 from zoo.data import Splits
 from zoo.registry import Choice, Float, HParam, Int, Metric, Task, register
 
@@ -60,6 +61,7 @@ def _panel(model: SparseAutoencoder, axis: Any) -> None:
 
 PATCH_RECONSTRUCTION = Task(
     name="patch reconstruction",
+    family="autoencoder",
     data=(
         "16x16 natural-image patches: the course's HDF5 file (dataset 'data', (N, 3, 16, 16) "
         "float RGB), a folder of photographs to cut patches from, or by default patches from "
@@ -74,6 +76,8 @@ PATCH_RECONSTRUCTION = Task(
     figures=_figures,
     endpoints=_endpoints,
     panel=_panel,
+    # The reconstruction error alone is won by switching the regularisers off (see sparse_code).
+    objective=sparse_code(),
 )
 
 

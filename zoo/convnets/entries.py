@@ -51,6 +51,7 @@ def _panel(model: keras.Model, axis: Any) -> None:
 
 CIFAR10 = Task(
     name="CIFAR-10 classification",
+    family="convnets",
     data=(
         "CIFAR-10 32x32 RGB images in 10 classes, from --data: a class-folder tree "
         "(DIR/<class>/*.jpg, or DIR/train/<class> with an optional DIR/test/<class> that becomes "

@@ -10,7 +10,6 @@ hyperparameters and recipes, so that every comparison is one call:
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import random
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,16 @@ from zoo.recurrent import data
 from zoo.recurrent.model import SequenceClassifier
 from zoo.registry import Choice, Float, HParam, Int, Metric, Task, register
 
-__all__ = ["ACTIVITY_RECOGNITION"]
+__all__ = [
+    "ACTIVITY_RECOGNITION",
+    "entry_hparams",
+    "gru",
+    "keras_gru",
+    "keras_lstm",
+    "keras_rnn",
+    "lstm",
+    "rnn",
+]
 
 
 def _figures(model: SequenceClassifier, splits: Splits, out_dir: Path) -> list[Path]:
@@ -40,6 +48,7 @@ def _endpoints(model: SequenceClassifier) -> dict[str, Any]:
 
 ACTIVITY_RECOGNITION = Task(
     name="activity recognition",
+    family="recurrent",
     data=(
         f"accelerometer windows ({data.STEPS} steps x {data.AXES} axes) in the course's HDF5 "
         f"layout: {', '.join(data.KEYS)}, labels one-hot; class names from the file's 'classes' "
@@ -149,11 +158,10 @@ def _build(cell: str, implementation: str, name: str, **hparams: Any) -> Sequenc
     return model
 
 
-DESCRIPTION = """{title}.
-
-Window (150 x 3) -> {layer} -> ReLU dense head -> softmax over the activities, trained by
-backpropagation through time with a written-out tf.GradientTape step (optional clipping by
-value and by global norm{truncation}).
+RECIPE = """
+Window (150 x 3) -> recurrent layer -> ReLU dense head -> softmax over the activities, trained
+by backpropagation through time with a written-out tf.GradientTape step (optional clipping by
+value and by global norm; the hand-written cells also truncated BPTT).
 
 The defaults (preset `strong`) are built for people the model has not seen: the raw window is
 augmented (rotation up to 10 degrees, magnitude +-10%, pace +-10%, circular shift up to 30
@@ -173,6 +181,16 @@ layer in the head.
 """
 
 
+def entry_hparams(cell: str, implementation: str) -> dict[str, HParam]:
+    """The hyperparameters of the `cell` entry of `implementation` ("zoo" or "keras"): the
+    shared ones, the hand-written loop's and the GRU's own, at the cell's defaults."""
+    chosen = {**HPARAMS, **(HAND_WRITTEN_ONLY if implementation == "zoo" else {}),
+              **(GRU_ONLY if cell == "gru" else {})}
+    for key, default in CELL_DEFAULTS[cell].items():
+        chosen[key] = dataclasses.replace(chosen[key], default=default)
+    return chosen
+
+
 # Where one cell's strong recipe differs from the others' (tried on the USC-HAD test subjects,
 # seed 0: the LSTM learns slower and reached 89.7% at 2e-3, 92.6% at 5e-3, where the RNN fell
 # from 94.3% to 83.6%; the GRU reached 91.9% one way, 92.6% both ways with dropout).
@@ -182,31 +200,40 @@ CELL_DEFAULTS = {
     "gru": {"bidirectional": True, "dropout": 0.2},
 }
 
-
-def _register(name: str, cell: str, implementation: str, title: str, layer: str) -> None:
-    hparams = {**HPARAMS, **(HAND_WRITTEN_ONLY if implementation == "zoo" else {}),
-               **(GRU_ONLY if cell == "gru" else {})}
-    for key, default in CELL_DEFAULTS[cell].items():
-        hparams[key] = dataclasses.replace(hparams[key], default=default)
-
-    def builder(**values: Any) -> SequenceClassifier:
-        return _build(cell, implementation, name, **values)
-
-    # The registry checks a builder's signature against its hyperparameters.
-    builder.__signature__ = inspect.Signature(
-        [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY) for key in hparams]
-    )
-    builder.__doc__ = DESCRIPTION.format(
-        title=title,
-        layer=layer,
-        truncation=", and truncated BPTT" if implementation == "zoo" else "",
-    )
-    register(name, task=ACTIVITY_RECOGNITION, hparams=hparams, fit=FIT, presets=PRESETS)(builder)
+_ENTRY = {"task": ACTIVITY_RECOGNITION, "fit": FIT, "presets": PRESETS, "notes": RECIPE}
 
 
-_register("rnn", "rnn", "zoo", "Vanilla tanh RNN written from its equations", "zoo.recurrent.RNNCell")
-_register("lstm", "lstm", "zoo", "LSTM written from its equations", "zoo.recurrent.LSTMCell")
-_register("gru", "gru", "zoo", "GRU written from its equations", "zoo.recurrent.GRUCell")
-_register("keras_rnn", "rnn", "keras", "Keras' built-in SimpleRNN", "keras.layers.SimpleRNN")
-_register("keras_lstm", "lstm", "keras", "Keras' built-in LSTM", "keras.layers.LSTM")
-_register("keras_gru", "gru", "keras", "Keras' built-in GRU", "keras.layers.GRU")
+@register(hparams=entry_hparams("rnn", "zoo"), **_ENTRY)
+def rnn(**hparams: Any) -> SequenceClassifier:
+    """Vanilla tanh RNN written from its equations (zoo.recurrent.RNNCell)."""
+    return _build("rnn", "zoo", "rnn", **hparams)
+
+
+@register(hparams=entry_hparams("lstm", "zoo"), **_ENTRY)
+def lstm(**hparams: Any) -> SequenceClassifier:
+    """LSTM written from its equations (zoo.recurrent.LSTMCell)."""
+    return _build("lstm", "zoo", "lstm", **hparams)
+
+
+@register(hparams=entry_hparams("gru", "zoo"), **_ENTRY)
+def gru(**hparams: Any) -> SequenceClassifier:
+    """GRU written from its equations (zoo.recurrent.GRUCell)."""
+    return _build("gru", "zoo", "gru", **hparams)
+
+
+@register(hparams=entry_hparams("rnn", "keras"), **_ENTRY)
+def keras_rnn(**hparams: Any) -> SequenceClassifier:
+    """Keras' built-in SimpleRNN (keras.layers.SimpleRNN), with rnn's head and recipe."""
+    return _build("rnn", "keras", "keras_rnn", **hparams)
+
+
+@register(hparams=entry_hparams("lstm", "keras"), **_ENTRY)
+def keras_lstm(**hparams: Any) -> SequenceClassifier:
+    """Keras' built-in LSTM (keras.layers.LSTM), with lstm's head and recipe."""
+    return _build("lstm", "keras", "keras_lstm", **hparams)
+
+
+@register(hparams=entry_hparams("gru", "keras"), **_ENTRY)
+def keras_gru(**hparams: Any) -> SequenceClassifier:
+    """Keras' built-in GRU (keras.layers.GRU), with gru's head and recipe."""
+    return _build("gru", "keras", "keras_gru", **hparams)

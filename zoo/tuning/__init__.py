@@ -12,22 +12,17 @@ thin layers over `search`.
 """
 
 from zoo.tuning.hypermodel import EntryHyperModel, TuningError, declare, hypermodel
-from zoo.tuning.objectives import Objective, for_entry, from_metric, sparse_code
 from zoo.tuning.report import TrialRecord
 from zoo.tuning.search import BEST_RUN_DIR, TUNERS, SearchResult, search
 
 __all__ = [
     "BEST_RUN_DIR",
     "EntryHyperModel",
-    "Objective",
     "SearchResult",
     "TUNERS",
     "TrialRecord",
     "TuningError",
     "declare",
-    "for_entry",
-    "from_metric",
     "hypermodel",
     "search",
-    "sparse_code",
 ]

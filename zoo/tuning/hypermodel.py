@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -15,10 +14,9 @@ import keras_tuner as kt
 import tensorflow as tf
 
 import zoo
-from zoo import training
+from zoo import runs, training
 from zoo.data import Splits
-from zoo.registry import Choice, Entry, Float, HyperparameterError, Int
-from zoo.tuning.objectives import Objective, for_entry
+from zoo.registry import Choice, Entry, Float, HyperparameterError, Int, Objective
 
 __all__ = ["EntryHyperModel", "TuningError", "declare", "hypermodel"]
 
@@ -62,6 +60,10 @@ def declare(
     values = {}
     for name, searched in space.items():
         default = defaults.get(name)
+        if isinstance(searched, Choice) and set(searched.values) == {False, True}:
+            # keras-tuner's Choice keeps booleans as 0 and 1; its Boolean keeps them booleans.
+            values[name] = hp.Boolean(name, default=bool(default))
+            continue
         if isinstance(searched, Choice):
             values[name] = hp.Choice(
                 name, list(searched.values), default=default if default in searched.values else None
@@ -95,7 +97,7 @@ class EntryHyperModel(kt.HyperModel):
         fixed: hyperparameters held at these values (and so not searched).
         space: the search space; default `entry.search_space()`. Ranges must lie within each
             hyperparameter's valid range.
-        objective: what the search optimises; default `zoo.tuning.objectives.for_entry(entry)`.
+        objective: what the search optimises; default the entry's `task.tuning_objective`.
         fit: overrides of the entry's fit settings (`epochs`, `batch_size`) for each trial.
         seed: seeds every trial's weights and data order (`zoo.training.set_seed`), so trials
             differ only by their hyperparameters.
@@ -141,7 +143,7 @@ class EntryHyperModel(kt.HyperModel):
             raise TuningError(
                 f"nothing to search: every searched hyperparameter of {entry.name} is fixed"
             )
-        self.objective = objective or for_entry(entry)
+        self.objective = objective or entry.task.tuning_objective
         self.fit_settings = {**entry.fit_settings(preset), **(fit or {})}
         for option in ("epochs", "batch_size"):
             value = self.fit_settings.get(option)
@@ -181,6 +183,9 @@ class EntryHyperModel(kt.HyperModel):
         initial_epoch: int = 0,
         callbacks: Sequence[keras.callbacks.Callback] = (),
         verbose: str | int = 0,
+        record: Mapping[str, Any] | None = None,
+        figures: bool = False,
+        overwrite: bool = False,
     ) -> dict[str, float]:
         """Trains `model` (built by `build(hp)`) on `splits` and returns the trial's results.
 
@@ -196,6 +201,9 @@ class EntryHyperModel(kt.HyperModel):
                 earlier trial's model); it trains for `epochs - initial_epoch` more.
             callbacks: extra Keras callbacks (keras-tuner passes its own).
             verbose: Keras' progress output during training.
+            record: more for the run record (the search a best run comes from, say).
+            figures: draw the learning curves and the family's figures into `run_dir`.
+            overwrite: train afresh over an earlier run in `run_dir`.
 
         Raises:
             keras_tuner.errors.FailedTrialError: the loss became NaN or infinite, so the trial
@@ -215,16 +223,25 @@ class EntryHyperModel(kt.HyperModel):
             # The cluster's workers train in step: one resuming from a checkpoint that the
             # others lack would wait for them forever, so a multi-worker trial starts afresh,
             # and only the chief writes the trial's files.
-            if strategy.extended.should_checkpoint and run_dir is not None:
-                shutil.rmtree(Path(run_dir) / training.BACKUP_DIR, ignore_errors=True)
-            else:
+            overwrite = True
+            if not strategy.extended.should_checkpoint:
                 run_dir = None
+        hyperparameters = self.hyperparameters(hp)
+        full_record = {"name": self.entry.name, "preset": self.preset,
+                       "hyperparameters": hyperparameters, "seed": self.seed,
+                       "data": splits.info, **(record or {})}
         with contextlib.ExitStack() as stack:
             if run_dir is None:
                 run_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo-trial-"))
+            draw = None
+            if figures:
+                def draw(trained: keras.Model, history: dict[str, list[float]]) -> list[Path]:
+                    return runs.draw_figures(self.entry.task, trained, splits, history, run_dir,
+                                             f"{self.entry.name}: tuned")
             try:
                 history = training.fit(
-                    model, splits, run_dir, callbacks=callbacks, verbose=verbose, **settings
+                    model, splits, run_dir, callbacks=callbacks, verbose=verbose,
+                    record=full_record, figures=draw, overwrite=overwrite, **settings
                 )
             except training.NonFiniteLossError as error:
                 raise kt.errors.FailedTrialError(str(error)) from error
@@ -239,7 +256,7 @@ class EntryHyperModel(kt.HyperModel):
                 verbose=0, return_dict=True,
             )
             metrics.update((f"val_{name}", float(value)) for name, value in evaluated.items())
-        results = self.objective.evaluate(metrics, self.hyperparameters(hp), model, splits)
+        results = self.objective.evaluate(metrics, model, splits)
         # Training metrics as train_<name>, so that none is mistaken for a hyperparameter
         # (the autoencoder logs a "weight_decay" term and has a "weight_decay" lambda).
         reported = {

@@ -16,8 +16,7 @@ from matplotlib import ticker
 
 from zoo import plots
 from zoo.files import atomic_path
-from zoo.registry import Choice, Float, Int
-from zoo.tuning.objectives import Objective
+from zoo.registry import Choice, Float, Int, Objective
 
 __all__ = [
     "TrialRecord", "best_trial", "format_value", "plot_objective", "trial_records", "write_tables",
