@@ -14,11 +14,9 @@ import tensorflow as tf
 
 from zoo.autoencoder import SparseAutoencoder
 from zoo.data import DataError, Splits
+from zoo.runs import CHECKPOINT_DIR, HISTORY_FILE, MODEL_FILE
 from zoo.training import (
-    BACKUP_DIR,
     EpochCheckpoint,
-    HISTORY_FILE,
-    MODEL_FILE,
     NonFiniteLossError,
     fit,
     read_history,
@@ -65,7 +63,7 @@ def checkpoints_in(directory):
 
 
 def checkpoints(run_dir):
-    return checkpoints_in(run_dir / BACKUP_DIR)
+    return checkpoints_in(run_dir / CHECKPOINT_DIR)
 
 
 def logged_epochs(history_path):
@@ -120,7 +118,7 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, subprocess_env):
     assert "EPOCHS IN HISTORY 6" in rerun.stdout
     assert sorted(set(logged_epochs(history_path))) == list(range(EPOCHS))
     assert all(len(values) == EPOCHS for values in history.values())
-    assert not (run_dir / BACKUP_DIR).exists()
+    assert not (run_dir / CHECKPOINT_DIR).exists()
     assert (run_dir / MODEL_FILE).is_file()
 
 
@@ -188,12 +186,12 @@ def test_resume_ignores_a_checkpoint_write_cut_short_by_a_kill(tmp_path, patches
         small_run(tmp_path, patches, callbacks=[KilledAtEpoch3()])
     [complete] = checkpoints(tmp_path)
     # What a kill in the middle of writing epoch 3's checkpoint leaves behind.
-    (tmp_path / BACKUP_DIR / ".tmp-0000abcd-epoch-0003.weights.h5").write_bytes(
+    (tmp_path / CHECKPOINT_DIR / ".tmp-0000abcd-epoch-0003.weights.h5").write_bytes(
         complete.read_bytes()[: complete.stat().st_size // 2]
     )
     history = small_run(tmp_path, patches)
     assert len(history["loss"]) == 4
-    assert not (tmp_path / BACKUP_DIR).exists()
+    assert not (tmp_path / CHECKPOINT_DIR).exists()
 
 
 def test_read_history_keeps_the_later_row_of_a_repeated_epoch(tmp_path):
@@ -277,9 +275,8 @@ def test_epoch_checkpoint_restores_weights_and_optimizer_state(tmp_path, patches
     trained.compile(optimizer=keras.optimizers.Adam(1e-2))
     checkpoint = EpochCheckpoint(tmp_path)
     trained.fit(patches, epochs=2, batch_size=16, verbose=0, callbacks=[checkpoint])
-    assert not tmp_path.exists()  # a finished run removes its checkpoints
-    checkpoint.set_model(trained)
-    checkpoint.on_epoch_end(1)  # as if killed right after epoch 2's checkpoint
+    assert checkpoint.training_ended
+    (tmp_path / EpochCheckpoint.FINAL).unlink()  # as if killed right after epoch 2's checkpoint
     assert [p.name for p in checkpoints_in(tmp_path)] == ["epoch-0002.weights.h5"]
 
     fresh = SparseAutoencoder(input_dim=256, hidden_units=8)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+import shutil
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 import keras
 
+from zoo import runs
 from zoo.files import atomic_path
 
 __all__ = ["CARD_FILE", "export", "library_versions", "next_version"]
@@ -55,6 +57,9 @@ def export(
 ) -> Path:
     """Writes `model` to `root/name/<next version>/` and returns that directory.
 
+    One export at a time writes to a root (an OS lock, `zoo.runs.locked`), so two exports get
+    two versions; hidden temporaries that a killed export left are removed.
+
     Args:
         model: the trained model.
         name: the entry's name.
@@ -69,6 +74,20 @@ def export(
     if reserved:
         raise ValueError(f"the model card's {reserved} are written by export; leave them out")
     model_dir = Path(root) / name
+    with runs.locked(root, "export root"):
+        # Holding the lock, no other export is writing: hidden temporaries are a killed one's.
+        for stale in model_dir.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return _write(model, name, model_dir, endpoints, card)
+
+
+def _write(
+    model: keras.Model,
+    name: str,
+    model_dir: Path,
+    endpoints: Mapping[str, tuple[Any, list[Any]]],
+    card: Mapping[str, Any],
+) -> Path:
     version = next_version(model_dir)
     target = model_dir / str(version)
     archive = keras.export.ExportArchive()

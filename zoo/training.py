@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import csv
 import math
-import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import runs
 from zoo.data import DataError, Splits
 from zoo.files import atomic_path
 
@@ -23,6 +23,7 @@ __all__ = [
     "NonFiniteLossError",
     "StopOnNonFiniteLoss",
     "adapt_preprocessing",
+    "check_labels",
     "fit",
     "read_history",
     "set_seed",
@@ -30,9 +31,6 @@ __all__ = [
     "train_loop",
 ]
 
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.csv"
-BACKUP_DIR = "backup"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -69,16 +67,22 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the weights and optimizer state after every epoch, for resuming a killed run.
+    """Saves the weights and optimizer state after every epoch, for resuming a killed run, and
+    the final weights when training ends.
 
     Each checkpoint is written atomically as `epoch-NNNN.weights.h5` and replaces the one
     before, so a kill at any moment leaves either the previous or the new checkpoint, never a
     broken one. (`keras.callbacks.BackupAndRestore` writes in place: a kill during its first
-    write leaves a file nothing can resume from.) The directory is removed when training ends.
+    write leaves a file nothing can resume from.) When training ends, `final.weights.h5` holds
+    the weights as training left them (early stopping may have restored an earlier epoch's), so
+    a run killed before its model file was written finishes from them without training more.
+    The checkpoints stay until the run is finished (`zoo.runs.RunDirectory.finish`).
 
     Args:
         directory: where checkpoints live.
     """
+
+    FINAL = "final.weights.h5"
 
     def __init__(self, directory: str | Path) -> None:
         super().__init__()
@@ -87,26 +91,34 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def _checkpoints(self) -> list[Path]:
         return sorted(self.directory.glob("epoch-*.weights.h5"))
 
+    def _save(self, name: str) -> None:
+        with atomic_path(self.directory / name) as temporary:
+            self.model.save_weights(temporary)  # the temporary name keeps Keras' suffix
+
+    @property
+    def training_ended(self) -> bool:
+        """Whether an earlier training in `directory` ran to its end."""
+        return (self.directory / self.FINAL).is_file()
+
     def restore(self, model: keras.Model) -> int:
-        """Loads the latest checkpoint into `model`; returns the epochs it had finished (0 if
-        there is none)."""
+        """Loads the final or else the latest epoch's checkpoint into `model`; returns the
+        epochs it had finished (0 if there is none)."""
         checkpoints = self._checkpoints()
         if not checkpoints:
             return 0
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)  # its state is in the checkpoint
-        model.load_weights(checkpoints[-1])
+        model.load_weights(self.directory / self.FINAL if self.training_ended else checkpoints[-1])
         return int(checkpoints[-1].name.split(".")[0].removeprefix("epoch-"))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         previous = self._checkpoints()
-        with atomic_path(self.directory / f"epoch-{epoch + 1:04d}.weights.h5") as temporary:
-            self.model.save_weights(temporary)  # the temporary name keeps Keras' suffix
+        self._save(f"epoch-{epoch + 1:04d}.weights.h5")
         for checkpoint in previous:
             checkpoint.unlink()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
+        self._save(self.FINAL)
 
 
 def read_history(path: str | Path) -> dict[str, list[float]]:
@@ -176,6 +188,18 @@ def adapt_preprocessing(model: keras.Model, x: np.ndarray) -> list[str]:
     return adapted
 
 
+def check_labels(model: keras.Model, labels: np.ndarray | None) -> None:
+    """Raises `DataError` when one-hot `labels` have another class count than a classifier
+    `model` (one with `num_classes`) outputs."""
+    classes = getattr(model, "num_classes", None)
+    if classes is not None and labels is not None and np.ndim(labels) == 2:
+        if np.shape(labels)[-1] != classes:
+            raise DataError(
+                f"the labels have {np.shape(labels)[-1]} classes but the model outputs "
+                f"{classes}; build it with num_classes={np.shape(labels)[-1]}"
+            )
+
+
 def _learning_rate_schedule(
     model: keras.Model, kind: str, epochs: int
 ) -> list[keras.callbacks.Callback]:
@@ -204,19 +228,26 @@ def fit(
     learning_rate_schedule: str = "constant",
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
+    record: Mapping[str, Any] | None = None,
+    figures: Callable[[keras.Model, dict[str, list[float]]], Sequence[Path]] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, list[float]]:
-    """Trains `model` on `splits`, resumably, and saves it to `run_dir/model.keras`.
+    """Trains `model` on `splits` into the run directory `run_dir`, resumably.
 
-    Each epoch ends with a checkpoint in `run_dir/backup/` (`EpochCheckpoint`); if the process
-    is killed, calling `fit` again with the same arguments restores it and continues from the
-    next epoch, so at most one epoch is lost. A finished run removes its checkpoint, and the
-    next call starts afresh. Metrics go to `run_dir/history.csv`. Normalization layers without
-    fixed statistics are first fitted to the training inputs (`adapt_preprocessing`).
+    The run directory is `zoo.runs.RunDirectory`'s: `fit` claims it (an existing folder must be
+    empty or zoo's), holds its lock while training, records the run's settings before the
+    first epoch, checkpoints every epoch to `.zoo-checkpoints/`, logs `history.csv`, and when
+    training ends writes `model.keras`, the `figures`, the finished record and only then
+    removes the checkpoints. Killed at any instant, calling `fit` again with the same arguments
+    resumes from the last finished epoch (or completes an interrupted finish); called again on
+    a finished run with the same settings, it loads the trained weights into `model` and
+    returns the recorded history. Normalization layers without fixed statistics are first
+    fitted to the training inputs (`adapt_preprocessing`).
 
     Args:
         model: a compiled model.
         splits: training and validation data.
-        run_dir: directory for the checkpoint, history and final model.
+        run_dir: the run directory.
         epochs: total number of epochs, counting those before an interruption.
         batch_size: mini-batch size.
         batches_per_step: when > 1, each training step receives a stack of this many shuffled
@@ -230,35 +261,80 @@ def fit(
         learning_rate_schedule: "constant", or "cosine": each epoch's learning rate is the
             optimizer's initial one times (1 + cos(pi * epoch / epochs)) / 2, so training ends
             with small, averaging steps rather than wherever the last large step landed.
-        callbacks: extra Keras callbacks (early stopping, say).
+        callbacks: extra Keras callbacks.
         verbose: Keras' progress output setting; "auto" is a progress bar on a terminal and
             one line per epoch otherwise (logs, pipes).
+        record: what the run record holds besides the fit settings (entry name, preset,
+            hyperparameters, seed, data); a resumed run must match it.
+        figures: `figures(model, history) -> [paths]` draws the run's figures into `run_dir`
+            before the run is recorded as finished.
+        overwrite: start afresh over an earlier run in `run_dir` (zoo's own files only).
 
     Returns:
         The full history, all epochs of this run including those before a resume.
+
+    Raises:
+        zoo.runs.RunError: `run_dir` is not zoo's, is in use by another process, or holds a
+            run with other settings (and `overwrite` is false).
+        DataError: the labels do not fit the model.
+        NonFiniteLossError: the loss became NaN or infinite (the last checkpoint is kept).
     """
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    classes = getattr(model, "num_classes", None)
-    if classes is not None and splits.y_train is not None and np.ndim(splits.y_train) == 2:
-        if splits.y_train.shape[-1] != classes:  # fail before any file is written
-            raise DataError(
-                f"the labels have {splits.y_train.shape[-1]} classes but the model outputs "
-                f"{classes}; build it with num_classes={splits.y_train.shape[-1]}"
-            )
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    history_path = run_dir / HISTORY_FILE
-    checkpoint = EpochCheckpoint(run_dir / BACKUP_DIR)
-    schedule = _learning_rate_schedule(model, learning_rate_schedule, epochs)  # before a restore
-    initial_epoch = checkpoint.restore(model)
-    if initial_epoch == 0:
-        adapt_preprocessing(model, splits.x_train)  # a restored checkpoint holds its statistics
-        if history_path.exists():
-            history_path.unlink()  # a stale history from a finished earlier run
+    check_labels(model, splits.y_train)  # before any file is written
     validation = None
     if len(splits.x_val):
         validation = (splits.x_val,) if splits.y_val is None else (splits.x_val, splits.y_val)
+    elif early_stopping_patience is not None:
+        raise DataError("early stopping needs validation data, and the validation split is empty")
+    settings = {
+        **(record or {}),
+        "fit": {"epochs": epochs, "batch_size": batch_size, "batches_per_step": batches_per_step,
+                "early_stopping_patience": early_stopping_patience,
+                "learning_rate_schedule": learning_rate_schedule},
+    }
+    run = runs.RunDirectory(run_dir)
+    run.claim()
+    with run.lock():
+        state = run.start(settings, overwrite=overwrite)
+        if state == runs.FINISHED:
+            model.load_weights(run.model_path)
+            return read_history(run.history_path)
+        checkpoint = EpochCheckpoint(run.checkpoint_dir)
+        schedule = _learning_rate_schedule(model, learning_rate_schedule, epochs)  # before a restore
+        initial_epoch = checkpoint.restore(model)
+        if initial_epoch == 0:
+            adapt_preprocessing(model, splits.x_train)  # a restored checkpoint holds its statistics
+        if not checkpoint.training_ended:
+            _train(model, splits, validation, run.history_path, checkpoint, epochs, initial_epoch,
+                   batch_size, batches_per_step, early_stopping_patience, schedule, callbacks,
+                   verbose)
+        runs.kill_point("trained")
+        with atomic_path(run.model_path) as temporary:
+            model.save(temporary)  # the temporary name keeps the .keras suffix Keras requires
+        history = read_history(run.history_path)
+        drawn = list(figures(model, history)) if figures is not None else []
+        runs.kill_point("figures")
+        run.finish(settings, history, drawn)
+    return history
+
+
+def _train(
+    model: keras.Model,
+    splits: Splits,
+    validation: tuple[np.ndarray, ...] | None,
+    history_path: Path,
+    checkpoint: EpochCheckpoint,
+    epochs: int,
+    initial_epoch: int,
+    batch_size: int,
+    batches_per_step: int,
+    early_stopping_patience: int | None,
+    schedule: list[keras.callbacks.Callback],
+    callbacks: Sequence[keras.callbacks.Callback],
+    verbose: str | int,
+) -> None:
+    """`model.fit` with `fit`'s data feeding and callbacks."""
     if batches_per_step > 1:
         train = stacked_batches(splits.x_train, splits.y_train, batch_size, batches_per_step)
         inputs, targets, fit_batch_size = train, None, None
@@ -266,8 +342,6 @@ def fit(
         inputs, targets, fit_batch_size = splits.x_train, splits.y_train, batch_size
     stopping = []
     if early_stopping_patience is not None:
-        if validation is None:
-            raise DataError("early stopping needs validation data, and the validation split is empty")
         stopping.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True
@@ -288,15 +362,14 @@ def fit(
             # Log before checkpointing: a kill between the two repeats a logged epoch (which
             # read_history resolves) instead of losing one from the history.
             keras.callbacks.CSVLogger(str(history_path), append=True),
-            checkpoint,
             *stopping,
+            # After early stopping, so that its end-of-training checkpoint holds the weights
+            # early stopping restored.
+            checkpoint,
             *schedule,
             *callbacks,
         ],
     )
-    with atomic_path(run_dir / MODEL_FILE) as temporary:
-        model.save(temporary)  # the temporary name keeps the .keras suffix Keras requires
-    return read_history(history_path)
 
 
 def train_loop(

@@ -5,7 +5,7 @@ A search lives in `DIRECTORY/NAME/`:
 
     search.json             the settings; a restart must match them
     oracle.json, tuner0.json, trial_NN/trial.json     keras-tuner's state
-    trial_NN/               each trial's run: history.csv, model.keras (checkpoint while training)
+    trial_NN/run/           each trial's run directory (`zoo.runs`): history.csv, model.keras
     trials.csv, trials.md   every trial: hyperparameters, metrics, status, seconds
     objective_vs_<hp>.png   the objective against each searched hyperparameter
     best.md, best.json      the best trial, the search's settings and how to export
@@ -35,13 +35,12 @@ from keras_tuner.src import utils as kt_utils
 from keras_tuner.src.distribute import utils as kt_distribute
 
 import zoo
-from zoo import plots, training
+from zoo import plots, runs, training
 from zoo.data import Splits
 from zoo.files import atomic_path
-from zoo.registry import Choice, Float, Int
+from zoo.registry import Choice, Float, Int, Objective
 from zoo.tuning import report
 from zoo.tuning.hypermodel import EntryHyperModel, TuningError
-from zoo.tuning.objectives import Objective
 
 __all__ = ["BEST_RUN_DIR", "SearchResult", "TUNERS", "search"]
 
@@ -50,7 +49,7 @@ SETTINGS_FILE = "search.json"
 SUMMARY_FILE = "best.md"
 BEST_FILE = "best.json"
 BEST_RUN_DIR = "best"
-RUN_FILE = "run.json"  # the run record `zoo export` and `zoo evaluate` read (zoo.cli.RUN_FILE)
+TRIAL_RUN_DIR = "run"
 ORACLE_ADDRESS = ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 TUNER_ID = "KERASTUNER_TUNER_ID"
 FINISHED = ("COMPLETED", "FAILED")
@@ -240,19 +239,22 @@ class _Tuner(kt.Tuner):
         model = self._try_build(trial.hyperparameters)  # a fresh session, under the strategy
         continued = values.get("tuner/trial_id")
         if continued is not None:  # hyperband trains an earlier trial's model further
-            model.load_weights(Path(self.get_trial_dir(continued)) / training.MODEL_FILE)
+            model.load_weights(self.trial_run(continued).model_path)
         return self.hypermodel.fit(
             trial.hyperparameters,
             model,
             splits,
-            run_dir=self.get_trial_dir(trial.trial_id),
+            run_dir=self.trial_run(trial.trial_id).path,
             epochs=values.get("tuner/epochs"),
             initial_epoch=values.get("tuner/initial_epoch", 0),
         )
 
+    def trial_run(self, trial_id: str) -> runs.RunDirectory:
+        """A trial's run directory, inside keras-tuner's folder for the trial."""
+        return runs.RunDirectory(Path(self.get_trial_dir(trial_id)) / TRIAL_RUN_DIR)
+
     def load_model(self, trial: kt.engine.trial.Trial) -> keras.Model:
-        trial_dir = Path(self.get_trial_dir(trial.trial_id))
-        return keras.saving.load_model(trial_dir / training.MODEL_FILE)
+        return self.trial_run(trial.trial_id).load_model()
 
     def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
         super().on_trial_end(trial)  # reports to the oracle and saves its state
@@ -371,11 +373,6 @@ class SearchResult:
         return "\n".join(lines)
 
 
-def _copy(source: Path, target: Path) -> None:
-    with atomic_path(target) as temporary:
-        shutil.copyfile(source, temporary)
-
-
 def _best_run(
     hm: EntryHyperModel,
     best: report.TrialRecord,
@@ -384,11 +381,12 @@ def _best_run(
     project_dir: Path,
     settings: Mapping[str, Any],
     retrain: bool,
+    trial_run: Callable[[str], runs.RunDirectory],
 ) -> Path:
     """Writes the best configuration's run to `project_dir/best/`: the best trial's model, or
     with `retrain` the same configuration trained for the entry's full epochs. Its `run.json`
     names the search and trial, which `zoo export` copies into the model card."""
-    run_dir = project_dir / BEST_RUN_DIR
+    run = runs.RunDirectory(project_dir / BEST_RUN_DIR)
     search_record = {
         "directory": str(project_dir.resolve()),
         "tuner": settings["tuner"],
@@ -399,47 +397,38 @@ def _best_run(
         "trials": trials,
         "retrained": retrain,
     }
-    run_path = run_dir / RUN_FILE
-    if run_path.is_file() and (run_dir / training.MODEL_FILE).is_file():
-        if json.loads(run_path.read_text()).get("search") == search_record:
-            return run_dir  # written by an earlier run of the same command
-    hyperparameters = hm.resolve(best.values)
-    fit = dict(hm.fit_settings)
+    if run.status() == runs.FINISHED and run.record().get("search") == search_record:
+        return run.path  # written by an earlier run of the same command
+    hp = kt.HyperParameters()
+    hp.values = dict(best.values)
     if retrain:
-        fit["epochs"] = hm.entry.fit_settings(hm.preset)["epochs"]
-        hp = kt.HyperParameters()
-        hp.values = dict(best.values)
-        print(f"retraining trial {best.trial_id}'s configuration for {fit['epochs']} epochs "
-              f"in {run_dir}", flush=True)
-        model = hm.build(hp)
-        hm.fit(hp, model, splits, run_dir=run_dir, epochs=fit["epochs"], verbose="auto")
-        earlier_epochs = 0
-    else:
-        trial_dir = project_dir / f"trial_{best.trial_id}"
-        for file in (training.MODEL_FILE, training.HISTORY_FILE):
-            _copy(trial_dir / file, run_dir / file)
-        model = keras.saving.load_model(run_dir / training.MODEL_FILE)
-        fit["epochs"] = best.values.get("tuner/epochs", fit["epochs"])
-        earlier_epochs = best.values.get("tuner/initial_epoch", 0)  # hyperband's continuation
-    history = training.read_history(run_dir / training.HISTORY_FILE)
-    # The figures `zoo train` draws, so that the best run reads like any other.
-    title = f"{hm.entry.name}: trial {best.trial_id}, best of the search"
-    plots.learning_curves(history, run_dir / "curves.png", title)
-    hm.entry.task.figures(model, splits, run_dir)
-    record = {
-        "name": hm.entry.name,
-        "preset": hm.preset,
-        "hyperparameters": hyperparameters,
-        "seed": settings["seed"],
-        "fit": fit,
-        "data": splits.info,
-        "epochs_trained": earlier_epochs + len(next(iter(history.values()))),
-        "metrics": {metric: values[-1] for metric, values in history.items()},
-        "search": search_record,
-    }
-    with atomic_path(run_path) as temporary:
-        temporary.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    return run_dir
+        epochs = hm.entry.fit_settings(hm.preset)["epochs"]
+        print(f"retraining trial {best.trial_id}'s configuration for {epochs} epochs "
+              f"in {run.path}", flush=True)
+        hm.fit(hp, hm.build(hp), splits, run_dir=run.path, epochs=epochs, verbose="auto",
+               record={"search": search_record}, figures=True, overwrite=True)
+        return run.path
+    trained = trial_run(best.trial_id)
+    trial_record = trained.finished_record(hm.entry.name)
+    settings_record = {key: value for key, value in trial_record.items()
+                       if key in runs.RESUME_KEYS}
+    settings_record["search"] = search_record
+    run.claim()
+    with run.lock():
+        run.start(settings_record, overwrite=True)
+        for source, target in ((trained.model_path, run.model_path),
+                               (trained.history_path, run.history_path)):
+            with atomic_path(target) as temporary:
+                shutil.copyfile(source, temporary)
+        model = run.load_model()
+        history = training.read_history(run.history_path)
+        files = runs.draw_figures(hm.entry.task, model, splits, history, run.path,
+                                  f"{hm.entry.name}: trial {best.trial_id}, best of the search")
+        # hyperband continues earlier trials' models: count their epochs too
+        earlier_epochs = best.values.get("tuner/initial_epoch", 0)
+        run.finish(settings_record, history, files,
+                   epochs_trained=earlier_epochs + len(next(iter(history.values()))))
+    return run.path
 
 
 def _summaries(
@@ -506,7 +495,7 @@ def _summaries(
             f"{'searched' if name in hm.space else 'fixed'} |"
             for name, value in best_hyperparameters.items()
         ]
-        run = json.loads((run_dir / RUN_FILE).read_text())
+        run = runs.RunDirectory(run_dir).record()
         how = (f"this configuration retrained for {run['epochs_trained']} epochs"
                if run["search"]["retrained"] else "the trial's model")
         lines += [
@@ -549,6 +538,7 @@ def _finish(
     settings: Mapping[str, Any],
     max_trials: int,
     retrain: bool,
+    trial_run: Callable[[str], runs.RunDirectory],
 ) -> SearchResult:
     records = report.trial_records(oracle.trials.values())
     files = report.write_tables(records, hm.objective, project_dir)
@@ -559,7 +549,7 @@ def _finish(
     )
     best = report.best_trial(records, hm.objective)
     run_dir = None if best is None else _best_run(
-        hm, best, len(records), splits, project_dir, settings, retrain
+        hm, best, len(records), splits, project_dir, settings, retrain, trial_run
     )
     files += plot_files
     files += _summaries(hm, records, best, settings, max_trials, run_dir, plot_files, project_dir)
@@ -616,7 +606,7 @@ def search(
         preset: one of the entry's presets, under the searched values.
         fixed: hyperparameters held at these values, not searched.
         space: the search space; default the entry's.
-        objective: what to optimise; default `zoo.tuning.objectives.for_entry`.
+        objective: what to optimise; default the entry's `task.tuning_objective`.
         epochs: epochs per trial (hyperband's most); default the entry's.
         batch_size: batch size; default the entry's.
         seed: seeds the tuner, the data split and every trial's training; >= 0.
@@ -685,4 +675,5 @@ def search(
         kt_tuner.search(splits)
     if role == "worker":
         return None
-    return _finish(oracle, hm, splits, project_dir, settings, max_trials, retrain)
+    return _finish(oracle, hm, splits, project_dir, settings, max_trials, retrain,
+                   kt_tuner.trial_run)
