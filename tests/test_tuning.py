@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+import types
+from pathlib import Path
 
 import h5py
 import keras_tuner as kt
@@ -23,7 +25,7 @@ import zoo
 from zoo import tuning
 from zoo.cli import main
 from zoo.registry import Choice, Float, Int
-from zoo.tuning import report, script
+from zoo.tuning import report
 
 NAME = "sparse_autoencoder"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -115,35 +117,39 @@ def test_hypermodel_rejects_bad_spaces_and_values(options, error, message):
 # --- the autoencoder's objective ----------------------------------------------------------
 
 
+def units(hidden_units):
+    """What the objective reads of a trained autoencoder: its hidden size."""
+    return types.SimpleNamespace(hidden_units=hidden_units)
+
+
 def test_sparse_code_objective_is_not_won_by_a_dense_code(patches):
     """beta = lambda = 0 gives a dense code that reconstructs best; it must lose to a sparse one."""
-    objective = tuning.sparse_code(active_units=4)
+    objective = zoo.autoencoder.sparse_code(active_units=4)
     splits = zoo.data.Splits(x_train=patches, x_val=patches)
     dense = objective.evaluate(  # 64 units, each active 36% of the time: 23 active units
-        {"val_reconstruction": 0.06, "val_mean_activation": 0.36}, {"hidden_units": 64}, None,
-        splits,
+        {"val_reconstruction": 0.06, "val_mean_activation": 0.36}, units(64), splits
     )
     sparse = objective.evaluate(  # 1.3 active units, reconstructing far worse
-        {"val_reconstruction": 1.0, "val_mean_activation": 0.02}, {"hidden_units": 64}, None, splits
+        {"val_reconstruction": 1.0, "val_mean_activation": 0.02}, units(64), splits
     )
     assert sparse["val_sparse_reconstruction"] == 1.0  # within budget: the error alone
     assert sparse["val_active_units"] == pytest.approx(1.28)
     assert dense["val_sparse_reconstruction"] > 10 * sparse["val_sparse_reconstruction"]
     # Over budget by a quarter costs a quarter of the mean patch's error.
     over = objective.evaluate({"val_reconstruction": 0.5, "val_mean_activation": 0.05},
-                              {"hidden_units": 100}, None, splits)
+                              units(100), splits)
     mean_error = 0.5 * np.mean(np.sum((patches - patches.mean(0)) ** 2, axis=1))
     assert over["val_sparse_reconstruction"] == pytest.approx(0.5 + 0.25 * mean_error, rel=1e-5)
 
 
 def test_zoo_tune_uses_the_family_objective_else_the_headline_metric():
-    assert tuning.for_entry(zoo.get_entry(NAME)).name == "val_sparse_reconstruction"
-    metric = zoo.registry.Metric("val_accuracy", "max")
-    assert tuning.from_metric(metric).evaluate({"val_accuracy": 0.9}, {}, None, None) == {
-        "val_accuracy": 0.9
-    }
+    assert zoo.get_entry(NAME).task.tuning_objective.name == "val_sparse_reconstruction"
+    assert zoo.get_entry("lstm").task.tuning_objective == zoo.registry.Objective(
+        "val_accuracy", "max", "validation accuracy (higher is better)")
+    objective = zoo.registry.Objective.of(zoo.registry.Metric("val_accuracy", "max"))
+    assert objective.evaluate({"val_accuracy": 0.9}, None, None) == {"val_accuracy": 0.9}
     with pytest.raises(KeyError, match="val_accuracy"):
-        tuning.from_metric(metric).evaluate({"val_loss": 1.0}, {}, None, None)
+        objective.evaluate({"val_loss": 1.0}, None, None)
 
 
 # --- a search's results ---------------------------------------------------------------------
@@ -236,7 +242,7 @@ def test_killed_search_resumes_without_repeating_or_losing_trials(
     before_kill = first.communicate()[0]
     trial_0 = json.loads((project / "trial_0" / "trial.json").read_text())
     assert trial_0["status"] == "COMPLETED"
-    model_0 = project / "trial_0" / "model.keras"
+    model_0 = project / "trial_0" / "run" / "model.keras"
     written = model_0.stat().st_mtime_ns
 
     second = subprocess.run(command, env=subprocess_env, capture_output=True, text=True,
@@ -277,7 +283,7 @@ def test_hyperband_continues_the_best_trials_model(tiny_patches, tmp_path):
     # It trained 2 more epochs from its parent's weights, with its parent's hyperparameters.
     values = continued[0].values
     assert (values["tuner/initial_epoch"], values["tuner/epochs"]) == (1, 3)
-    history = (tmp_path / NAME / f"trial_{continued[0].trial_id}" / "history.csv").read_text()
+    history = (tmp_path / NAME / f"trial_{continued[0].trial_id}" / "run" / "history.csv").read_text()
     assert len(history.strip().splitlines()) == 1 + 2
     for name in zoo.get_entry(NAME).search_space():
         assert continued[0].values[name] == parent.values[name]
@@ -297,10 +303,10 @@ def test_grid_search_walks_the_grid(tiny_patches, tmp_path):
     "args, message",
     [
         ([NAME, "--tuner", "randon"], "unknown tuner 'randon'; did you mean 'random'?"),
-        ([NAME, "--max-trials", "0"], "max_trials must be an integer >= 1, got 0"),
+        ([NAME, "--max-trials", "0"], "--max-trials: must be an integer >= 1, got 0"),
         (["sparse_autoencodr"], "did you mean 'sparse_autoencoder'"),
         ([NAME, "--set", "nonsense=1"], "'nonsense'"),
-        ([NAME, "--seed", "-1"], "seed must be an integer >= 0"),
+        ([NAME, "--seed", "-1"], "--seed: must be an integer >= 0, got -1"),
     ],
 )
 def test_bad_tune_arguments_are_clean_errors(cli, tmp_path, args, message):
@@ -310,15 +316,21 @@ def test_bad_tune_arguments_are_clean_errors(cli, tmp_path, args, message):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_tuning_scripts_share_options_and_report_bad_input_in_one_line():
-    options = script.parser("doc", tuner="bayesian", max_trials=24, epochs=100,
-                            models=("lstm", "gru"))
-    args = options.parse_args(["--tuner", "randon"])
-    assert (args.model, args.max_trials, args.epochs, args.directory) == (
-        "lstm", 24, 100, "runs/tuning"
-    )
-    with pytest.raises(SystemExit, match="^zoo: error: unknown tuner 'randon'; did you mean"):
-        script.run(NAME, args, ["hidden_units"])
+@pytest.mark.parametrize("script", ["sparse_autoencoder", "recurrent", "convnet"])
+def test_tuning_scripts_are_zoo_tune_with_family_defaults(script, subprocess_env, tmp_path):
+    """Each script takes every `zoo tune` option, and a mistake is the CLI's one-line error."""
+    path = Path(__file__).parents[1] / "tuning" / f"{script}.py"
+    shown = subprocess.run([sys.executable, str(path), "--help"], capture_output=True,
+                           text=True, env=subprocess_env, timeout=120, cwd=tmp_path)
+    assert shown.returncode == 0
+    for option in ("--set", "--batch-size", "--mirrored", "--grid-points", "--search"):
+        assert option in shown.stdout
+    refused = subprocess.run([sys.executable, str(path), "--tuner", "randon"],
+                             capture_output=True, text=True, env=subprocess_env, timeout=120,
+                             cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        "zoo: error: unknown tuner 'randon'; did you mean")
 
 
 def test_distributed_needs_its_environment_and_is_not_joined_by_accident(cli, monkeypatch):

@@ -66,5 +66,5 @@ def test_chief_and_two_workers_run_and_record_every_trial_once(
     ]
     assert f"{TRIALS} of {TRIALS} trials completed" in outputs["chief"]
     for trial in range(TRIALS):
-        assert (tmp_path / NAME / f"trial_{trial}" / "model.keras").is_file()
+        assert (tmp_path / NAME / f"trial_{trial}" / "run" / "model.keras").is_file()
     assert (tmp_path / NAME / "best" / "run.json").is_file()

@@ -1,8 +1,8 @@
 """The `zoo` command: list, describe, train, evaluate, export, sweep and tune registered models.
 
-A training run lives in a run directory (default `runs/NAME`): the checkpoint to resume from,
-`history.csv`, `run.json` (hyperparameters, data, final metrics), `model.keras` and the PNG
-figures. `evaluate` and `export` read the trained model from there.
+A training run lives in a run directory (default `runs/NAME`; see `zoo.runs`): the checkpoint
+to resume from, `history.csv`, `run.json` (hyperparameters, data, final metrics), `model.keras`
+and the PNG figures. `evaluate` and `export` read the trained model from there.
 """
 
 from __future__ import annotations
@@ -11,18 +11,16 @@ import argparse
 import itertools
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import zoo
-from zoo import plots, training, tuning
+from zoo import plots, runs, training, tuning
 from zoo.data import DataError
 from zoo.export import export
 from zoo.files import atomic_path
 from zoo.registry import Entry, HyperparameterError, UnknownModelError
-
-RUN_FILE = "run.json"
 
 
 def _overrides(entry: Entry, pairs: Sequence[str]) -> dict[str, Any]:
@@ -55,12 +53,21 @@ def _train(
     splits: Any,
     run_dir: Path,
     args: argparse.Namespace,
-) -> tuple[Any, dict[str, list[float]], dict[str, Any]]:
-    """Builds and trains one model; returns it, its history and the fit settings used."""
+) -> tuple[Any, dict[str, list[float]]]:
+    """Builds and trains one model into `run_dir` (see `zoo.training.fit`); returns it and its
+    history."""
     training.set_seed(args.seed)
     model = entry.builder(**hyperparameters)
-    fit = _fit_settings(entry, args)
-    return model, training.fit(model, splits, run_dir, **fit), fit
+    record = {"name": entry.name, "preset": args.preset, "hyperparameters": hyperparameters,
+              "seed": args.seed, "data": splits.info}
+
+    def figures(trained: Any, history: dict[str, list[float]]) -> list[Path]:
+        return runs.draw_figures(entry.task, trained, splits, history, run_dir,
+                                 f"{entry.name}: training")
+
+    history = training.fit(model, splits, run_dir, record=record, figures=figures,
+                           overwrite=args.overwrite, **_fit_settings(entry, args))
+    return model, history
 
 
 def _write_json(path: Path, content: dict[str, Any]) -> None:
@@ -69,7 +76,7 @@ def _write_json(path: Path, content: dict[str, Any]) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    for name in zoo.list(args.pattern):
+    for name in zoo.list(args.pattern, family=args.family):
         description = zoo.get_entry(name).description.splitlines()
         print(f"{name:24s} {description[0] if description else ''}")
 
@@ -102,65 +109,54 @@ def cmd_describe(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     entry = zoo.get_entry(args.name)
     hyperparameters = entry.resolve(args.preset, **_overrides(entry, args.set))
-    splits = entry.task.load(args.data, seed=args.seed)
     run_dir = _run_dir(args)
+    run = runs.RunDirectory(run_dir)
+    if run.status() == runs.FINISHED and not args.overwrite:
+        raise runs.RunError(
+            f"{run_dir} holds a finished run of {run.record().get('name')}: see it with "
+            f"zoo evaluate {run.record().get('name')} --run-dir {run_dir}; pass --overwrite to "
+            "train it again, or choose another --run-dir"
+        )
+    splits = entry.task.load(args.data, seed=args.seed)
     print(f"training {entry.name} on {splits.info.get('source')} "
           f"({len(splits.x_train)} training, {len(splits.x_val)} validation examples)")
     print(f"hyperparameters: {hyperparameters}")
-    model, history, fit = _train(entry, hyperparameters, splits, run_dir, args)
-    figures = [plots.learning_curves(history, run_dir / "curves.png", f"{entry.name}: training")]
-    figures += entry.task.figures(model, splits, run_dir)
-    final = {metric: values[-1] for metric, values in history.items()}
-    _write_json(
-        run_dir / RUN_FILE,
-        {
-            "name": entry.name,
-            "preset": args.preset,
-            "hyperparameters": hyperparameters,
-            "seed": args.seed,
-            "fit": fit,
-            "data": splits.info,
-            "epochs_trained": len(next(iter(history.values()))),
-            "metrics": final,
-        },
-    )
-    _print_reports(figures)
+    _, history = _train(entry, hyperparameters, splits, run_dir, args)
+    record = run.record()
+    _print_reports(run_dir / name for name in record["files"])
+    final = record["metrics"]
     headline = entry.task.metric.name
-    print(f"{headline}: {final.get(headline):.6g}")
+    if headline in final:  # absent when there is no validation split
+        print(f"{headline}: {final[headline]:.6g}")
     print("final epoch: " + ", ".join(f"{metric} {value:.4g}" for metric, value in final.items()))
-    print(f"model and figures in {run_dir}/: " + ", ".join(p.name for p in figures))
+    print(f"model and figures in {run_dir}/: " + ", ".join(record["files"]))
 
 
-def _print_reports(paths: Sequence[Path]) -> None:
+def _print_reports(paths: Iterable[Path]) -> None:
     """Shows the text reports among a task's outputs (confusion matrices, say)."""
     for path in paths:
         if path.suffix == ".txt":
             print(path.read_text().rstrip())
 
 
-def _trained(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    import keras
-
-    run_dir = _run_dir(args)
-    model_path, run_path = run_dir / training.MODEL_FILE, run_dir / RUN_FILE
-    if not (model_path.is_file() and run_path.is_file()):
-        raise FileNotFoundError(
-            f"no trained model in {run_dir}/ (looked for {training.MODEL_FILE} and {RUN_FILE}); "
-            f"train it first: zoo train {args.name}"
-        )
-    return keras.saving.load_model(model_path), json.loads(run_path.read_text())
+def _trained(entry: Entry, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The finished run of `entry` in the run directory, and its record."""
+    run = runs.RunDirectory(_run_dir(args))
+    record = run.finished_record(entry.name)
+    return run.load_model(), record
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     entry = zoo.get_entry(args.name)
-    model, run = _trained(args)
+    model, run = _trained(entry, args)
     splits = entry.task.load(args.data, seed=run["seed"])
     results = {}
     for split in ("train", "val", "test"):
         x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
         if x is not None and len(x):
+            training.check_labels(model, y)
             results[split] = model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
-    out_dir = _run_dir(args) / "evaluation"
+    out_dir = _run_dir(args) / runs.EVALUATION_DIR
     figures = entry.task.figures(model, splits, out_dir)
     _write_json(out_dir / "metrics.json", {"data": splits.info, "metrics": results})
     for split, metrics in results.items():
@@ -171,7 +167,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     entry = zoo.get_entry(args.name)
-    model, run = _trained(args)
+    model, run = _trained(entry, args)
     card = {
         "description": entry.description,
         "task": entry.task.name,
@@ -214,12 +210,13 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     (row_key, row_values), (column_key, column_values) = grid.items()
     splits = entry.task.load(args.data, seed=args.seed)
     run_dir = Path(args.run_dir or Path("runs") / f"{entry.name}-sweep")
+    runs.RunDirectory(run_dir).claim()  # each cell is a run of its own inside it
     models, results = {}, []
     combinations = list(itertools.product(row_values, column_values))
     for index, (row_value, column_value) in enumerate(combinations, start=1):
         hyperparameters = entry.resolve(args.preset, **{row_key: row_value, column_key: column_value})
         print(f"[{index}/{len(combinations)}] {row_key}={row_value} {column_key}={column_value}")
-        model, history, _ = _train(
+        model, history = _train(
             entry, hyperparameters, splits, run_dir / f"{row_key}={row_value},{column_key}={column_value}", args
         )
         models[row_value, column_value] = model
@@ -246,6 +243,16 @@ def cmd_tune(args: argparse.Namespace) -> None:
     import tensorflow as tf
 
     entry = zoo.get_entry(args.name)
+    space = entry.search_space()
+    if args.search:
+        searched = [key.strip() for key in args.search.split(",") if key.strip()]
+        unsearchable = [key for key in searched if key not in space]
+        if unsearchable:
+            raise HyperparameterError(
+                f"{entry.name} has no search space for {', '.join(map(repr, unsearchable))}; "
+                f"searchable: {', '.join(space)}"
+            )
+        space = {key: space[key] for key in searched}
     result = tuning.search(
         entry.name,
         tuner=args.tuner,
@@ -254,6 +261,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
         data=args.data,
         preset=args.preset,
         fixed=_overrides(entry, args.set),
+        space=space,
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
@@ -269,19 +277,41 @@ def cmd_tune(args: argparse.Namespace) -> None:
     print(result.summary())
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+def _integer(least: int, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects an integer, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {least}, got {text}")
     return value
 
 
+def _positive_int(text: str) -> int:
+    return _integer(1, text)
+
+
+def _seed(text: str) -> int:
+    return _integer(0, text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a mistake told in one `zoo: error:` line like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"zoo: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zoo", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="zoo", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"zoo {zoo.__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     listing = commands.add_parser("list", help="registered models")
     listing.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. '*lstm*'")
+    listing.add_argument("--family", help=f"only this family's ({', '.join(zoo.families())})")
     listing.set_defaults(run=cmd_list)
 
     describing = commands.add_parser("describe", help="defaults, ranges, search space, data")
@@ -295,8 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--preset", help="a named preset of the entry (see zoo describe)")
         sub.add_argument("--epochs", type=_positive_int, help="override the entry's epochs")
         sub.add_argument("--batch-size", type=_positive_int, help="override the batch size")
-        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--seed", type=_seed, default=0)
         sub.add_argument("--run-dir", help="where the run lives (default runs/NAME)")
+        sub.add_argument("--overwrite", action="store_true",
+                         help="train again over a finished or different run in --run-dir")
 
     train = commands.add_parser("train", help="train on the entry's data; resumes if interrupted")
     training_options(train)
@@ -328,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("name")
     tune.add_argument("--tuner", default="random",
                       help=f"search algorithm: {', '.join(tuning.TUNERS)} (default random)")
-    tune.add_argument("--max-trials", type=int, default=10, help="trials to run at most")
+    tune.add_argument("--max-trials", type=_positive_int, default=10,
+                      help="trials to run at most")
     tune.add_argument("--directory", default="runs/tuning",
                       help="where searches live; this one in DIRECTORY/NAME (default runs/tuning)")
     tune.add_argument("--data", help="data file or folder (default: the embedded data)")
@@ -338,9 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--epochs", type=_positive_int,
                       help="epochs per trial (hyperband: the most); default the entry's")
     tune.add_argument("--batch-size", type=_positive_int, help="override the batch size")
-    tune.add_argument("--seed", type=int, default=0,
+    tune.add_argument("--search", metavar="KEY,KEY",
+                      help="search only these hyperparameters (default: every one the entry "
+                           "has a search space for, less those --set holds)")
+    tune.add_argument("--seed", type=_seed, default=0,
                       help="seeds the tuner, the data and every trial's training")
-    tune.add_argument("--grid-points", type=int, default=3,
+    tune.add_argument("--grid-points", type=lambda text: _integer(2, text), default=3,
                       help="grid tuner: values per numeric range (default 3)")
     tune.add_argument("--mirrored", action="store_true",
                       help="train each trial with tf.distribute.MirroredStrategy on this "
@@ -356,13 +392,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A user's mistake, told in one line; anything else is a bug and keeps its traceback.
+USER_ERRORS = (UnknownModelError, HyperparameterError, DataError, FileNotFoundError,
+               runs.RunError, training.NonFiniteLossError, tuning.TuningError)
+USAGE_ERRORS = (UnknownModelError, HyperparameterError, tuning.TuningError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a mistake argparse has told
+        return int(exit_.code or 0)
     try:
         args.run(args)
-    except (UnknownModelError, HyperparameterError, DataError, FileNotFoundError,
-            training.NonFiniteLossError, tuning.TuningError) as error:
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
         print(f"zoo: error: {error}", file=sys.stderr)
-        usage = (UnknownModelError, HyperparameterError, tuning.TuningError)
-        return 2 if isinstance(error, usage) else 1
+        return 2 if isinstance(error, USAGE_ERRORS) else 1
     return 0
