@@ -156,6 +156,29 @@ def test_bad_npz_is_refused_naming_the_problem(tmp_path, arrays, message):
         data.load(tmp_path / "bad.npz")
 
 
+def npy_renamed(path):
+    np.save(path.with_suffix(".npy"), rows(4))
+    path.with_suffix(".npy").rename(path)
+
+
+@pytest.mark.parametrize(
+    "write, message",
+    [
+        (npy_renamed, r"bad.npz is a single array \(.npy\), not an .npz archive.*np.savez"),
+        (lambda path: path.write_bytes(b""), r"bad.npz is empty \(0 bytes\)"),
+        (
+            lambda path: np.savez(path, x=rows(4), y=np.array([1, "cat", None, 2], dtype=object)),
+            r"y in .*bad.npz holds Python objects \(dtype object\).*pickle.*numeric",
+        ),
+    ],
+)
+def test_npz_that_numpy_cannot_read_safely_is_refused_naming_the_fix(tmp_path, write, message):
+    write(tmp_path / "bad.npz")
+    with pytest.raises(DataError, match=message) as error:
+        data.load(tmp_path / "bad.npz")
+    assert "\n" not in str(error.value)
+
+
 def test_nothing_found_lists_where_it_looked_and_how_to_get_data(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -247,16 +248,26 @@ def read_image_folder(
 # --- (c) an .npz ---
 
 
+_NPZ_LAYOUT = "expected an .npz archive with x_train, y_train [, x_test, y_test] or x, y"
+
+
 def read_npz(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Reads an `.npz` with `x_train`, `y_train` (optionally `x_test`, `y_test`) or `x`, `y`.
 
     Images may be `(N, 32, 32, 3)`, `(N, 3, 32, 32)` or `(N, 3072)`, pixel values in [0, 255].
     """
     path = Path(path)
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty (0 bytes); {_NPZ_LAYOUT}")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path} is not a readable .npz ({error})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path} is not a readable .npz ({error}); {_NPZ_LAYOUT}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(
+            f"{path} is a single array (.npy), not an .npz archive; {_NPZ_LAYOUT}, "
+            "e.g. np.savez(path, x=images, y=labels)"
+        )
     with archive:
         keys = set(archive.files)
         prefixes = {"train": "_train", "test": "_test"} if "x_train" in keys else {"train": ""}
@@ -271,10 +282,27 @@ def read_npz(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                     f"{path} has no {', '.join(missing)}; expected x_train, y_train "
                     f"[, x_test, y_test] or x, y; found {sorted(keys)}"
                 )
+            x, y = (_member(archive, key, path) for key in needed)
             source = f"{path}[{needed[0]}]"
-            images = _as_uint8(to_channels_last(archive[needed[0]], source), source)
-            splits[split] = (images, _labels(archive[needed[1]], len(images), f"{path}[{needed[1]}]"))
+            images = _as_uint8(to_channels_last(x, source), source)
+            splits[split] = (images, _labels(y, len(images), f"{path}[{needed[1]}]"))
     return splits
+
+
+def _member(archive: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
+    """`archive[key]`, refusing object arrays (loading them would mean unpickling the file)."""
+    try:
+        return archive[key]
+    except ValueError as error:
+        if "allow_pickle" not in str(error):
+            raise DataError(f"{key} in {path} cannot be read ({error})") from None
+        raise DataError(
+            f"{key} in {path} holds Python objects (dtype object), which only pickle can load "
+            "and zoo never unpickles an .npz; save it as a numeric array (uint8 images, integer "
+            "labels)"
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{key} in {path} cannot be read ({error}); the .npz is damaged") from None
 
 
 # --- choosing a reader, splitting ---
