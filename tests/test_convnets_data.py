@@ -179,6 +179,14 @@ def test_npz_that_numpy_cannot_read_safely_is_refused_naming_the_fix(tmp_path, w
     assert "\n" not in str(error.value)
 
 
+def test_an_undecodable_image_is_named_on_one_line(tmp_path):
+    write_folder(tmp_path, per_class=5)
+    (tmp_path / "dog" / "notes.jpg").write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"cannot decode image .*dog/notes.jpg: Unknown image") as error:
+        data.load(tmp_path)
+    assert "\n" not in str(error.value) and "{{" not in str(error.value)
+
+
 def test_nothing_found_lists_where_it_looked_and_how_to_get_data(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))

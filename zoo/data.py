@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DataError", "Splits", "check_array", "open_hdf5"]
+__all__ = ["DataError", "Splits", "check_array", "decode_image", "open_hdf5"]
 
 
 class DataError(ValueError):
@@ -91,3 +92,28 @@ def open_hdf5(path: str | Path, required: Sequence[str]):
             f"{', '.join(map(repr, required))}, found {found}"
         )
     return handle
+
+
+def decode_image(path: str | Path) -> np.ndarray:
+    """Decodes an image file (JPEG, PNG, BMP, or a GIF's first frame) to uint8 RGB `(H, W, 3)`.
+
+    Raises:
+        DataError: naming the file, when it cannot be read or is not an image.
+    """
+    import tensorflow as tf  # decoding only; keeps `zoo list` free of the TensorFlow import
+
+    try:
+        return tf.io.decode_image(
+            tf.io.read_file(str(path)), channels=3, expand_animations=False
+        ).numpy()
+    except tf.errors.OpError as error:
+        raise DataError(
+            f"cannot decode image {path}: {_op_message(error)}; replace or remove the file"
+        ) from None
+
+
+def _op_message(error: Exception) -> str:
+    """A TensorFlow op error's message on one line, without its graph-node decorations."""
+    message = re.sub(r"\{\{.*?\}\}", "", getattr(error, "message", str(error)))
+    message = re.sub(r"\[\[.*?\]\]|\[Op:.*", "", message, flags=re.DOTALL)
+    return " ".join(message.split()).rstrip(".")

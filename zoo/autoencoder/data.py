@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.data import DataError, Splits, check_array, open_hdf5
+from zoo.data import DataError, Splits, check_array, decode_image, open_hdf5
 
 __all__ = [
     "LUMA_WEIGHTS",
@@ -106,18 +106,9 @@ def read_patch_file(path: str | Path) -> np.ndarray:
 
 def read_images(paths: Sequence[str | Path]) -> list[np.ndarray]:
     """Decodes image files to greyscale luminance arrays `(H, W)` in [0, 1]."""
-    import tensorflow as tf  # decoding only; keeps `zoo list` free of the TensorFlow import
-
-    images = []
-    for path in paths:
-        try:
-            pixels = tf.io.decode_image(
-                tf.io.read_file(str(path)), channels=3, expand_animations=False
-            ).numpy()
-        except tf.errors.OpError as error:
-            raise DataError(f"cannot decode image {path}: {error.message}") from None
-        images.append(pixels.astype(np.float64) / 255.0 @ np.asarray(LUMA_WEIGHTS))
-    return images
+    return [
+        decode_image(path).astype(np.float64) / 255.0 @ np.asarray(LUMA_WEIGHTS) for path in paths
+    ]
 
 
 def embedded_photographs() -> list[Path]:

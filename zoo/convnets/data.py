@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from zoo.data import DataError, Splits, check_array
+from zoo.data import DataError, Splits, check_array, decode_image
 
 __all__ = [
     "CLASS_NAMES",
@@ -240,8 +240,11 @@ def read_image_folder(
     )
     try:
         images = np.concatenate(list(decoded.batch(4096).as_numpy_iterator()))
-    except tf.errors.InvalidArgumentError as error:
-        raise DataError(f"an image under {root} could not be decoded: {error.message}") from None
+    except tf.errors.OpError as error:
+        for path in paths:  # the parallel pipeline does not say which file: find it
+            decode_image(path)
+        first_line = error.message.splitlines()[0]
+        raise DataError(f"an image under {root} could not be read ({first_line})") from None
     return images, np.asarray(labels, np.int64)
 
 
