@@ -179,6 +179,20 @@ def test_npz_that_numpy_cannot_read_safely_is_refused_naming_the_fix(tmp_path, w
     assert "\n" not in str(error.value)
 
 
+def test_training_data_needs_two_classes_with_examples(tmp_path):
+    np.savez(tmp_path / "one.npz", x=rows(20), y=np.zeros(20))
+    with pytest.raises(DataError, match=r"one.npz.* only 1 class \(airplane\).*at least two"):
+        data.load(tmp_path / "one.npz")
+    write_folder(tmp_path / "cats", classes=("cat",), per_class=12)
+    with pytest.raises(DataError, match=r"cats.* only 1 class \(cat\).*at least two"):
+        data.load(tmp_path / "cats")
+    write_folder(tmp_path / "pets", per_class=12)
+    for image in (tmp_path / "pets" / "dog").iterdir():
+        image.unlink()
+    with pytest.raises(DataError, match=r"class folder .*pets/dog has no images"):
+        data.load(tmp_path / "pets")
+
+
 def test_an_undecodable_image_is_named_on_one_line(tmp_path):
     write_folder(tmp_path, per_class=5)
     (tmp_path / "dog" / "notes.jpg").write_bytes(b"not an image")

@@ -75,6 +75,12 @@ def test_malformed_files_are_refused_with_what_was_expected(tmp_path, replace, m
         data.load(path)
 
 
+def test_training_windows_need_two_classes(tmp_path):
+    path = write_windows(tmp_path / "one.h5", trY=np.eye(6, dtype="float32")[np.zeros(60, int)])
+    with pytest.raises(DataError, match=r"one.h5.* only 1 class \(downstairs\).*at least two"):
+        data.load(path)
+
+
 def test_class_count_must_match_the_named_classes(tmp_path):
     path = write_windows(tmp_path / "five.h5", classes=5)
     with pytest.raises(DataError, match="5 label columns and no 'classes' attribute"):

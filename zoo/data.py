@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DataError", "Splits", "check_array", "decode_image", "open_hdf5"]
+__all__ = ["DataError", "Splits", "check_array", "check_classes", "decode_image", "open_hdf5"]
 
 
 class DataError(ValueError):
@@ -67,6 +67,25 @@ def check_array(
                 f"{name} in {source} has {int(bad.sum())} NaN/inf values (first at index {first})"
             )
     return array
+
+
+def check_classes(labels: np.ndarray, class_names: Sequence[str], source: str) -> None:
+    """Refuses training labels that hold fewer than two classes.
+
+    A classifier trained on one class learns nothing, yet scores a perfect validation accuracy.
+
+    Args:
+        labels: class indices into `class_names`, one per training example.
+        class_names: the task's classes, for the message.
+        source: where the labels came from (a file path, say), for messages.
+    """
+    present = np.unique(labels)
+    if len(present) < 2:
+        names = ", ".join(class_names[int(index)] for index in present) or "none"
+        raise DataError(
+            f"{source}: the training data has examples of only {len(present)} class ({names}); "
+            "a classifier needs at least two classes with examples: add examples of the others"
+        )
 
 
 def open_hdf5(path: str | Path, required: Sequence[str]):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from zoo.data import DataError, Splits, check_array, decode_image
+from zoo.data import DataError, Splits, check_array, check_classes, decode_image
 
 __all__ = [
     "CLASS_NAMES",
@@ -223,17 +223,24 @@ def read_image_folder(
             f"{root} has class folders {unknown} that are not classes of this task; "
             f"expected folders named from {list(class_names)}"
         )
-    paths, labels = [], []
+    paths, labels, empty = [], [], []
     for folder in folders:
         files = sorted(
             p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
         )
         paths += [str(p) for p in files]
         labels += [class_names.index(folder.name)] * len(files)
+        empty += [] if files else [str(folder)]
     if not paths:
         raise DataError(
             f"no images ({', '.join(IMAGE_SUFFIXES)}) in class folders under {root}; "
             f"expected {root}/<class>/*.jpg with classes from {list(class_names)}"
+        )
+    if empty:
+        raise DataError(
+            f"class folder{'s' if len(empty) > 1 else ''} {', '.join(empty)} "
+            f"{'have' if len(empty) > 1 else 'has'} no images ({', '.join(IMAGE_SUFFIXES)}); "
+            "add the class's images or remove the folder"
         )
     decoded = tf.data.Dataset.from_tensor_slices(paths).map(
         _decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
@@ -367,6 +374,7 @@ def load(
         raise DataError(f"no such file or folder: {path}. {_HOW_TO_GET}")
     splits = _read(path)
     images, labels = splits["train"]
+    check_classes(labels, CLASS_NAMES, str(path))
     if validation_size is None:
         validation_size = min(VALIDATION_SIZE, len(images) // 10)
     if not 0 <= validation_size < len(images):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.data import DataError, Splits, check_array, open_hdf5
+from zoo.data import DataError, Splits, check_array, check_classes, open_hdf5
 
 __all__ = ["COURSE_CLASSES", "KEYS", "load", "read_windows"]
 
@@ -103,6 +103,7 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
     x_train, y_train, x_test, y_test, names, attributes = read_windows(path)
+    check_classes(y_train.argmax(axis=1), names, str(path))
     rng = np.random.default_rng(seed)
     held_out = []
     for label in range(len(names)):  # stratified: every class is in the validation set
