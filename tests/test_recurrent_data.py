@@ -75,6 +75,13 @@ def test_malformed_files_are_refused_with_what_was_expected(tmp_path, replace, m
         data.load(path)
 
 
+def test_integer_labels_are_refused_asking_for_one_hot_rows(tmp_path):
+    path = write_windows(tmp_path / "indices.h5", trY=np.arange(60) % 6)
+    with pytest.raises(DataError, match=r"trY in .*indices.h5 must be one-hot rows of shape "
+                                        r"\(N, 6\), got shape \(60,\).*np.eye\(6\)"):
+        data.load(path)
+
+
 def test_training_windows_need_two_classes(tmp_path):
     path = write_windows(tmp_path / "one.h5", trY=np.eye(6, dtype="float32")[np.zeros(60, int)])
     with pytest.raises(DataError, match=r"one.h5.* only 1 class \(downstairs\).*at least two"):

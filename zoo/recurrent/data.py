@@ -22,6 +22,11 @@ STEPS, AXES = 150, 3
 
 
 def _check_labels(labels: np.ndarray, name: str, source: str, classes: int) -> np.ndarray:
+    if np.ndim(labels) == 1:
+        raise DataError(
+            f"{name} in {source} must be one-hot rows of shape (N, {classes}), got shape "
+            f"{np.shape(labels)}; class indices? store them one-hot, np.eye({classes})[{name}]"
+        )
     labels = check_array(labels, name, (None, classes), source=source)
     is_one_hot = np.isin(labels, (0, 1)).all() and (labels.sum(axis=1) == 1).all()
     if not is_one_hot:
@@ -65,7 +70,8 @@ def read_windows(
         attributes = {key: handle.attrs[key] for key in handle.attrs}
     x_train = check_array(arrays["trX"], "trX", (None, STEPS, AXES), source=source)
     x_test = check_array(arrays["tstX"], "tstX", (None, STEPS, AXES), source=source)
-    classes = arrays["trY"].shape[-1] if np.ndim(arrays["trY"]) == 2 else len(COURSE_CLASSES)
+    named = len(attributes["classes"]) if "classes" in attributes else len(COURSE_CLASSES)
+    classes = arrays["trY"].shape[-1] if np.ndim(arrays["trY"]) == 2 else named
     y_train = _check_labels(arrays["trY"], "trY", source, classes)
     y_test = _check_labels(arrays["tstY"], "tstY", source, classes)
     for x, y, split in ((x_train, y_train, "training"), (x_test, y_test, "test")):
