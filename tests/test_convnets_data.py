@@ -201,6 +201,14 @@ def test_an_undecodable_image_is_named_on_one_line(tmp_path):
     assert "\n" not in str(error.value) and "{{" not in str(error.value)
 
 
+def test_a_tiny_set_still_holds_out_one_image_by_default(tmp_path):
+    np.savez(tmp_path / "five.npz", x=rows(5), y=np.arange(5))  # a tenth rounds down to none
+    splits = data.load(tmp_path / "five.npz")
+    assert len(splits.x_train) == 4 and len(splits.x_val) == 1
+    splits = data.load(tmp_path / "five.npz", validation_size=0)  # asked for: no validation
+    assert len(splits.x_train) == 5 and len(splits.x_val) == 0
+
+
 def test_nothing_found_lists_where_it_looked_and_how_to_get_data(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))

@@ -88,6 +88,15 @@ def test_training_windows_need_two_classes(tmp_path):
         data.load(path)
 
 
+@pytest.mark.parametrize("train", [3, 12])  # 12: two a class, each rounding to none held out
+def test_too_few_windows_for_a_validation_split_are_refused_up_front(tmp_path, train):
+    path = write_windows(tmp_path / "few.h5", train=train)
+    with pytest.raises(DataError, match=rf"few.h5: {train} training windows .* 0 for validation"
+                                        r".*at least 6 windows of one class"):
+        data.load(path)
+    assert len(data.load(path, validation_fraction=0.0).x_val) == 0  # asked for: no validation
+
+
 def test_class_count_must_match_the_named_classes(tmp_path):
     path = write_windows(tmp_path / "five.h5", classes=5)
     with pytest.raises(DataError, match="5 label columns and no 'classes' attribute"):

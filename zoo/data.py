@@ -10,7 +10,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DataError", "Splits", "check_array", "check_classes", "decode_image", "open_hdf5"]
+__all__ = [
+    "DataError",
+    "Splits",
+    "check_array",
+    "check_classes",
+    "check_split",
+    "decode_image",
+    "fewest_for_split",
+    "open_hdf5",
+]
 
 
 class DataError(ValueError):
@@ -86,6 +95,37 @@ def check_classes(labels: np.ndarray, class_names: Sequence[str], source: str) -
             f"{source}: the training data has examples of only {len(present)} class ({names}); "
             "a classifier needs at least two classes with examples: add examples of the others"
         )
+
+
+def check_split(count: int, validation: int, *, what: str, source: str, fix: str) -> None:
+    """Refuses a held-out split that leaves no validation example or no training example.
+
+    Called by loaders that were asked for a validation split, before any training starts.
+
+    Args:
+        count: examples before the split.
+        validation: how many of them the split holds out.
+        what: the examples, plural, for messages (e.g. "training windows").
+        source: where they came from (a file path, say), for messages.
+        fix: how to get a usable split (e.g. "give at least 6 windows"), for messages.
+    """
+    if not 1 <= validation < count:
+        raise DataError(
+            f"{source}: {count} {what} leave {validation} for validation and "
+            f"{count - validation} for training; a validation split needs at least one of each: "
+            f"{fix}"
+        )
+
+
+def fewest_for_split(fraction: float) -> int:
+    """The fewest examples `n` of which holding out `round(fraction * n)` leaves at least one
+    for validation and one for training; `fraction` in (0, 1)."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+    count = 2
+    while not 1 <= round(fraction * count) < count:
+        count += 1
+    return count
 
 
 def open_hdf5(path: str | Path, required: Sequence[str]):

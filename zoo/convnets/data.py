@@ -346,7 +346,8 @@ def load(
     """CIFAR-10 as `Splits`: uint8 images, one-hot labels; validation held out of training.
 
     `validation_size` training images, drawn with `seed`, are held out; by default 1,000 as in
-    cs231n (49,000 train), or a tenth of a set smaller than 10,000. A test split (the python batches' `test_batch`, a `test/` folder next to
+    cs231n (49,000 train), or a tenth of a set smaller than 10,000 (at least one image, so a
+    tiny set still has a validation split). A test split (the python batches' `test_batch`, a `test/` folder next to
     `train/`, or `x_test` in an .npz) becomes `x_test`/`y_test`.
 
     Args:
@@ -356,8 +357,8 @@ def load(
         validation_size: how many training images to hold out, in [0, N); `None`: the default.
 
     Raises:
-        DataError: nothing found (listing where it looked and how to provide the data), or
-            malformed data.
+        DataError: nothing found (listing where it looked and how to provide the data),
+            malformed data, or training images of fewer than two classes.
     """
     if path is None:
         looked = default_locations()
@@ -375,8 +376,8 @@ def load(
     splits = _read(path)
     images, labels = splits["train"]
     check_classes(labels, CLASS_NAMES, str(path))
-    if validation_size is None:
-        validation_size = min(VALIDATION_SIZE, len(images) // 10)
+    if validation_size is None:  # at least one: check_classes leaves two images or more
+        validation_size = max(1, min(VALIDATION_SIZE, len(images) // 10))
     if not 0 <= validation_size < len(images):
         raise DataError(
             f"validation_size must be in [0, {len(images)}) for {len(images)} training images, "

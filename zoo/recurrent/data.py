@@ -12,7 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from zoo.data import DataError, Splits, check_array, check_classes, open_hdf5
+from zoo.data import (
+    DataError,
+    Splits,
+    check_array,
+    check_classes,
+    check_split,
+    fewest_for_split,
+    open_hdf5,
+)
 
 __all__ = ["COURSE_CLASSES", "KEYS", "load", "read_windows"]
 
@@ -98,7 +106,12 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
     Args:
         path: the HDF5 file.
         seed: seed of the validation split.
-        validation_fraction: share of the training windows held out, in [0, 1).
+        validation_fraction: share of the training windows held out, in [0, 1); 0 for no
+            validation set.
+
+    Raises:
+        DataError: a malformed file, training windows of fewer than two classes, or a split
+            (when `validation_fraction` > 0) that leaves no validation or no training window.
     """
     if path is None:
         raise DataError(
@@ -115,6 +128,12 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
     for label in range(len(names)):  # stratified: every class is in the validation set
         members = rng.permutation(np.flatnonzero(y_train[:, label] == 1))
         held_out.extend(members[: round(validation_fraction * len(members))])
+    if validation_fraction > 0:
+        check_split(
+            len(x_train), len(held_out), what="training windows", source=str(path),
+            fix=f"give at least {fewest_for_split(validation_fraction)} windows of one class "
+            f"({validation_fraction:g} of each class is held out, rounded)",
+        )
     is_validation = np.zeros(len(x_train), bool)
     is_validation[held_out] = True
     return Splits(
