@@ -347,8 +347,8 @@ def load(
 
     `validation_size` training images, drawn with `seed`, are held out; by default 1,000 as in
     cs231n (49,000 train), or a tenth of a set smaller than 10,000 (at least one image, so a
-    tiny set still has a validation split). A test split (the python batches' `test_batch`, a `test/` folder next to
-    `train/`, or `x_test` in an .npz) becomes `x_test`/`y_test`.
+    tiny set still has a validation split). A test split (the python batches' `test_batch`, a
+    `test/` folder next to `train/`, or `x_test` in an .npz) becomes `x_test`/`y_test`.
 
     Args:
         path: a class-folder tree, a `cifar-10-batches-py`/`-bin` directory or an `.npz`;
