@@ -123,8 +123,21 @@ def test_load_errors_say_where_they_looked(tmp_path):
     with pytest.raises(DataError, match="no images"):
         data.load(tmp_path)
     (tmp_path / "broken.png").write_bytes(b"not an image")
-    with pytest.raises(DataError, match="cannot decode image"):
+    with pytest.raises(DataError, match=r"cannot decode image .*broken.png: Unknown") as error:
         data.load(tmp_path)
+    assert "\n" not in str(error.value) and "{{" not in str(error.value)
+
+
+def test_too_few_patches_for_a_validation_split_are_refused_up_front(tmp_path):
+    path = write_h5(tmp_path / "three.h5", data=random_rgb_patches(3).astype(np.float32))
+    with pytest.raises(DataError, match=r"three.h5.*: 3 patches .* 0 for validation.*at least 6"):
+        data.load(path)
+    assert len(data.load(path, validation_fraction=0.0).x_val) == 0  # asked for: no validation
+    with pytest.raises(DataError, match=r"embedded photographs.*: 4 patches .* 0 for validation"):
+        data.load(count=4)
+    path = write_h5(tmp_path / "one.h5", data=random_rgb_patches(1).astype(np.float32))
+    with pytest.raises(DataError, match=r"one.h5.*: 1 patches .* 0 for training"):
+        data.load(path, validation_fraction=0.9)
 
 
 def test_embedded_default_is_real_photographs_and_deterministic():

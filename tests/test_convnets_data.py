@@ -156,6 +156,59 @@ def test_bad_npz_is_refused_naming_the_problem(tmp_path, arrays, message):
         data.load(tmp_path / "bad.npz")
 
 
+def npy_renamed(path):
+    np.save(path.with_suffix(".npy"), rows(4))
+    path.with_suffix(".npy").rename(path)
+
+
+@pytest.mark.parametrize(
+    "write, message",
+    [
+        (npy_renamed, r"bad.npz is a single array \(.npy\), not an .npz archive.*np.savez"),
+        (lambda path: path.write_bytes(b""), r"bad.npz is empty \(0 bytes\)"),
+        (
+            lambda path: np.savez(path, x=rows(4), y=np.array([1, "cat", None, 2], dtype=object)),
+            r"y in .*bad.npz holds Python objects \(dtype object\).*pickle.*numeric",
+        ),
+    ],
+)
+def test_npz_that_numpy_cannot_read_safely_is_refused_naming_the_fix(tmp_path, write, message):
+    write(tmp_path / "bad.npz")
+    with pytest.raises(DataError, match=message) as error:
+        data.load(tmp_path / "bad.npz")
+    assert "\n" not in str(error.value)
+
+
+def test_training_data_needs_two_classes_with_examples(tmp_path):
+    np.savez(tmp_path / "one.npz", x=rows(20), y=np.zeros(20))
+    with pytest.raises(DataError, match=r"one.npz.* only 1 class \(airplane\).*at least two"):
+        data.load(tmp_path / "one.npz")
+    write_folder(tmp_path / "cats", classes=("cat",), per_class=12)
+    with pytest.raises(DataError, match=r"cats.* only 1 class \(cat\).*at least two"):
+        data.load(tmp_path / "cats")
+    write_folder(tmp_path / "pets", per_class=12)
+    for image in (tmp_path / "pets" / "dog").iterdir():
+        image.unlink()
+    with pytest.raises(DataError, match=r"class folder .*pets/dog has no images"):
+        data.load(tmp_path / "pets")
+
+
+def test_an_undecodable_image_is_named_on_one_line(tmp_path):
+    write_folder(tmp_path, per_class=5)
+    (tmp_path / "dog" / "notes.jpg").write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"cannot decode image .*dog/notes.jpg: Unknown image") as error:
+        data.load(tmp_path)
+    assert "\n" not in str(error.value) and "{{" not in str(error.value)
+
+
+def test_a_tiny_set_still_holds_out_one_image_by_default(tmp_path):
+    np.savez(tmp_path / "five.npz", x=rows(5), y=np.arange(5))  # a tenth rounds down to none
+    splits = data.load(tmp_path / "five.npz")
+    assert len(splits.x_train) == 4 and len(splits.x_val) == 1
+    splits = data.load(tmp_path / "five.npz", validation_size=0)  # asked for: no validation
+    assert len(splits.x_train) == 5 and len(splits.x_val) == 0
+
+
 def test_nothing_found_lists_where_it_looked_and_how_to_get_data(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))

@@ -75,6 +75,28 @@ def test_malformed_files_are_refused_with_what_was_expected(tmp_path, replace, m
         data.load(path)
 
 
+def test_integer_labels_are_refused_asking_for_one_hot_rows(tmp_path):
+    path = write_windows(tmp_path / "indices.h5", trY=np.arange(60) % 6)
+    with pytest.raises(DataError, match=r"trY in .*indices.h5 must be one-hot rows of shape "
+                                        r"\(N, 6\), got shape \(60,\).*np.eye\(6\)"):
+        data.load(path)
+
+
+def test_training_windows_need_two_classes(tmp_path):
+    path = write_windows(tmp_path / "one.h5", trY=np.eye(6, dtype="float32")[np.zeros(60, int)])
+    with pytest.raises(DataError, match=r"one.h5.* only 1 class \(downstairs\).*at least two"):
+        data.load(path)
+
+
+@pytest.mark.parametrize("train", [3, 12])  # 12: two a class, each rounding to none held out
+def test_too_few_windows_for_a_validation_split_are_refused_up_front(tmp_path, train):
+    path = write_windows(tmp_path / "few.h5", train=train)
+    with pytest.raises(DataError, match=rf"few.h5: {train} training windows .* 0 for validation"
+                                        r".*at least 6 windows of one class"):
+        data.load(path)
+    assert len(data.load(path, validation_fraction=0.0).x_val) == 0  # asked for: no validation
+
+
 def test_class_count_must_match_the_named_classes(tmp_path):
     path = write_windows(tmp_path / "five.h5", classes=5)
     with pytest.raises(DataError, match="5 label columns and no 'classes' attribute"):

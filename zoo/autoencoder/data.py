@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from zoo.data import DataError, Splits, check_array, open_hdf5
+from zoo.data import (
+    DataError,
+    Splits,
+    check_array,
+    check_split,
+    decode_image,
+    fewest_for_split,
+    open_hdf5,
+)
 
 __all__ = [
     "LUMA_WEIGHTS",
@@ -106,18 +114,9 @@ def read_patch_file(path: str | Path) -> np.ndarray:
 
 def read_images(paths: Sequence[str | Path]) -> list[np.ndarray]:
     """Decodes image files to greyscale luminance arrays `(H, W)` in [0, 1]."""
-    import tensorflow as tf  # decoding only; keeps `zoo list` free of the TensorFlow import
-
-    images = []
-    for path in paths:
-        try:
-            pixels = tf.io.decode_image(
-                tf.io.read_file(str(path)), channels=3, expand_animations=False
-            ).numpy()
-        except tf.errors.OpError as error:
-            raise DataError(f"cannot decode image {path}: {error.message}") from None
-        images.append(pixels.astype(np.float64) / 255.0 @ np.asarray(LUMA_WEIGHTS))
-    return images
+    return [
+        decode_image(path).astype(np.float64) / 255.0 @ np.asarray(LUMA_WEIGHTS) for path in paths
+    ]
 
 
 def embedded_photographs() -> list[Path]:
@@ -187,13 +186,18 @@ def load(
             photographs.
         seed: seeds patch sampling and the split.
         count: patches to cut from images (ignored for a patch file, which is used whole).
-        validation_fraction: share of patches held out for validation.
+        validation_fraction: share of patches held out for validation, in [0, 1); 0 for no
+            validation set.
         whiten: whiten images before cutting patches (`whiten_image`); the course's patch file
             is used as stored.
 
     Returns:
         `Splits` of `(N, 256)` float32 patches in [0.1, 0.9]; `info` records source and
         preprocessing.
+
+    Raises:
+        DataError: unreadable or malformed data, or a split (when `validation_fraction` > 0)
+            that leaves no validation or no training patch.
     """
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
@@ -228,6 +232,12 @@ def load(
     inputs = scale_to_unit_interval(centered, std)
     order = np.random.default_rng(seed).permutation(len(inputs))
     validation_size = int(round(validation_fraction * len(inputs)))
+    if validation_fraction > 0:
+        check_split(
+            len(inputs), validation_size, what="patches", source=info["source"],
+            fix=f"give at least {fewest_for_split(validation_fraction)} patches (a larger count, "
+            "or a bigger patch file)",
+        )
     info["preprocessing"] = {
         "whitened_images": whiten,
         "whitening": (

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from zoo.data import DataError, Splits, check_array
+from zoo.data import DataError, Splits, check_array, check_classes, decode_image
 
 __all__ = [
     "CLASS_NAMES",
@@ -222,29 +223,42 @@ def read_image_folder(
             f"{root} has class folders {unknown} that are not classes of this task; "
             f"expected folders named from {list(class_names)}"
         )
-    paths, labels = [], []
+    paths, labels, empty = [], [], []
     for folder in folders:
         files = sorted(
             p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
         )
         paths += [str(p) for p in files]
         labels += [class_names.index(folder.name)] * len(files)
+        empty += [] if files else [str(folder)]
     if not paths:
         raise DataError(
             f"no images ({', '.join(IMAGE_SUFFIXES)}) in class folders under {root}; "
             f"expected {root}/<class>/*.jpg with classes from {list(class_names)}"
+        )
+    if empty:
+        raise DataError(
+            f"class folder{'s' if len(empty) > 1 else ''} {', '.join(empty)} "
+            f"{'have' if len(empty) > 1 else 'has'} no images ({', '.join(IMAGE_SUFFIXES)}); "
+            "add the class's images or remove the folder"
         )
     decoded = tf.data.Dataset.from_tensor_slices(paths).map(
         _decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
     try:
         images = np.concatenate(list(decoded.batch(4096).as_numpy_iterator()))
-    except tf.errors.InvalidArgumentError as error:
-        raise DataError(f"an image under {root} could not be decoded: {error.message}") from None
+    except tf.errors.OpError as error:
+        for path in paths:  # the parallel pipeline does not say which file: find it
+            decode_image(path)
+        first_line = error.message.splitlines()[0]
+        raise DataError(f"an image under {root} could not be read ({first_line})") from None
     return images, np.asarray(labels, np.int64)
 
 
 # --- (c) an .npz ---
+
+
+_NPZ_LAYOUT = "expected an .npz archive with x_train, y_train [, x_test, y_test] or x, y"
 
 
 def read_npz(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -253,10 +267,17 @@ def read_npz(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     Images may be `(N, 32, 32, 3)`, `(N, 3, 32, 32)` or `(N, 3072)`, pixel values in [0, 255].
     """
     path = Path(path)
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty (0 bytes); {_NPZ_LAYOUT}")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path} is not a readable .npz ({error})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path} is not a readable .npz ({error}); {_NPZ_LAYOUT}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(
+            f"{path} is a single array (.npy), not an .npz archive; {_NPZ_LAYOUT}, "
+            "e.g. np.savez(path, x=images, y=labels)"
+        )
     with archive:
         keys = set(archive.files)
         prefixes = {"train": "_train", "test": "_test"} if "x_train" in keys else {"train": ""}
@@ -271,10 +292,27 @@ def read_npz(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                     f"{path} has no {', '.join(missing)}; expected x_train, y_train "
                     f"[, x_test, y_test] or x, y; found {sorted(keys)}"
                 )
+            x, y = (_member(archive, key, path) for key in needed)
             source = f"{path}[{needed[0]}]"
-            images = _as_uint8(to_channels_last(archive[needed[0]], source), source)
-            splits[split] = (images, _labels(archive[needed[1]], len(images), f"{path}[{needed[1]}]"))
+            images = _as_uint8(to_channels_last(x, source), source)
+            splits[split] = (images, _labels(y, len(images), f"{path}[{needed[1]}]"))
     return splits
+
+
+def _member(archive: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
+    """`archive[key]`, refusing object arrays (loading them would mean unpickling the file)."""
+    try:
+        return archive[key]
+    except ValueError as error:
+        if "allow_pickle" not in str(error):
+            raise DataError(f"{key} in {path} cannot be read ({error})") from None
+        raise DataError(
+            f"{key} in {path} holds Python objects (dtype object), which only pickle can load "
+            "and zoo never unpickles an .npz; save it as a numeric array (uint8 images, integer "
+            "labels)"
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{key} in {path} cannot be read ({error}); the .npz is damaged") from None
 
 
 # --- choosing a reader, splitting ---
@@ -308,8 +346,9 @@ def load(
     """CIFAR-10 as `Splits`: uint8 images, one-hot labels; validation held out of training.
 
     `validation_size` training images, drawn with `seed`, are held out; by default 1,000 as in
-    cs231n (49,000 train), or a tenth of a set smaller than 10,000. A test split (the python batches' `test_batch`, a `test/` folder next to
-    `train/`, or `x_test` in an .npz) becomes `x_test`/`y_test`.
+    cs231n (49,000 train), or a tenth of a set smaller than 10,000 (at least one image, so a
+    tiny set still has a validation split). A test split (the python batches' `test_batch`, a
+    `test/` folder next to `train/`, or `x_test` in an .npz) becomes `x_test`/`y_test`.
 
     Args:
         path: a class-folder tree, a `cifar-10-batches-py`/`-bin` directory or an `.npz`;
@@ -318,8 +357,8 @@ def load(
         validation_size: how many training images to hold out, in [0, N); `None`: the default.
 
     Raises:
-        DataError: nothing found (listing where it looked and how to provide the data), or
-            malformed data.
+        DataError: nothing found (listing where it looked and how to provide the data),
+            malformed data, or training images of fewer than two classes.
     """
     if path is None:
         looked = default_locations()
@@ -336,8 +375,9 @@ def load(
         raise DataError(f"no such file or folder: {path}. {_HOW_TO_GET}")
     splits = _read(path)
     images, labels = splits["train"]
-    if validation_size is None:
-        validation_size = min(VALIDATION_SIZE, len(images) // 10)
+    check_classes(labels, CLASS_NAMES, str(path))
+    if validation_size is None:  # at least one: check_classes leaves two images or more
+        validation_size = max(1, min(VALIDATION_SIZE, len(images) // 10))
     if not 0 <= validation_size < len(images):
         raise DataError(
             f"validation_size must be in [0, {len(images)}) for {len(images)} training images, "

@@ -12,7 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from zoo.data import DataError, Splits, check_array, open_hdf5
+from zoo.data import (
+    DataError,
+    Splits,
+    check_array,
+    check_classes,
+    check_split,
+    fewest_for_split,
+    open_hdf5,
+)
 
 __all__ = ["COURSE_CLASSES", "KEYS", "load", "read_windows"]
 
@@ -22,6 +30,11 @@ STEPS, AXES = 150, 3
 
 
 def _check_labels(labels: np.ndarray, name: str, source: str, classes: int) -> np.ndarray:
+    if np.ndim(labels) == 1:
+        raise DataError(
+            f"{name} in {source} must be one-hot rows of shape (N, {classes}), got shape "
+            f"{np.shape(labels)}; class indices? store them one-hot, np.eye({classes})[{name}]"
+        )
     labels = check_array(labels, name, (None, classes), source=source)
     is_one_hot = np.isin(labels, (0, 1)).all() and (labels.sum(axis=1) == 1).all()
     if not is_one_hot:
@@ -65,7 +78,8 @@ def read_windows(
         attributes = {key: handle.attrs[key] for key in handle.attrs}
     x_train = check_array(arrays["trX"], "trX", (None, STEPS, AXES), source=source)
     x_test = check_array(arrays["tstX"], "tstX", (None, STEPS, AXES), source=source)
-    classes = arrays["trY"].shape[-1] if np.ndim(arrays["trY"]) == 2 else len(COURSE_CLASSES)
+    named = len(attributes["classes"]) if "classes" in attributes else len(COURSE_CLASSES)
+    classes = arrays["trY"].shape[-1] if np.ndim(arrays["trY"]) == 2 else named
     y_train = _check_labels(arrays["trY"], "trY", source, classes)
     y_test = _check_labels(arrays["tstY"], "tstY", source, classes)
     for x, y, split in ((x_train, y_train, "training"), (x_test, y_test, "test")):
@@ -92,7 +106,12 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
     Args:
         path: the HDF5 file.
         seed: seed of the validation split.
-        validation_fraction: share of the training windows held out, in [0, 1).
+        validation_fraction: share of the training windows held out, in [0, 1); 0 for no
+            validation set.
+
+    Raises:
+        DataError: a malformed file, training windows of fewer than two classes, or a split
+            (when `validation_fraction` > 0) that leaves no validation or no training window.
     """
     if path is None:
         raise DataError(
@@ -103,11 +122,18 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
     x_train, y_train, x_test, y_test, names, attributes = read_windows(path)
+    check_classes(y_train.argmax(axis=1), names, str(path))
     rng = np.random.default_rng(seed)
     held_out = []
     for label in range(len(names)):  # stratified: every class is in the validation set
         members = rng.permutation(np.flatnonzero(y_train[:, label] == 1))
         held_out.extend(members[: round(validation_fraction * len(members))])
+    if validation_fraction > 0:
+        check_split(
+            len(x_train), len(held_out), what="training windows", source=str(path),
+            fix=f"give at least {fewest_for_split(validation_fraction)} windows of one class "
+            f"({validation_fraction:g} of each class is held out, rounded)",
+        )
     is_validation = np.zeros(len(x_train), bool)
     is_validation[held_out] = True
     return Splits(
