@@ -74,6 +74,14 @@ def _channels_last(x: Any, channels: int) -> Any:
     )
 
 
+def _course_l2(reg: float) -> keras.regularizers.Regularizer | None:
+    """The course's L2 penalty, 0.5 * `reg` * sum W^2, as a Keras regularizer (`None` for 0).
+
+    Keras' `L2(l)` adds l * sum W^2, hence the half: the gradient then gains `reg` * W.
+    """
+    return keras.regularizers.L2(0.5 * reg) if reg > 0 else None
+
+
 def _pixel_scaling(channels: int, dtype: Any = None) -> keras.layers.Normalization:
     """A per-channel `Normalization` for pixels, built at once: built lazily inside Keras' first
     traced call, its constants would belong to a graph that is gone by the next call."""
@@ -144,9 +152,7 @@ class ThreeLayerConvNet(keras.Model):
             normalization, groups, channels, seed
         )
         seeds = [None if seed is None else seed + i for i in range(3)]
-        # Keras' L2(l) adds l * sum W^2; the course's convention is 0.5 * reg * sum W^2.
-        regularizer = keras.regularizers.L2(0.5 * reg) if reg > 0 else None
-        dense_options = dict(bias_initializer="zeros", kernel_regularizer=regularizer,
+        dense_options = dict(bias_initializer="zeros", kernel_regularizer=_course_l2(reg),
                              dtype=self.dtype_policy)
         self.scale = _pixel_scaling(channels, self.dtype_policy)
         self.conv = keras.layers.Conv2D(
@@ -675,7 +681,7 @@ class AirbenchNet(ScheduledModel):
         self.widths, self.crop_padding = tuple(widths), crop_padding
         self.test_augmentation, self.weight_decay = test_augmentation, weight_decay
         self.lookahead, self.num_classes, self.seed = lookahead, num_classes, seed
-        regularizer = keras.regularizers.L2(0.5 * weight_decay) if weight_decay > 0 else None
+        regularizer = _course_l2(weight_decay)
         seeds = iter(range(seed, seed + 7) if seed is not None else [None] * 7)
 
         def conv(filters: int) -> keras.layers.Conv2D:
