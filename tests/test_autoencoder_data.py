@@ -117,6 +117,67 @@ def test_load_from_a_folder_of_images(tmp_path):
     assert "2 images" in splits.info["source"]
 
 
+def write_photographs(folder, shapes, seed=3):
+    """Random-pixel PNGs, so that every 16x16 crop occurs once; returns them as RGB in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for index, shape in enumerate(shapes):
+        pixels = rng.integers(0, 256, (*shape, 3)).astype(np.uint8)
+        (folder / f"photo{index}.png").write_bytes(tf.io.encode_png(pixels).numpy())
+        images.append(pixels / 255.0)
+    return images
+
+
+def crop_position(images, patch):
+    """(image, row, column) of the one crop of `images` equal to `patch`."""
+    found = []
+    for index, image in enumerate(images):
+        if min(image.shape[:2]) < 16:
+            continue
+        windows = np.lib.stride_tricks.sliding_window_view(image, (16, 16), axis=(0, 1))
+        rows, columns = np.nonzero((windows == patch.transpose(2, 0, 1)).all(axis=(2, 3, 4)))
+        found += [(index, row, column) for row, column in zip(rows, columns)]
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.mark.parametrize("whiten", [False, True])
+def test_colour_patches_of_photographs_are_where_the_grey_patches_were_cut(tmp_path, whiten):
+    images = write_photographs(tmp_path, [(40, 48), (10, 10), (33, 60)])  # one too small
+    splits = data.load(tmp_path, seed=5, count=300, whiten=whiten)
+    colour, preprocessed = data.colour_patches(splits.info, count=50)
+    assert colour.shape == (50, 16, 16, 3) and preprocessed.shape == (50, 256)
+    std = splits.info["preprocessing"]["clip_std"]
+    greys = [data.luminance(image) for image in images]
+    if whiten:
+        greys = [data.whiten_image(grey) for grey in greys]
+    positions = [crop_position(images, patch) for patch in colour]
+    assert len(set(positions)) > 40 and {image for image, _, _ in positions} == {0, 2}
+    expected = np.stack([greys[image][row : row + 16, column : column + 16]
+                         for image, row, column in positions])
+    np.testing.assert_allclose(preprocessed, data.preprocess_patches(expected, std), atol=1e-6)
+    if not whiten:  # then the grey patch is the colour patch's luminance
+        np.testing.assert_allclose(
+            preprocessed, data.preprocess_patches(colour.transpose(0, 3, 1, 2), std), atol=1e-6
+        )
+    trained = {row.tobytes() for row in np.concatenate([splits.x_train, splits.x_val])}
+    assert all(row.tobytes() in trained for row in preprocessed)  # the very patches trained on
+
+
+def test_colour_patches_of_a_patch_file_are_its_rgb_and_their_preprocessing(patch_file):
+    splits = data.load(patch_file, seed=2)
+    colour, preprocessed = data.colour_patches(splits.info)
+    stored = data.read_patch_file(patch_file)
+    indices = [int(np.flatnonzero((stored == patch.transpose(2, 0, 1)).all(axis=(1, 2, 3)))[0])
+               for patch in colour]
+    assert len(set(indices)) == 200  # 200 distinct patches of the 256
+    std = splits.info["preprocessing"]["clip_std"]
+    np.testing.assert_allclose(preprocessed, data.preprocess_patches(stored[indices], std),
+                               atol=1e-6)
+    trained = {row.tobytes() for row in np.concatenate([splits.x_train, splits.x_val])}
+    assert all(row.tobytes() in trained for row in preprocessed)
+
+
 def test_load_errors_say_where_they_looked(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         data.load(tmp_path / "nowhere")

@@ -13,6 +13,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import zoo
 
@@ -138,7 +139,7 @@ def test_train_evaluate_export(tmp_path, patch_file, subprocess_env, cli):
     assert counts and int(counts[1]) + int(counts[2]) == 256 and int(counts[2]) > 0
     assert "val_reconstruction:" in result.stdout
     run_dir = tmp_path / "runs" / NAME
-    for figure in ("curves.png", "features.png", "reconstructions.png"):
+    for figure in ("curves.png", "features.png", "reconstructions.png", "patches.png"):
         assert (run_dir / figure).read_bytes().startswith(PNG_MAGIC), figure
     run = json.loads((run_dir / "run.json").read_text())
     assert run["name"] == NAME
@@ -169,6 +170,19 @@ def test_train_evaluate_export(tmp_path, patch_file, subprocess_env, cli):
     assert card["hyperparameters"] == run["hyperparameters"]
     assert card["metrics"] == run["metrics"]
     assert card["headline_metric"] == "val_reconstruction"
+
+
+def test_train_on_a_folder_of_photographs_draws_the_colour_patches(cli, tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "photos").mkdir()
+    for index in range(2):
+        pixels = rng.integers(0, 256, (40, 48, 3)).astype(np.uint8)
+        (tmp_path / "photos" / f"{index}.png").write_bytes(tf.io.encode_png(pixels).numpy())
+    code, out, err = cli("train", NAME, "--data", tmp_path / "photos", "--epochs", 1,
+                         "--set", "hidden_units=4")
+    assert code == 0, err
+    assert (tmp_path / "runs" / NAME / "patches.png").read_bytes().startswith(PNG_MAGIC)
+    assert "patches.png" in out
 
 
 def test_sweep_trains_the_grid_and_draws_one_figure(cli, tmp_path, patch_file):

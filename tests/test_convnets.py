@@ -1,5 +1,5 @@
-"""Convolutional family: cs231n's sanity checks, normalisation, augmentation, the written-out loop
-against `fit`, serialisation and export."""
+"""Convolutional family: cs231n's sanity checks, the fully-connected baseline, normalisation,
+augmentation, the written-out loop against `fit`, serialisation and export."""
 
 import math
 import shutil
@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from gradients import assert_matches_finite_differences
 
 import zoo
 from zoo.convnets import data
@@ -18,6 +19,7 @@ from zoo.convnets.model import (
     OneCycle,
     RandomCropFlip,
     ThreeLayerConvNet,
+    TwoLayerNet,
 )
 from zoo.data import Splits
 from zoo.export import export
@@ -117,6 +119,79 @@ def test_overfits_100_training_images(tmp_path):
     history = model.fit(images, np.eye(10, dtype="float32")[labels], batch_size=50, epochs=15,
                         verbose=0)
     assert history.history["accuracy"][-1] >= 0.95
+
+
+# --- the fully-connected baseline ---
+
+
+def test_two_layer_net_starts_at_log_10_and_adds_the_course_l2():
+    x, y = pixels(50), one_hot(50)
+    losses = {}
+    for reg in (0.0, 1.0):
+        model = TwoLayerNet(hidden_dim=200, reg=reg, seed=0)
+        model.scale.adapt(x)
+        losses[reg] = float(total_loss(model, x, y))
+    assert abs(losses[0.0] - math.log(10)) < 0.02
+    weights = sum(float(np.sum(w.numpy() ** 2)) for w in (model.hidden.kernel, model.scores.kernel))
+    assert losses[1.0] == pytest.approx(losses[0.0] + 0.5 * 1.0 * weights, rel=1e-4)
+
+
+def test_two_layer_net_gradient_matches_finite_differences_in_float64():
+    model = TwoLayerNet(hidden_dim=6, weight_scale=0.1, reg=0.3, seed=0, dtype="float64")
+    x = np.random.default_rng(1).normal(size=(3, 3, 4, 4))  # channels-first, as the course
+    y = np.eye(10)[[3, 7, 0]]
+    model(x)
+    assert_matches_finite_differences(lambda: total_loss(model, x, y), model.trainable_variables,
+                                      rtol=1e-5, atol=1e-8)
+
+
+def test_two_layer_net_kaiming_init_and_channels_first():
+    model = TwoLayerNet(hidden_dim=500, init="kaiming", seed=0)
+    x = pixels(2, channels_first=True)
+    np.testing.assert_allclose(model(x), model(x.transpose(0, 2, 3, 1)), rtol=1e-6)
+    assert np.std(model.hidden.kernel.numpy()) == pytest.approx(math.sqrt(2 / 3072), rel=0.02)
+    assert np.std(model.scores.kernel.numpy()) == pytest.approx(math.sqrt(2 / 500), rel=0.05)
+    np.testing.assert_array_equal(model.hidden.bias.numpy(), 0)
+
+
+def test_two_layer_net_first_filters_are_the_first_100_units_as_images():
+    model = TwoLayerNet(hidden_dim=150, seed=0)
+    model(pixels(1))
+    filters = keras.ops.convert_to_numpy(model.first_filters())
+    assert filters.shape == (100, 32, 32, 3)
+    # Unit 7's weight on pixel (row 2, column 5), green: row (2 * 32 + 5) * 3 + 1 of the kernel.
+    assert filters[7, 2, 5, 1] == model.hidden.kernel.numpy()[(2 * 32 + 5) * 3 + 1, 7]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"hidden_dim": 0}, "hidden_dim must be a positive integer, got 0"),
+        ({"weight_scale": 0.0}, "weight_scale must be positive, got 0.0"),
+        ({"init": "xavier"}, r"init must be one of \['normal', 'kaiming'\], got 'xavier'"),
+        ({"reg": -1.0}, "reg must be non-negative, got -1.0"),
+    ],
+)
+def test_two_layer_net_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TwoLayerNet(**kwargs)
+
+
+def test_two_layer_fc_overfits_a_few_images():
+    x, y = pixels(20), one_hot(20)
+    set_seed(0)
+    model = zoo.get("two_layer_fc", hidden_dim=100)
+    adapt_preprocessing(model, x)
+    history = model.fit(x, y, batch_size=10, epochs=20, verbose=0)
+    assert history.history["accuracy"][-1] == 1.0
+
+
+def test_two_layer_fc_course_preset_is_the_course_recipe():
+    model = zoo.get("two_layer_fc", preset="course")
+    assert isinstance(model, TwoLayerNet) and model.hidden_dim == 4000 and model.init == "kaiming"
+    assert isinstance(model.optimizer, keras.optimizers.SGD) and model.optimizer.momentum == 0.0
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-2)
+    assert zoo.get_entry("two_layer_fc").fit_settings("course") == {"epochs": 1, "batch_size": 64}
 
 
 # --- normalisation options: Keras' layers, used as the course describes ---
@@ -255,6 +330,7 @@ def test_train_loop_plans_the_schedule_and_reshuffles_with_a_seed(capsys):
     "name, overrides",
     [
         ("three_layer_convnet", {"normalization": "group", "groups": 4}),
+        ("two_layer_fc", {"hidden_dim": 8, "reg": 1e-3}),
         ("cifar_small", {"filters": 4}),
         ("cifar_airbench", {"width": 4}),
     ],
@@ -279,7 +355,8 @@ def test_keras_file_round_trip_and_uint8_export_reload(name, overrides, tmp_path
 
 
 @pytest.mark.parametrize("name, overrides", [("cifar_small", {"filters": 4}),
-                                             ("cifar_airbench", {"width": 4})])
+                                             ("cifar_airbench", {"width": 4}),
+                                             ("two_layer_fc", {"hidden_dim": 8})])
 def test_figures_draw_colour_filters_and_confusion_matrices(name, overrides, tmp_path):
     set_seed(0)
     model = zoo.get(name, **overrides)
@@ -343,3 +420,14 @@ def test_cli_train_evaluate_on_a_test_folder_and_export(tmp_path, monkeypatch, c
     assert main(["export", "cifar_small"]) == 0
     card = (tmp_path / "saved_models" / "cifar_small" / "1" / "model_card.json").read_text()
     assert '"dtype": "uint8"' in card
+
+
+def test_cli_trains_two_layer_fc_on_a_tiny_npz(cli, tmp_path):
+    np.savez(tmp_path / "cifar.npz", x_train=pixels(30), y_train=np.arange(30) % 10)
+    code, out, err = cli("train", "two_layer_fc", "--data", "cifar.npz", "--epochs", "1",
+                         "--set", "hidden_dim=16")
+    assert code == 0, err
+    assert "val_accuracy:" in out
+    run = tmp_path / "runs" / "two_layer_fc"
+    assert {"filters.png", "curves.png", "confusion_val.png", "model.keras"} <= {p.name for p in run.iterdir()}
+    assert keras.saving.load_model(run / "model.keras").hidden_dim == 16

@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 from zoo.files import atomic_path  # noqa: E402
 
 __all__ = [
+    "CONTRASTS",
     "confusion_matrix",
     "draw_image_grid",
     "image_grid",
@@ -62,27 +63,42 @@ def learning_curves(history: Mapping[str, Sequence[float]], path: str | Path, ti
     return save(figure, path)
 
 
-def _mosaic(images: np.ndarray, columns: int | None = None) -> np.ndarray:
-    """Tiles `(K, H, W)` or RGB `(K, H, W, 3)` images, each scaled to its own [-1, 1] range,
-    with 1-pixel gaps (NaN)."""
+CONTRASTS = ("each", "shared")
+
+
+def _mosaic(images: np.ndarray, columns: int | None = None, contrast: str = "each") -> np.ndarray:
+    """Tiles `(K, H, W)` or RGB `(K, H, W, 3)` images, scaled to [-1, 1], with 1-pixel gaps (NaN).
+
+    `contrast` "each" stretches each image about its own mean (weights, filters: only their
+    pattern matters); "shared" maps the smallest and largest value of all images to -1 and 1, so
+    that brightness can be compared between images (data, say).
+    """
+    if contrast not in CONTRASTS:
+        raise ValueError(f"contrast must be one of {list(CONTRASTS)}, got {contrast!r}")
     count, height, width = images.shape[:3]
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
     mosaic = np.full(
         (rows * (height + 1) + 1, columns * (width + 1) + 1, *images.shape[3:]), np.nan
     )
+    low, high = float(np.min(images)), float(np.max(images))
     for index, image in enumerate(images):
-        scale = np.abs(image - image.mean()).max() or 1.0
+        if contrast == "each":
+            center = image.mean()
+            scale = np.abs(image - center).max() or 1.0
+        else:
+            center, scale = (low + high) / 2, (high - low) / 2 or 1.0
         row, column = divmod(index, columns)
         top, left = 1 + row * (height + 1), 1 + column * (width + 1)
-        mosaic[top : top + height, left : left + width] = (image - image.mean()) / scale
+        mosaic[top : top + height, left : left + width] = (image - center) / scale
     return mosaic
 
 
-def draw_image_grid(axis: Any, images: np.ndarray, title: str = "") -> None:
+def draw_image_grid(axis: Any, images: np.ndarray, title: str = "", contrast: str = "each") -> None:
     """Draws `(K, H, W)` images as a grey mosaic on `axis`, or `(K, H, W, 3)` as a colour one
-    (first-layer filters of a conv net, say), each image contrast-stretched."""
-    mosaic = _mosaic(np.asarray(images))
+    (first-layer filters of a conv net, say); `contrast` "each" stretches each image on its
+    own, "shared" puts all on one scale."""
+    mosaic = _mosaic(np.asarray(images), contrast=contrast)
     if mosaic.ndim == 3:  # RGB: [-1, 1] to [0, 1], white gaps
         axis.imshow(np.nan_to_num((mosaic + 1) / 2, nan=1.0), interpolation="nearest")
     else:
@@ -94,11 +110,24 @@ def draw_image_grid(axis: Any, images: np.ndarray, title: str = "") -> None:
         axis.set_title(title)
 
 
-def image_grid(images: np.ndarray, path: str | Path, title: str) -> Path:
+def image_grid(
+    images: np.ndarray | Mapping[str, np.ndarray],
+    path: str | Path,
+    title: str,
+    contrast: str = "each",
+) -> Path:
     """Saves `(K, H, W)` grey or `(K, H, W, 3)` colour images as one mosaic PNG (features,
-    filters, samples)."""
-    figure, axis = plt.subplots(figsize=(7, 7))
-    draw_image_grid(axis, images, title)
+    filters, samples), or a mapping of label -> images as labelled mosaics side by side (the
+    same patches in colour and after preprocessing, say). `contrast` as in `draw_image_grid`."""
+    if not isinstance(images, Mapping):
+        figure, axis = plt.subplots(figsize=(7, 7))
+        draw_image_grid(axis, images, title, contrast)
+        return save(figure, path)
+    figure, axes = plt.subplots(1, len(images), figsize=(6.5 * len(images), 7), squeeze=False)
+    for axis, (label, grid) in zip(axes.flat, images.items()):
+        draw_image_grid(axis, grid, label, contrast)
+    figure.suptitle(title)
+    figure.tight_layout()
     return save(figure, path)
 
 

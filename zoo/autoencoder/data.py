@@ -29,8 +29,12 @@ from zoo.data import (
 __all__ = [
     "LUMA_WEIGHTS",
     "center_luminance",
+    "colour_patches",
+    "cut_patches",
     "embedded_photographs",
     "load",
+    "luminance",
+    "patch_positions",
     "preprocess_patches",
     "read_images",
     "read_patch_file",
@@ -112,11 +116,36 @@ def read_patch_file(path: str | Path) -> np.ndarray:
     return check_array(patches, "'data'", (None, 3, PATCH_SIZE, PATCH_SIZE), source=str(path))
 
 
-def read_images(paths: Sequence[str | Path]) -> list[np.ndarray]:
-    """Decodes image files to greyscale luminance arrays `(H, W)` in [0, 1]."""
-    return [
-        decode_image(path).astype(np.float64) / 255.0 @ np.asarray(LUMA_WEIGHTS) for path in paths
-    ]
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """Luminance `(H, W)` of a channels-last RGB image `(H, W, 3)`."""
+    return rgb @ np.asarray(LUMA_WEIGHTS)
+
+
+def read_images(paths: Sequence[str | Path], colour: bool = False) -> list[np.ndarray]:
+    """Decodes image files to greyscale luminance arrays `(H, W)` in [0, 1], or with `colour`
+    to RGB arrays `(H, W, 3)` in [0, 1] (whose `luminance` is the greyscale image)."""
+    images = []
+    for path in paths:
+        rgb = decode_image(path).astype(np.float64) / 255.0
+        images.append(rgb if colour else luminance(rgb))
+    return images
+
+
+def _image_paths(path: str | Path | None) -> tuple[list[Path], str]:
+    """The photographs `load` cuts patches from, and a description of them for `Splits.info`."""
+    if path is None:
+        image_paths = embedded_photographs()
+        return image_paths, "embedded photographs: " + ", ".join(p.name for p in image_paths)
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DataError(
+            f"{folder} does not exist; give the course's HDF5 patch file, a folder of "
+            "images, or nothing for the embedded photographs"
+        )
+    image_paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not image_paths:
+        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {folder}")
+    return image_paths, f"{len(image_paths)} images under {folder.resolve()}"
 
 
 def embedded_photographs() -> list[Path]:
@@ -155,21 +184,44 @@ def whiten_image(image: np.ndarray, cutoff: float = WHITENING_CUTOFF) -> np.ndar
     return whitened / whitened.std()
 
 
+def patch_positions(
+    shapes: Sequence[tuple[int, ...]], count: int, seed: int = 0, size: int = PATCH_SIZE
+) -> np.ndarray:
+    """Where `sample_patches` cuts: `(count, 3)` rows of (image index, top row, left column),
+    images drawn evenly among those of `shapes` at least `size` x `size`.
+
+    Depends on the images' shapes only, so the same positions can be cut from the photographs'
+    colour and from their (whitened) luminance.
+    """
+    usable = [index for index, shape in enumerate(shapes) if min(shape[:2]) >= size]
+    if not usable:
+        raise DataError(f"no image is at least {size}x{size} pixels")
+    rng = np.random.default_rng(seed)
+    positions = np.empty((count, 3), dtype=np.int64)
+    for index, usable_index in enumerate(rng.integers(len(usable), size=count)):
+        height, width = shapes[usable[usable_index]][:2]
+        positions[index] = (
+            usable[usable_index], rng.integers(height - size + 1), rng.integers(width - size + 1)
+        )
+    return positions
+
+
+def cut_patches(
+    images: Sequence[np.ndarray], positions: np.ndarray, size: int = PATCH_SIZE
+) -> np.ndarray:
+    """The `size` x `size` crops at `positions` (from `patch_positions`): `(N, size, size)` from
+    greyscale images, `(N, size, size, 3)` from colour ones."""
+    return np.stack([
+        images[image][row : row + size, column : column + size] for image, row, column in positions
+    ])
+
+
 def sample_patches(
     images: Sequence[np.ndarray], count: int, seed: int = 0, size: int = PATCH_SIZE
 ) -> np.ndarray:
     """`count` random `size` x `size` crops, `(count, size, size)`, drawn evenly from `images`."""
-    usable = [image for image in images if min(image.shape[:2]) >= size]
-    if not usable:
-        raise DataError(f"no image is at least {size}x{size} pixels")
-    rng = np.random.default_rng(seed)
-    patches = np.empty((count, size, size))
-    for index, image_index in enumerate(rng.integers(len(usable), size=count)):
-        image = usable[image_index]
-        row = rng.integers(image.shape[0] - size + 1)
-        column = rng.integers(image.shape[1] - size + 1)
-        patches[index] = image[row : row + size, column : column + size]
-    return patches
+    positions = patch_positions([image.shape for image in images], count, seed, size)
+    return cut_patches(images, positions, size)
 
 
 def load(
@@ -192,8 +244,8 @@ def load(
             is used as stored.
 
     Returns:
-        `Splits` of `(N, 256)` float32 patches in [0.1, 0.9]; `info` records source and
-        preprocessing.
+        `Splits` of `(N, 256)` float32 patches in [0.1, 0.9]; `info` records source, sampling
+        and preprocessing.
 
     Raises:
         DataError: unreadable or malformed data, or a split (when `validation_fraction` > 0)
@@ -207,26 +259,18 @@ def load(
         info["source"] = f"patch file {Path(path).resolve()}"
         whiten = False
     else:
-        if path is None:
-            image_paths = embedded_photographs()
-            info["source"] = "embedded photographs: " + ", ".join(p.name for p in image_paths)
-        else:
-            folder = Path(path)
-            if not folder.is_dir():
-                raise DataError(
-                    f"{folder} does not exist; give the course's HDF5 patch file, a folder of "
-                    "images, or nothing for the embedded photographs"
-                )
-            image_paths = sorted(
-                p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-            )
-            if not image_paths:
-                raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {folder}")
-            info["source"] = f"{len(image_paths)} images under {folder.resolve()}"
+        image_paths, info["source"] = _image_paths(path)
         images = read_images(image_paths)
         if whiten:
             images = [whiten_image(image) for image in images]
         patches = sample_patches(images, count, seed)
+    # Enough to cut the same patches again, in colour (`colour_patches`), without keeping
+    # arrays in `info`, which model cards copy.
+    info["sampling"] = {
+        "path": None if path is None else str(Path(path).resolve()),
+        "seed": seed,
+        "count": len(patches),
+    }
     centered = center_luminance(patches)
     std = float(centered.std())
     inputs = scale_to_unit_interval(centered, std)
@@ -257,3 +301,37 @@ def load(
         x_val=inputs[order[:validation_size]],
         info=info,
     )
+
+
+def colour_patches(info: dict[str, Any], count: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """`count` random patches of the data `load` described in `info`, in colour and as the
+    autoencoder sees them.
+
+    From the course's patch file the colour is its RGB data; from photographs, the colour crops
+    at the positions the greyscale patches were cut from (before any whitening). Both are cut
+    again from the source, with `load`'s seed, so nothing but `info` needs keeping.
+
+    Args:
+        info: `Splits.info` of `load`, with its "sampling" and "preprocessing" records.
+        count: how many patches (all, if there are fewer); chosen with `load`'s seed.
+
+    Returns:
+        `(colour, preprocessed)`: RGB `(count, 16, 16, 3)` (the patch file's values as stored,
+        photographs in [0, 1]) and the same patches preprocessed exactly as in the splits,
+        `(count, 256)` float32 in [0.1, 0.9].
+    """
+    sampling, preprocessing = info["sampling"], info["preprocessing"]
+    total, seed = sampling["count"], sampling["seed"]
+    chosen = np.random.default_rng(seed).choice(total, size=min(count, total), replace=False)
+    path = sampling["path"]
+    if path is not None and Path(path).is_file():
+        rgb = read_patch_file(path)[chosen]  # (count, 3, 16, 16)
+        colour, grey = rgb.transpose(0, 2, 3, 1), rgb
+    else:
+        images = read_images(_image_paths(path)[0], colour=True)
+        greys = [luminance(image) for image in images]
+        if preprocessing["whitened_images"]:
+            greys = [whiten_image(grey) for grey in greys]
+        positions = patch_positions([image.shape for image in images], total, seed)[chosen]
+        colour, grey = cut_patches(images, positions), cut_patches(greys, positions)
+    return colour, scale_to_unit_interval(center_luminance(grey), preprocessing["clip_std"])

@@ -25,10 +25,26 @@ def _as_patches(rows: Any) -> np.ndarray:
     return np.asarray(rows).reshape(-1, data.PATCH_SIZE, data.PATCH_SIZE)
 
 
+def _patches_figure(info: dict[str, Any], out_dir: Path) -> Path:
+    """The course's first figure: random patches in colour beside what the autoencoder sees."""
+    colour, preprocessed = data.colour_patches(info)
+    grey = "whitened luminance" if info["preprocessing"]["whitened_images"] else "luminance"
+    preprocessing = f"after preprocessing\n({grey}, patch mean removed, +-3 std clip, [0.1, 0.9])"
+    return plots.image_grid(
+        {"colour": colour, preprocessing: _as_patches(preprocessed)},
+        out_dir / "patches.png",
+        f"{len(colour)} random patches: colour (left) and after preprocessing (right)",
+        contrast="shared",  # one scale: the patches' brightness and the clipping stay visible
+    )
+
+
 def _figures(model: SparseAutoencoder, splits: Splits, out_dir: Path) -> list[Path]:
     originals = splits.x_val[:10] if len(splits.x_val) else splits.x_train[:10]
     hidden = model.encode(splits.x_train).numpy()
+    # Splits built by hand (not by `data.load`) have no record to cut colour patches from.
+    patches = [_patches_figure(splits.info, out_dir)] if "sampling" in splits.info else []
     return [
+        *patches,
         plots.image_grid(
             _as_patches(model.features()),
             out_dir / "features.png",

@@ -1,7 +1,13 @@
-"""Convolutional family for CIFAR-10: ThreeLayerConvNet, the course's challenge net, airbench's
-fast net, CIFAR-10 readers and pipeline, registry entries."""
+"""Convolutional family for CIFAR-10: the fully-connected baseline TwoLayerNet, ThreeLayerConvNet,
+the course's challenge net, airbench's fast net, CIFAR-10 readers and pipeline, registry entries."""
 
-from zoo.convnets.entries import CIFAR10, cifar_airbench, cifar_small, three_layer_convnet
+from zoo.convnets.entries import (
+    CIFAR10,
+    cifar_airbench,
+    cifar_small,
+    three_layer_convnet,
+    two_layer_fc,
+)
 from zoo.convnets.model import (
     AirbenchNet,
     CifarSmallNet,
@@ -12,6 +18,7 @@ from zoo.convnets.model import (
     PatchWhitening,
     RandomCropFlip,
     ThreeLayerConvNet,
+    TwoLayerNet,
 )
 
 __all__ = [
@@ -25,7 +32,9 @@ __all__ = [
     "PatchWhitening",
     "RandomCropFlip",
     "ThreeLayerConvNet",
+    "TwoLayerNet",
     "cifar_airbench",
     "cifar_small",
     "three_layer_convnet",
+    "two_layer_fc",
 ]
