@@ -7,14 +7,9 @@ import pytest
 import tensorflow as tf
 from gradients import assert_matches_finite_differences
 
-from zoo.convnets.model import (
-    AirbenchNet,
-    FastShiftBatchNorm,
-    Lookahead,
-    OneCycle,
-    PartialIdentity,
-    PatchWhitening,
-)
+from zoo.convnets.layers import FastShiftBatchNorm, PartialIdentity, PatchWhitening
+from zoo.convnets.model import AirbenchNet
+from zoo.schedules import Lookahead, OneCycle
 from zoo.data import Splits
 from zoo.training import adapt_preprocessing, set_seed, train_loop
 

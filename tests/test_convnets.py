@@ -14,16 +14,12 @@ from gradients import assert_matches_finite_differences
 import zoo
 from zoo.convnets import data
 from zoo.convnets.entries import CIFAR10
-from zoo.convnets.model import (
-    CifarSmallNet,
-    OneCycle,
-    RandomCropFlip,
-    ThreeLayerConvNet,
-    TwoLayerNet,
-)
+from zoo.convnets.layers import RandomCropFlip
+from zoo.convnets.model import CifarSmallNet, ThreeLayerConvNet, TwoLayerNet
 from zoo.data import Splits
 from zoo.export import export
 from zoo.registry import HyperparameterError
+from zoo.schedules import OneCycle
 from zoo.training import adapt_preprocessing, set_seed, train_loop
 
 SHARED_CIFAR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10" / "train"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from zoo.convnets import data
-from zoo.convnets.model import RandomCropFlip
+from zoo.convnets.layers import RandomCropFlip
 from zoo.data import DataError
 
 SHARED_CIFAR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10" / "train"

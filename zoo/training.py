@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import runs
+from zoo import hooks, runs
 from zoo.data import DataError, Splits
 from zoo.files import atomic_path
 
@@ -170,7 +170,7 @@ def stacked_batches(
 
 def adapt_preprocessing(model: keras.Model, x: np.ndarray) -> list[str]:
     """Fits every `keras.layers.Normalization` in `model` that has no fixed mean to `x`, and
-    every other layer with an `adapt` method whose `is_adapted` is false
+    every other `zoo.hooks.Adaptable` layer whose `is_adapted` is false
     (`zoo.convnets.PatchWhitening`, say).
 
     Statistics fitted on training data only live inside the model, so they are saved, exported
@@ -181,7 +181,7 @@ def adapt_preprocessing(model: keras.Model, x: np.ndarray) -> list[str]:
         if isinstance(layer, keras.layers.Normalization):
             needs_fitting = layer.input_mean is None
         else:
-            needs_fitting = not getattr(layer, "is_adapted", True)
+            needs_fitting = isinstance(layer, hooks.Adaptable) and not layer.is_adapted
         if needs_fitting:
             layer.adapt(x)
             adapted.append(layer.name)
@@ -191,12 +191,11 @@ def adapt_preprocessing(model: keras.Model, x: np.ndarray) -> list[str]:
 def check_labels(model: keras.Model, labels: np.ndarray | None) -> None:
     """Raises `DataError` when one-hot `labels` have another class count than a classifier
     `model` (one with `num_classes`) outputs."""
-    classes = getattr(model, "num_classes", None)
-    if classes is not None and labels is not None and np.ndim(labels) == 2:
-        if np.shape(labels)[-1] != classes:
+    if isinstance(model, hooks.Classifier) and labels is not None and np.ndim(labels) == 2:
+        if np.shape(labels)[-1] != model.num_classes:
             raise DataError(
                 f"the labels have {np.shape(labels)[-1]} classes but the model outputs "
-                f"{classes}; build it with num_classes={np.shape(labels)[-1]}"
+                f"{model.num_classes}; build it with num_classes={np.shape(labels)[-1]}"
             )
 
 
@@ -413,7 +412,8 @@ def train_loop(
         raise DataError("train_loop needs targets (splits.y_train)")
     adapt_preprocessing(model, splits.x_train)
     steps_per_epoch = math.ceil(len(splits.x_train) / batch_size)
-    if hasattr(model, "plan_training"):
+    planned = isinstance(model, hooks.PlannedTraining)
+    if planned:
         model.plan_training(steps_per_epoch * epochs)
     train = tf.data.Dataset.from_tensor_slices((splits.x_train, splits.y_train))
     if shuffle_seed is not None:
@@ -442,7 +442,7 @@ def train_loop(
 
     # Callbacks that belong to the model's recipe (Lookahead, say), as its `fit` would add them.
     recipe = keras.callbacks.CallbackList(
-        getattr(model, "training_callbacks", list)(), model=model, epochs=epochs,
+        model.training_callbacks() if planned else [], model=model, epochs=epochs,
         steps=steps_per_epoch,
     )
     recipe.on_train_begin()

@@ -14,7 +14,7 @@ from zoo.autoencoder import data
 from zoo.autoencoder.model import SparseAutoencoder
 from zoo.autoencoder.objective import sparse_code
 from zoo.data import Splits
-from zoo.registry import Choice, Float, HParam, Int, Metric, Task, register
+from zoo.registry import Float, HParam, Int, Metric, Task, register
 
 __all__ = ["PATCH_RECONSTRUCTION", "sparse_autoencoder"]
 

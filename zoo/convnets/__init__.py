@@ -8,26 +8,14 @@ from zoo.convnets.entries import (
     three_layer_convnet,
     two_layer_fc,
 )
-from zoo.convnets.model import (
-    AirbenchNet,
-    CifarSmallNet,
-    FastShiftBatchNorm,
-    Lookahead,
-    OneCycle,
-    PartialIdentity,
-    PatchWhitening,
-    RandomCropFlip,
-    ThreeLayerConvNet,
-    TwoLayerNet,
-)
+from zoo.convnets.layers import FastShiftBatchNorm, PartialIdentity, PatchWhitening, RandomCropFlip
+from zoo.convnets.model import AirbenchNet, CifarSmallNet, ThreeLayerConvNet, TwoLayerNet
 
 __all__ = [
     "CIFAR10",
     "AirbenchNet",
     "CifarSmallNet",
     "FastShiftBatchNorm",
-    "Lookahead",
-    "OneCycle",
     "PartialIdentity",
     "PatchWhitening",
     "RandomCropFlip",

@@ -21,12 +21,12 @@ from zoo.convnets.model import (
     TEST_AUGMENTATIONS,
     AirbenchNet,
     CifarSmallNet,
-    OneCycle,
     ThreeLayerConvNet,
     TwoLayerNet,
 )
 from zoo.data import Splits
 from zoo.registry import Choice, Float, HParam, HyperparameterError, Int, Metric, Task, register
+from zoo.schedules import OneCycle
 
 __all__ = ["CIFAR10", "cifar_airbench", "cifar_small", "three_layer_convnet", "two_layer_fc"]
 

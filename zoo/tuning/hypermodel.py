@@ -233,15 +233,16 @@ class EntryHyperModel(kt.HyperModel):
         with contextlib.ExitStack() as stack:
             if run_dir is None:
                 run_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo-trial-"))
-            draw = None
-            if figures:
-                def draw(trained: keras.Model, history: dict[str, list[float]]) -> list[Path]:
-                    return runs.draw_figures(self.entry.task, trained, splits, history, run_dir,
-                                             f"{self.entry.name}: tuned")
+
+            def draw(trained: keras.Model, history: dict[str, list[float]]) -> list[Path]:
+                return runs.draw_figures(self.entry.task, trained, splits, history, run_dir,
+                                         f"{self.entry.name}: tuned")
+
             try:
                 history = training.fit(
                     model, splits, run_dir, callbacks=callbacks, verbose=verbose,
-                    record=full_record, figures=draw, overwrite=overwrite, **settings
+                    record=full_record, figures=draw if figures else None, overwrite=overwrite,
+                    **settings
                 )
             except training.NonFiniteLossError as error:
                 raise kt.errors.FailedTrialError(str(error)) from error

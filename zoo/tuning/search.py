@@ -35,7 +35,7 @@ from keras_tuner.src import utils as kt_utils
 from keras_tuner.src.distribute import utils as kt_distribute
 
 import zoo
-from zoo import plots, runs, training
+from zoo import runs, training
 from zoo.data import Splits
 from zoo.files import atomic_path
 from zoo.registry import Choice, Float, Int, Objective

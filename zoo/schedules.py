@@ -1,0 +1,137 @@
+"""Training-recipe pieces any family may use: a one-cycle learning rate, Lookahead weight
+averaging, and a model base class whose `fit` sizes its schedule to the run.
+
+They started as parts of the fast CIFAR-10 recipe (`zoo.convnets.AirbenchNet`), but nothing in
+them is about images: a model opts in by deriving from `ScheduledModel` and returning its
+recipe's callbacks from `training_callbacks` (the hooks `zoo.hooks.TrainingHooks` describes).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+from keras import ops
+
+__all__ = ["Lookahead", "OneCycle", "ScheduledModel"]
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from `initial` · `peak` to `peak` over the first `warmup` share of training,
+    then linear decay to `final` · `peak`: the one-cycle shape of fast CIFAR-10 recipes.
+
+    The length, `total_steps`, is a variable so that a model can set it once it knows its data
+    and epochs (`ScheduledModel.plan_training`) without retracing.
+
+    Args:
+        peak: the highest learning rate.
+        warmup: share of the steps spent warming up, in (0, 1).
+        total_steps: steps of the whole run.
+        initial: the first rate, as a share of `peak`, in [0, 1].
+        final: the last rate, as a share of `peak`, in [0, 1].
+    """
+
+    def __init__(self, peak: float, warmup: float = 0.2, total_steps: int = 1,
+                 initial: float = 0.1, final: float = 0.0) -> None:
+        if not peak > 0 or not 0 < warmup < 1:
+            raise ValueError(f"need peak > 0 and 0 < warmup < 1, got {peak}, {warmup}")
+        if not (0 <= initial <= 1 and 0 <= final <= 1):
+            raise ValueError(f"initial and final must be shares of peak in [0, 1], got {initial}, {final}")
+        self.peak, self.warmup, self.initial, self.final = peak, warmup, initial, final
+        self.total_steps = keras.Variable(float(total_steps), trainable=False, name="total_steps")
+
+    def __call__(self, step: Any) -> Any:
+        progress = ops.clip(ops.cast(step, "float32") / ops.maximum(self.total_steps, 1.0), 0.0, 1.0)
+        rising = self.initial + (1.0 - self.initial) * progress / self.warmup
+        falling = self.final + (1.0 - self.final) * (1.0 - progress) / (1.0 - self.warmup)
+        return self.peak * ops.minimum(rising, falling)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"peak": self.peak, "warmup": self.warmup, "initial": self.initial,
+                "final": self.final, "total_steps": int(self.total_steps.numpy())}
+
+
+class Lookahead(keras.callbacks.Callback):
+    """Lookahead with an average that strengthens over training (hlb-CIFAR10, airbench).
+
+    After the first `start` share of the planned steps, every `every` steps the slow weights
+    move toward the trained ones, slow <- slow + (1 - rho) (fast - slow), and training continues
+    from them (fast <- slow), with rho = decay^every * progress^3: little averaging early, strong
+    at the end. Each epoch's last step updates too, so that evaluation, checkpoints and the final
+    model see the slow weights.
+    Every floating-point weight takes part, batch-norm statistics included.
+
+    Args:
+        every: steps between updates.
+        decay: per-step decay of the average at the end of training.
+        start: share of training before the first update.
+
+    Example:
+
+    >>> model.fit(x, y, epochs=10, callbacks=[Lookahead()])  # model.planned_steps set first
+    """
+
+    def __init__(self, every: int = 5, decay: float = 0.95, start: float = 0.3) -> None:
+        super().__init__()
+        if every < 1 or not 0 < decay < 1 or not 0 <= start < 1:
+            raise ValueError(f"need every >= 1, 0 < decay < 1, 0 <= start < 1; got {every}, {decay}, {start}")
+        self.every, self.decay, self.start = every, decay, start
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.slow: list[Any] | None = None
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        step = int(self.model.optimizer.iterations.numpy())
+        # The run's length, as zoo.hooks.PlannedTraining.planned_steps holds it.
+        progress = step / max(getattr(self.model, "planned_steps", 1), 1)
+        # Also at each epoch's last step, so that validation and checkpoints see slow weights.
+        last_of_epoch = batch + 1 == self.params.get("steps")
+        if progress < self.start or (step % self.every and not last_of_epoch):
+            return
+        if self.slow is None:
+            # Gathered now, not when training begins: `fit` builds a subclassed model lazily.
+            self.averaged = [w for w in self.model.weights if "float" in str(w.dtype)]
+            self.slow = [ops.copy(w.value) for w in self.averaged]
+            return
+        rho = self.decay**self.every * min(progress, 1.0) ** 3
+        for i, weight in enumerate(self.averaged):
+            self.slow[i] = self.slow[i] + (1.0 - rho) * (weight.value - self.slow[i])
+            weight.assign(self.slow[i])
+
+
+class ScheduledModel(keras.Model):
+    """A model whose `fit` first sets a `OneCycle` learning-rate schedule to the run's length and
+    adds the model's own training callbacks (`training_callbacks`).
+
+    A schedule that decays to zero at the end of training must know how many steps training
+    takes, which depends on the data and the epochs of each `fit` call, not on the model.
+    """
+
+    planned_steps = 1
+
+    def plan_training(self, total_steps: int) -> None:
+        """Sets the one-cycle schedule's length (if the optimizer has one) to `total_steps`."""
+        self.planned_steps = total_steps
+        schedule = getattr(self.optimizer, "_learning_rate", None)
+        if isinstance(schedule, OneCycle):
+            schedule.total_steps.assign(float(total_steps))
+
+    def training_callbacks(self) -> list[keras.callbacks.Callback]:
+        """Callbacks that are part of this model's training recipe (none here)."""
+        return []
+
+    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None,
+            epochs: int = 1, **kwargs: Any) -> Any:
+        """`keras.Model.fit`, after fitting the learning-rate schedule to this run's length."""
+        steps_per_epoch = kwargs.get("steps_per_epoch")
+        if steps_per_epoch is None and hasattr(x, "element_spec"):
+            steps_per_epoch = int(x.cardinality())
+            if steps_per_epoch < 0:
+                raise ValueError("a dataset of unknown length needs steps_per_epoch")
+        elif steps_per_epoch is None:
+            steps_per_epoch = math.ceil(len(x) / (batch_size or 32))
+        self.plan_training(steps_per_epoch * epochs)
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), *self.training_callbacks()]
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, **kwargs)
