@@ -1,5 +1,6 @@
 """Training machinery: resuming a killed run, the non-finite guard, history, stacked batches."""
 
+import io
 import re
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from zoo.runs import CHECKPOINT_DIR, HISTORY_FILE, MODEL_FILE
 from zoo.training import (
     EpochCheckpoint,
     NonFiniteLossError,
+    Progress,
     fit,
     read_history,
     set_seed,
@@ -367,3 +369,20 @@ def test_unknown_schedule_is_refused(tmp_path):
     splits = Splits(x_train=x, x_val=x[:0], y_train=np.eye(2)[[0] * 8], y_val=None)
     with pytest.raises(ValueError, match="'constant' or 'cosine', got 'linear'"):
         fit(tiny_classifier(), splits, tmp_path, epochs=1, batch_size=4, learning_rate_schedule="linear")
+
+
+def test_progress_prints_now_and_then_and_the_last_epoch_with_time_left(monkeypatch):
+    clock = iter([0.0, 1.0, 2.0, 30.0, 31.0])  # train begins, then the end of epochs 1-4
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    stream = io.StringIO()
+    progress = Progress(interval=10.0, stream=stream)
+    progress.set_params({"epochs": 4})
+    progress.on_train_begin()
+    for epoch in range(4):
+        progress.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
+    lines = stream.getvalue().splitlines()
+    # Epochs 1 and 2 end within 10 s of the start; epoch 3 after 30 s; epoch 4 is the last.
+    assert lines == [
+        "epoch 3/4: loss 0.3333 (0:30 elapsed, 0:10 left)",
+        "epoch 4/4: loss 0.25 (0:31 elapsed, 0:00 left)",
+    ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from zoo.files import atomic_path
 __all__ = [
     "EpochCheckpoint",
     "NonFiniteLossError",
+    "Progress",
     "StopOnNonFiniteLoss",
     "adapt_preprocessing",
     "check_labels",
@@ -119,6 +121,47 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._save(self.FINAL)
+
+
+class Progress(keras.callbacks.Callback):
+    """Training progress for people: a line at most every `interval` seconds, and at the last
+    epoch, with the epoch, the logged metrics and the time left.
+
+    Keras' per-epoch lines repeat near-identical text hundreds of times for a short-epoch,
+    long run (the autoencoder's 400 epochs); the full record is the run's `history.csv`.
+
+    Args:
+        interval: seconds between lines at least.
+        stream: where to write; default standard output.
+    """
+
+    def __init__(self, interval: float = 10.0, stream: Any = None) -> None:
+        super().__init__()
+        if not interval >= 0:
+            raise ValueError(f"interval must be >= 0 seconds, got {interval!r}")
+        self.interval, self.stream = interval, stream
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._start = self._last = time.monotonic()
+        self._first_epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._first_epoch is None:
+            self._first_epoch = epoch  # a resumed run starts past 0
+        now, epochs = time.monotonic(), self.params.get("epochs", epoch + 1)
+        if now - self._last < self.interval and epoch + 1 < epochs:
+            return
+        self._last = now
+        done = epoch + 1 - self._first_epoch
+        left = (now - self._start) / done * (epochs - epoch - 1)
+        metrics = ", ".join(f"{name} {value:.4g}" for name, value in (logs or {}).items())
+        print(f"epoch {epoch + 1}/{epochs}: {metrics} ({_duration(now - self._start)} elapsed, "
+              f"{_duration(left)} left)", file=self.stream or sys.stdout, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes}:{seconds:02d}" if minutes < 60 else f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 
 
 def read_history(path: str | Path) -> dict[str, list[float]]:
@@ -261,8 +304,10 @@ def fit(
             optimizer's initial one times (1 + cos(pi * epoch / epochs)) / 2, so training ends
             with small, averaging steps rather than wherever the last large step landed.
         callbacks: extra Keras callbacks.
-        verbose: Keras' progress output setting; "auto" is a progress bar on a terminal and
-            one line per epoch otherwise (logs, pipes).
+        verbose: "auto" prints a line now and then (`Progress`: at most every 10 seconds,
+            and the last epoch, with the time left); otherwise Keras' own setting (0 silent,
+            1 a progress bar per epoch, 2 a line per epoch). The full per-epoch record is
+            `history.csv` either way.
         record: what the run record holds besides the fit settings (entry name, preset,
             hyperparameters, seed, data); a resumed run must match it.
         figures: `figures(model, history) -> [paths]` draws the run's figures into `run_dir`
@@ -279,7 +324,7 @@ def fit(
         NonFiniteLossError: the loss became NaN or infinite (the last checkpoint is kept).
     """
     if verbose == "auto":
-        verbose = 1 if sys.stdout.isatty() else 2
+        callbacks, verbose = [*callbacks, Progress()], 0
     check_labels(model, splits.y_train)  # before any file is written
     validation = None
     if len(splits.x_val):
