@@ -52,8 +52,9 @@ ACTIVITY_RECOGNITION = Task(
     data=(
         f"accelerometer windows ({data.STEPS} steps x {data.AXES} axes) in the course's HDF5 "
         f"layout: {', '.join(data.KEYS)}, labels one-hot; class names from the file's 'classes' "
-        f"attribute, else {', '.join(data.COURSE_CLASSES)}. 10% of each training class is held "
-        "out for validation."
+        f"attribute, else {', '.join(data.COURSE_CLASSES)}. With subject ids (optional trS, "
+        "tstS) whole subjects, about 10% of the windows, are held out for validation; without, "
+        "10% of each training class (overlapping training windows)."
     ),
     load=data.load,
     metric=Metric("val_accuracy", "max", "validation accuracy (higher is better)"),
