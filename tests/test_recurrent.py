@@ -344,3 +344,67 @@ def test_entries_take_the_gravity_and_magnitude_options():
     assert model(sequences((2, 150, 3))).shape == (2, 6)
     defaults = zoo.get_entry("rnn").resolve()
     assert defaults["gravity_filter"] == "window_mean" and defaults["magnitude"] is False
+
+
+class RecordWeights(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.steps = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append([w.numpy() for w in self.model.trainable_weights])
+
+
+def ema_classifier(momentum):
+    model = SequenceClassifier("lstm", units=4, head_units=4, num_classes=3, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.5, use_ema=True, ema_momentum=momentum),
+                  loss="categorical_crossentropy")
+    return model
+
+
+def test_ema_ends_training_on_the_moving_average_of_the_steps(tmp_path):
+    x, y = sequences((4, 6, 3)), np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    model, recorder = ema_classifier(0.6), RecordWeights()
+    model.fit(x, y, batch_size=4, epochs=3, verbose=0, shuffle=False, callbacks=[recorder])
+    # Keras' EMA starts at the first step's weights, then a <- m a + (1 - m) w after each step.
+    average = recorder.steps[0]
+    for weights in recorder.steps[1:]:
+        average = [0.6 * a + 0.4 * w for a, w in zip(average, weights)]
+    assert len(recorder.steps) == 3
+    assert not np.allclose(recorder.steps[-1][0], average[0])  # not the last step's weights
+    for final, expected in zip(model.trainable_weights, average, strict=True):
+        np.testing.assert_allclose(final.numpy(), expected, atol=1e-6)
+
+    # Saved and loaded, the model keeps the averaged weights and the optimizer its EMA.
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert loaded.optimizer.use_ema and loaded.optimizer.ema_momentum == 0.6
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_ema_state_is_checkpointed_so_a_resumed_run_continues_the_average(tmp_path):
+    """Two epochs, a checkpoint (zoo.training.EpochCheckpoint's save_weights), a fresh model
+    restored from it and one more epoch end where three uninterrupted epochs do."""
+    x, y = sequences((4, 6, 3)), np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    straight = ema_classifier(0.6)
+    straight.fit(x, y, batch_size=4, epochs=3, verbose=0, shuffle=False)
+
+    first = ema_classifier(0.6)
+    checkpoint = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: epoch == 1 and first.save_weights(tmp_path / "e.weights.h5"))
+    first.fit(x, y, batch_size=4, epochs=3, verbose=0, shuffle=False, callbacks=[checkpoint])
+    resumed = ema_classifier(0.6)
+    resumed(x)
+    resumed.optimizer.build(resumed.trainable_variables)  # as EpochCheckpoint.restore does
+    resumed.load_weights(tmp_path / "e.weights.h5")
+    assert int(resumed.optimizer.iterations.numpy()) == 2
+    resumed.fit(x, y, batch_size=4, epochs=3, initial_epoch=2, verbose=0, shuffle=False)
+    for a, b in zip(resumed.trainable_weights, straight.trainable_weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+
+
+def test_entries_take_an_ema_momentum_off_by_default():
+    set_seed(0)
+    assert not zoo.get("rnn", units=4).optimizer.use_ema
+    for optimizer in ("adam", "sgd"):
+        averaged = zoo.get("rnn", units=4, ema_momentum=0.99, optimizer=optimizer).optimizer
+        assert averaged.use_ema and averaged.ema_momentum == 0.99

@@ -89,6 +89,9 @@ HPARAMS = {
     "clip_norm": HParam(1.0, "[0, inf)", Float(0.1, 10.0, log=True),
                         "clip the gradient's global norm to this (0: off)"),
     "label_smoothing": HParam(0.0, "[0, 1)", None, "cross-entropy label smoothing"),
+    "ema_momentum": HParam(0.0, "[0, 1)", None,
+                           "keep an exponential moving average of the weights with this momentum "
+                           "per step and end training on it (0: off, the last step's weights)"),
 }
 HAND_WRITTEN_ONLY = {
     "truncate_steps": HParam(0, "[0, 100000]", None, "truncated BPTT chunk length (0: full BPTT)"),
@@ -137,6 +140,12 @@ def _build(cell: str, implementation: str, name: str, **hparams: Any) -> Sequenc
         hparams.pop(key) for key in ("optimizer", "learning_rate", "momentum")
     )
     label_smoothing = hparams.pop("label_smoothing")
+    ema_momentum = hparams.pop("ema_momentum")
+    # Keras' optimizer EMA: updated by every optimizer.apply (the written-out train_step's too),
+    # saved with the optimizer's variables (checkpoints resume it), and written over the model's
+    # weights when fit ends (finalize_variable_values). Validation during training sees the raw
+    # weights; early stopping's restore_best_weights, when on, replaces the averaged ones.
+    averaging = {"use_ema": True, "ema_momentum": ema_momentum} if ema_momentum else {}
     off_if_zero = {key: hparams.pop(key) or None for key in ("clip_value", "clip_norm", "truncate_steps")
                    if key in hparams}
     model = SequenceClassifier(
@@ -152,9 +161,9 @@ def _build(cell: str, implementation: str, name: str, **hparams: Any) -> Sequenc
         **hparams,
     )
     if optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(learning_rate, momentum=momentum)
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=momentum, **averaging)
     else:
-        optimizer = keras.optimizers.Adam(learning_rate)
+        optimizer = keras.optimizers.Adam(learning_rate, **averaging)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
