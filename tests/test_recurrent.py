@@ -10,7 +10,9 @@ import zoo
 from zoo.training import set_seed
 from zoo.recurrent import (
     GRUCell,
+    LowPass,
     LSTMCell,
+    Magnitude,
     Recurrent,
     RNNCell,
     SensorAugmentation,
@@ -275,3 +277,134 @@ def test_entries_cover_hand_written_and_built_in_cells():
     assert ours.optimizer.learning_rate.numpy() == pytest.approx(0.1)
     # Same seeds, same math: the two start from the same weights.
     np.testing.assert_allclose(ours(x), theirs(x), atol=1e-5)
+
+
+def test_lowpass_keeps_a_constant_and_removes_a_fast_sine():
+    steps = np.arange(150, dtype="float32")
+    constant = np.full((2, 150, 3), 9.81, "float32")
+    np.testing.assert_allclose(LowPass(41)(constant), constant, rtol=1e-5)
+    # 2 Hz at 20 Hz sampling (walking's pace) on top of a slow drift (posture).
+    slow = np.linspace(-1, 1, 150, dtype="float32")
+    fast = np.sin(2 * np.pi * steps / 10).astype("float32")
+    x = np.stack([slow + fast, fast, 2 + 0 * fast], axis=-1)[None]
+    gravity = LowPass(41)(x).numpy()
+    assert gravity.shape == x.shape
+    inner = slice(25, 125)  # the edge extension bends a drift near the ends
+    assert np.abs(gravity[0, inner, 1]).max() < 0.02  # the sine alone: near zero
+    np.testing.assert_allclose(gravity[0, inner, 0], slow[inner], atol=0.03)
+    np.testing.assert_allclose(gravity[0, :, 2], 2.0, rtol=1e-5)
+
+
+def test_magnitude_is_the_norm_of_the_channels():
+    x = np.array([[[3.0, 4.0, 0.0], [0.0, 0.0, -2.0]]], "float32")
+    np.testing.assert_allclose(Magnitude(epsilon=0.0)(x), [[[5.0], [2.0]]])
+    assert Magnitude().compute_output_shape((None, 150, 3)) == (None, 150, 1)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: LowPass(4), "odd integer >= 3, got 4"),
+    (lambda: LowPass(1), "odd integer >= 3, got 1"),
+    (lambda: Magnitude(epsilon=-1.0), "epsilon must be >= 0"),
+    (lambda: SequenceClassifier(gravity_filter="butter"), "gravity_filter must be one of"),
+])
+def test_gravity_and_magnitude_arguments_are_checked(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_lowpass_and_magnitude_serialise():
+    for layer in (LowPass(21, name="g"), Magnitude(epsilon=1e-3)):
+        again = keras.layers.deserialize(keras.layers.serialize(layer))
+        assert type(again) is type(layer) and again.get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("options", [
+    {"separate_gravity": True, "gravity_filter": "lowpass", "gravity_width": 5},
+    {"magnitude": True},
+    {"separate_gravity": True, "gravity_filter": "lowpass", "gravity_width": 5, "magnitude": True},
+])
+def test_classifier_builds_trains_and_reloads_with_gravity_options(tmp_path, options):
+    x = sequences((4, 12, 3)).numpy() * 5
+    y = np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    model = tiny_classifier(normalize=True, pool_steps=2, input_shape=(12, 3), **options)
+    model.normalization.adapt(x)
+    changes = one_step_change(model, x, y)
+    assert all(np.isfinite(c).all() for c in changes) and any(np.abs(c).max() > 0 for c in changes)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_entries_take_the_gravity_and_magnitude_options():
+    set_seed(0)
+    model = zoo.get("rnn", units=4, head_units=4, separate_gravity=True, gravity_filter="lowpass",
+                    magnitude=True)
+    assert model.get_config()["gravity_filter"] == "lowpass" and model.magnitude
+    assert model(sequences((2, 150, 3))).shape == (2, 6)
+    defaults = zoo.get_entry("rnn").resolve()
+    assert defaults["gravity_filter"] == "window_mean" and defaults["magnitude"] is False
+
+
+class RecordWeights(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.steps = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append([w.numpy() for w in self.model.trainable_weights])
+
+
+def ema_classifier(momentum):
+    model = SequenceClassifier("lstm", units=4, head_units=4, num_classes=3, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.5, use_ema=True, ema_momentum=momentum),
+                  loss="categorical_crossentropy")
+    return model
+
+
+def test_ema_ends_training_on_the_moving_average_of_the_steps(tmp_path):
+    x, y = sequences((4, 6, 3)), np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    model, recorder = ema_classifier(0.6), RecordWeights()
+    model.fit(x, y, batch_size=4, epochs=3, verbose=0, shuffle=False, callbacks=[recorder])
+    # Keras' EMA starts at the first step's weights, then a <- m a + (1 - m) w after each step.
+    average = recorder.steps[0]
+    for weights in recorder.steps[1:]:
+        average = [0.6 * a + 0.4 * w for a, w in zip(average, weights)]
+    assert len(recorder.steps) == 3
+    assert not np.allclose(recorder.steps[-1][0], average[0])  # not the last step's weights
+    for final, expected in zip(model.trainable_weights, average, strict=True):
+        np.testing.assert_allclose(final.numpy(), expected, atol=1e-6)
+
+    # Saved and loaded, the model keeps the averaged weights and the optimizer its EMA.
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert loaded.optimizer.use_ema and loaded.optimizer.ema_momentum == 0.6
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_ema_state_is_checkpointed_so_a_resumed_run_continues_the_average(tmp_path):
+    """Two epochs, a checkpoint (zoo.training.EpochCheckpoint's save_weights), a fresh model
+    restored from it and one more epoch end where three uninterrupted epochs do."""
+    x, y = sequences((4, 6, 3)), np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    straight = ema_classifier(0.6)
+    straight.fit(x, y, batch_size=4, epochs=3, verbose=0, shuffle=False)
+
+    first = ema_classifier(0.6)
+    checkpoint = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: epoch == 1 and first.save_weights(tmp_path / "e.weights.h5"))
+    first.fit(x, y, batch_size=4, epochs=3, verbose=0, shuffle=False, callbacks=[checkpoint])
+    resumed = ema_classifier(0.6)
+    resumed(x)
+    resumed.optimizer.build(resumed.trainable_variables)  # as EpochCheckpoint.restore does
+    resumed.load_weights(tmp_path / "e.weights.h5")
+    assert int(resumed.optimizer.iterations.numpy()) == 2
+    resumed.fit(x, y, batch_size=4, epochs=3, initial_epoch=2, verbose=0, shuffle=False)
+    for a, b in zip(resumed.trainable_weights, straight.trainable_weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+
+
+def test_entries_take_an_ema_momentum_off_by_default():
+    set_seed(0)
+    assert not zoo.get("rnn", units=4).optimizer.use_ema
+    for optimizer in ("adam", "sgd"):
+        averaged = zoo.get("rnn", units=4, ema_momentum=0.99, optimizer=optimizer).optimizer
+        assert averaged.use_ema and averaged.ema_momentum == 0.99

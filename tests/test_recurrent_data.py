@@ -131,6 +131,107 @@ def test_reads_the_usc_had_windows():
     assert splits.info["attributes"]["sampling_hz"] == 20
 
 
+def subject_ids(train=200, subjects=10):
+    """Subject ids of `train` windows: contiguous runs of unequal length, every class in each."""
+    sizes = np.arange(1, subjects + 1) + 2 * subjects  # unequal, every subject >= 6 windows
+    bounds = np.round(np.cumsum(sizes) / sizes.sum() * train).astype(int)
+    return np.searchsorted(bounds, np.arange(train), side="right").astype("int16") + 1
+
+
+def subject_file(path, train=200, subjects=10, **replace):
+    return write_windows(path, train=train, trS=subject_ids(train, subjects),
+                         tstS=np.full(24, 99, "int16"), **replace)
+
+
+def test_subject_ids_hold_out_whole_subjects_near_the_share(tmp_path):
+    path = subject_file(tmp_path / "subjects.h5")
+    ids = subject_ids()
+    splits = data.load(path, seed=0)
+    info = splits.info["validation"]
+    assert info["split"] == "subjects" and 1 <= len(info["subjects"]) < 10
+    held = np.isin(ids, info["subjects"])
+    assert info["windows"] == held.sum() == len(splits.x_val)
+    # Whole subjects: the validation windows are exactly those of the held-out subjects.
+    x = h5py.File(path, "r")["trX"][()]
+    np.testing.assert_array_equal(splits.x_val, x[held])
+    np.testing.assert_array_equal(splits.x_train, x[~held])
+    assert 0.07 <= held.mean() <= 0.13
+    assert info["classes"] == 6 and (splits.y_val.sum(axis=0) > 0).all()
+    assert "warning" not in info
+
+
+def test_held_out_subjects_are_seeded(tmp_path):
+    path = subject_file(tmp_path / "subjects.h5")
+    chosen = [data.load(path, seed=seed).info["validation"]["subjects"] for seed in range(8)]
+    assert data.load(path, seed=0).info["validation"]["subjects"] == chosen[0]
+    assert len({tuple(c) for c in chosen}) > 1
+
+
+def test_held_out_subjects_cover_the_classes_when_some_choice_does():
+    # Subject 1 has only class 0; subjects 2 and 3 have every class. 10% is closest to subject 1.
+    subjects = np.repeat([1, 2, 3], [10, 45, 45])
+    labels = np.concatenate([np.zeros(10, int), np.arange(90) % 3])
+    for seed in range(5):
+        assert data.hold_out_subjects(subjects, labels, 0.1, seed) in ([2], [3])
+
+
+def test_hold_out_needs_two_subjects():
+    with pytest.raises(DataError, match="at least two subjects"):
+        data.hold_out_subjects(np.ones(10, int), np.arange(10) % 2, 0.1, 0)
+
+
+def test_many_subjects_are_searched_by_random_subsets():
+    rng = np.random.default_rng(0)
+    subjects = rng.integers(0, 40, 2000)
+    chosen = data.hold_out_subjects(subjects, rng.integers(0, 6, 2000), 0.1, 0)
+    assert 2 <= len(chosen) < 40 and abs(np.isin(subjects, chosen).mean() - 0.1) < 0.02
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("trS", np.ones(59, "int16"), r"trS in .* one subject id per window, shape \(60,\), got shape \(59,\)"),
+        ("trS", np.ones((60, 1), "int16"), r"trS in .* shape \(60,\), got shape \(60, 1\)"),
+        ("trS", np.ones(60, "float32"), "trS in .* integer subject ids, got dtype float32"),
+        ("trS", np.full(60, np.nan), "trS in .* integer subject ids, got NaN/inf values and dtype float64"),
+        ("tstS", np.ones(23, "int16"), r"tstS in .* shape \(24,\), got shape \(23,\)"),
+        ("tstS", np.ones(24, "float32"), "tstS in .* integer"),
+    ],
+)
+def test_bad_subject_ids_are_refused_naming_the_key(tmp_path, key, value, message):
+    replace = {"trS": np.arange(60, dtype="int16") % 3, key: value}
+    path = write_windows(tmp_path / "bad.h5", **replace)
+    with pytest.raises(DataError, match=message):
+        data.load(path)
+
+
+def test_test_subject_ids_are_optional(tmp_path):
+    path = write_windows(tmp_path / "trS.h5", trS=subject_ids(60, 5))
+    assert data.load(path).info["validation"]["split"] == "subjects"
+
+
+def test_without_subject_ids_the_random_split_warns_of_overlap(windows_file):
+    with pytest.warns(UserWarning, match="overstates accuracy on new people"):
+        splits = data.load(windows_file, seed=0)
+    info = splits.info["validation"]
+    assert info["split"] == "random" and info["windows"] == len(splits.x_val) == 6
+    assert "overlap" in info["warning"] and "new people" in info["warning"]
+
+
+@pytest.mark.skipif(not USC_HAD.is_file(), reason="needs ../shared/data/har/usc_had.h5")
+def test_usc_had_holds_out_whole_subjects_covering_every_class():
+    with h5py.File(USC_HAD, "r") as handle:
+        ids = handle["trS"][()]
+    for seed in (0, 1):
+        splits = data.load(USC_HAD, seed=seed)
+        info = splits.info["validation"]
+        assert info["split"] == "subjects" and set(info["subjects"]) < set(range(1, 10))
+        held = np.isin(ids, info["subjects"])
+        assert len(splits.x_val) == held.sum() and not set(ids[~held]) & set(info["subjects"])
+        assert 0.07 <= held.mean() <= 0.14
+        assert (splits.y_val.sum(axis=0) > 0).all() and (splits.y_train.sum(axis=0) > 0).all()
+
+
 def test_cli_train_evaluate_export_and_reload_without_zoo(tmp_path, windows_file, subprocess_env,
                                                           capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -151,6 +252,9 @@ def test_cli_train_evaluate_export_and_reload_without_zoo(tmp_path, windows_file
     assert set(metrics["metrics"]) == {"train", "val", "test"}
 
     assert main(["export", "gru", "--run-dir", "run", "--root", "exports"]) == 0
+    card = json.loads((tmp_path / "exports" / "gru" / "1" / "model_card.json").read_text())
+    assert card["validation"] == run["data"]["validation"]  # says how validation was held out
+    assert card["validation"]["split"] == "random" and "new people" in card["validation"]["warning"]
     script = textwrap.dedent(
         """
         import sys

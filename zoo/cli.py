@@ -175,6 +175,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         "hyperparameters": run["hyperparameters"],
         "data": run["data"].get("source"),
         "preprocessing": run["data"].get("preprocessing"),
+        "validation": run["data"].get("validation"),
         "metrics": run["metrics"],
         "headline_metric": entry.task.metric.name,
         "fit": run["fit"],

@@ -3,12 +3,19 @@
 The layout: `trX` `(N, steps, axes)` float windows, `trY` `(N, classes)` one-hot labels, and
 `tstX` / `tstY` likewise for the test set. A `classes` attribute on the file, when present,
 names the classes in column order; otherwise the course's order is assumed.
+
+An optional extension of the layout: `trS` and `tstS`, `(N,)` integer subject ids of the
+training and test windows. With `trS`, validation holds out whole subjects (people the model
+has not seen); without it, a random share of the windows, which overlap training windows.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import itertools
+import warnings
 
 import numpy as np
 
@@ -22,10 +29,17 @@ from zoo.data import (
     open_hdf5,
 )
 
-__all__ = ["COURSE_CLASSES", "KEYS", "load", "read_windows"]
+__all__ = ["COURSE_CLASSES", "KEYS", "SUBJECT_KEYS", "OVERLAP_WARNING", "hold_out_subjects",
+           "load", "read_subjects", "read_windows"]
 
 COURSE_CLASSES = ("downstairs", "jogging", "sitting", "standing", "upstairs", "walking")
 KEYS = ("trX", "trY", "tstX", "tstY")
+SUBJECT_KEYS = {"trS": "trX", "tstS": "tstX"}  # optional: subject id of each window
+OVERLAP_WARNING = (
+    "validation windows are a random share of the training windows, which overlap their "
+    "neighbours by 50% and come from the same people: validation accuracy overstates accuracy "
+    "on new people (store subject ids as trS to hold out whole subjects)"
+)
 STEPS, AXES = 150, 3
 
 
@@ -89,6 +103,89 @@ def read_windows(
     return x_train.astype(np.float32), y_train, x_test.astype(np.float32), y_test, names, attributes
 
 
+def _check_subjects(ids: Any, name: str, windows: int, source: str) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or len(ids) != windows:
+        raise DataError(
+            f"{name} in {source} must hold one subject id per window, shape ({windows},), got "
+            f"shape {ids.shape}"
+        )
+    if not np.issubdtype(ids.dtype, np.integer):
+        bad = ("NaN/inf values and " if np.issubdtype(ids.dtype, np.floating)
+               and not np.isfinite(ids).all() else "")
+        raise DataError(f"{name} in {source} must be integer subject ids, got {bad}dtype {ids.dtype}")
+    return ids.astype(np.int64)
+
+
+def read_subjects(path: str | Path) -> dict[str, np.ndarray]:
+    """The optional subject ids of a course-layout file: `{"trS": ..., "tstS": ...}`, with the
+    keys the file has (none, either or both), each checked against its windows' count.
+
+    Raises:
+        DataError: naming the key, for ids that are not one integer per window.
+    """
+    source = str(path)
+    with open_hdf5(path, KEYS) as handle:
+        found = {}
+        for key, windows in SUBJECT_KEYS.items():
+            if key in handle:
+                found[key] = _check_subjects(handle[key][()], key, len(handle[windows]), source)
+    return found
+
+
+def hold_out_subjects(
+    subjects: np.ndarray, labels: np.ndarray, fraction: float, seed: int
+) -> list[int]:
+    """Whole subjects to hold out for validation: about `fraction` of the windows.
+
+    Among the subsets of subjects (at least one, never all; every subset for up to 12
+    subjects, else seeded random ones), those that keep the most classes in training and then
+    cover the most classes in validation are preferred; of those, the ones whose window count
+    is at most a fifth of the share further from it than the closest one's are the
+    candidates, and `seed` chooses one.
+
+    Args:
+        subjects: the subject id of each training window.
+        labels: the class index of each training window.
+        fraction: the share of windows to hold out, in (0, 1).
+        seed: chooses among equally good subsets.
+
+    Returns:
+        The held-out subject ids, sorted.
+    """
+    ids = np.unique(subjects)
+    if len(ids) < 2:
+        raise DataError(
+            f"holding out whole subjects needs at least two subjects in trS, got {len(ids)}"
+        )
+    counts = np.stack([np.bincount(labels[subjects == s], minlength=labels.max() + 1) for s in ids])
+    total = counts.sum(axis=0)
+    target = fraction * len(subjects)
+    rng = np.random.default_rng(seed)
+    if len(ids) <= 12:
+        subsets = [c for size in range(1, len(ids))
+                   for c in itertools.combinations(range(len(ids)), size)]
+    else:  # seeded random prefixes of subject orders, each cut where it comes closest
+        subsets = set()
+        for _ in range(2000):
+            order = rng.permutation(len(ids))
+            sizes = np.cumsum(counts[order].sum(axis=1))[:-1]
+            subsets.add(tuple(sorted(order[: int(np.abs(sizes - target).argmin()) + 1])))
+        subsets = sorted(subsets)
+    scored = []
+    for subset in subsets:
+        held = counts[list(subset)].sum(axis=0)
+        kept = int(((total - held) > 0).sum())
+        covered = int((held > 0).sum())
+        scored.append(((kept, covered), abs(held.sum() - target), subset))
+    best_coverage = max(score for score, _, _ in scored)
+    scored = [(gap, subset) for score, gap, subset in scored if score == best_coverage]
+    closest = min(gap for gap, _ in scored)
+    candidates = [subset for gap, subset in scored if gap <= closest + 0.2 * target]
+    chosen = candidates[int(rng.integers(len(candidates)))]
+    return sorted(int(ids[index]) for index in chosen)
+
+
 def _describe(attributes: dict[str, Any]) -> dict[str, Any]:
     """The file's attributes as JSON-friendly values, for run records and model cards."""
     return {key: value.tolist() if isinstance(value, np.ndarray) else
@@ -99,7 +196,12 @@ def _describe(attributes: dict[str, Any]) -> dict[str, Any]:
 def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.1) -> Splits:
     """Training, validation and test windows from a course-layout HDF5 file.
 
-    `validation_fraction` of each class of the training windows is held out, chosen by `seed`.
+    With subject ids (`trS`) in the file, whole subjects are held out for validation: about
+    `validation_fraction` of the windows, chosen by `seed` (`hold_out_subjects`), so that
+    validation measures accuracy on people the model has not seen. Without them,
+    `validation_fraction` of each class of the training windows is held out at random, chosen
+    by `seed`; those windows overlap training windows, and `info["validation"]["warning"]`
+    (also issued as a warning) says so.
     There is no embedded default: activity recordings are personal data no installed package
     ships, so a path is required.
 
@@ -109,9 +211,14 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
         validation_fraction: share of the training windows held out, in [0, 1); 0 for no
             validation set.
 
+    Returns:
+        `Splits` whose `info["validation"]` describes the split: `{"split": "subjects",
+        "subjects": [...], "windows": N, ...}` or `{"split": "random", ..., "warning": ...}`.
+
     Raises:
-        DataError: a malformed file, training windows of fewer than two classes, or a split
-            (when `validation_fraction` > 0) that leaves no validation or no training window.
+        DataError: a malformed file (subject ids included), training windows of fewer than two
+            classes, or a split (when `validation_fraction` > 0) that leaves no validation or
+            no training window.
     """
     if path is None:
         raise DataError(
@@ -122,20 +229,44 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
     x_train, y_train, x_test, y_test, names, attributes = read_windows(path)
-    check_classes(y_train.argmax(axis=1), names, str(path))
-    rng = np.random.default_rng(seed)
-    held_out = []
-    for label in range(len(names)):  # stratified: every class is in the validation set
-        members = rng.permutation(np.flatnonzero(y_train[:, label] == 1))
-        held_out.extend(members[: round(validation_fraction * len(members))])
-    if validation_fraction > 0:
+    subjects = read_subjects(path).get("trS")
+    labels = y_train.argmax(axis=1)
+    check_classes(labels, names, str(path))
+    is_validation = np.zeros(len(x_train), bool)
+    if validation_fraction == 0:
+        validation: dict[str, Any] = {"split": "none", "windows": 0}
+    elif subjects is not None:
+        held_out = hold_out_subjects(subjects, labels, validation_fraction, seed)
+        is_validation = np.isin(subjects, held_out)
+        validation = {
+            "split": "subjects",
+            "subjects": held_out,
+            "windows": int(is_validation.sum()),
+            "share": round(float(is_validation.mean()), 4),
+            "classes": int(len(np.unique(labels[is_validation]))),
+            "seed": seed,
+        }
+    else:
+        rng = np.random.default_rng(seed)
+        held_out = []
+        for label in range(len(names)):  # stratified: every class is in the validation set
+            members = rng.permutation(np.flatnonzero(y_train[:, label] == 1))
+            held_out.extend(members[: round(validation_fraction * len(members))])
         check_split(
             len(x_train), len(held_out), what="training windows", source=str(path),
             fix=f"give at least {fewest_for_split(validation_fraction)} windows of one class "
             f"({validation_fraction:g} of each class is held out, rounded)",
         )
-    is_validation = np.zeros(len(x_train), bool)
-    is_validation[held_out] = True
+        is_validation[held_out] = True
+        validation = {
+            "split": "random",
+            "description": f"{validation_fraction:.0%} of each class of the training windows, "
+            f"seed {seed}",
+            "windows": int(is_validation.sum()),
+            "seed": seed,
+            "warning": OVERLAP_WARNING,
+        }
+        warnings.warn(f"{path}: {OVERLAP_WARNING}", stacklevel=2)
     return Splits(
         x_train=x_train[~is_validation],
         x_val=x_train[is_validation],
@@ -148,6 +279,6 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
             "classes": list(names),
             "attributes": _describe(attributes),
             "preprocessing": "none outside the model (per-channel normalisation is a model layer)",
-            "validation": f"{validation_fraction:.0%} of each class of the training windows, seed {seed}",
+            "validation": validation,
         },
     )

@@ -52,8 +52,9 @@ ACTIVITY_RECOGNITION = Task(
     data=(
         f"accelerometer windows ({data.STEPS} steps x {data.AXES} axes) in the course's HDF5 "
         f"layout: {', '.join(data.KEYS)}, labels one-hot; class names from the file's 'classes' "
-        f"attribute, else {', '.join(data.COURSE_CLASSES)}. 10% of each training class is held "
-        "out for validation."
+        f"attribute, else {', '.join(data.COURSE_CLASSES)}. With subject ids (optional trS, "
+        "tstS) whole subjects, about 10% of the windows, are held out for validation; without, "
+        "10% of each training class (overlapping training windows)."
     ),
     load=data.load,
     metric=Metric("val_accuracy", "max", "validation accuracy (higher is better)"),
@@ -76,6 +77,10 @@ HPARAMS = {
     "time_warp": HParam(0.1, "[0, 1)", None, "augmentation: largest relative change of pace"),
     "jitter": HParam(0.05, "[0, inf)", None, "augmentation: noise std, input units"),
     "separate_gravity": HParam(True, None, None, "feed window mean and motion separately"),
+    "gravity_filter": HParam("window_mean", ("window_mean", "lowpass"), None,
+                             "gravity for separate_gravity: the window mean, or a low-pass filter"),
+    "gravity_width": HParam(41, "[3, 149]", None, "low-pass kernel length in steps (odd)"),
+    "magnitude": HParam(False, None, None, "append the norm of the acceleration (per part)"),
     "pool_steps": HParam(3, "[1, 150]", None, "average every k time steps before the RNN"),
     "optimizer": HParam("adam", ("adam", "sgd"), None, "Adam, or SGD with momentum"),
     "learning_rate": HParam(2e-3, "(0, 10]", Float(1e-4, 0.3, log=True), "optimizer step size"),
@@ -84,6 +89,9 @@ HPARAMS = {
     "clip_norm": HParam(1.0, "[0, inf)", Float(0.1, 10.0, log=True),
                         "clip the gradient's global norm to this (0: off)"),
     "label_smoothing": HParam(0.0, "[0, 1)", None, "cross-entropy label smoothing"),
+    "ema_momentum": HParam(0.0, "[0, 1)", None,
+                           "keep an exponential moving average of the weights with this momentum "
+                           "per step and end training on it (0: off, the last step's weights)"),
 }
 HAND_WRITTEN_ONLY = {
     "truncate_steps": HParam(0, "[0, 100000]", None, "truncated BPTT chunk length (0: full BPTT)"),
@@ -132,6 +140,12 @@ def _build(cell: str, implementation: str, name: str, **hparams: Any) -> Sequenc
         hparams.pop(key) for key in ("optimizer", "learning_rate", "momentum")
     )
     label_smoothing = hparams.pop("label_smoothing")
+    ema_momentum = hparams.pop("ema_momentum")
+    # Keras' optimizer EMA: updated by every optimizer.apply (the written-out train_step's too),
+    # saved with the optimizer's variables (checkpoints resume it), and written over the model's
+    # weights when fit ends (finalize_variable_values). Validation during training sees the raw
+    # weights; early stopping's restore_best_weights, when on, replaces the averaged ones.
+    averaging = {"use_ema": True, "ema_momentum": ema_momentum} if ema_momentum else {}
     off_if_zero = {key: hparams.pop(key) or None for key in ("clip_value", "clip_norm", "truncate_steps")
                    if key in hparams}
     model = SequenceClassifier(
@@ -147,9 +161,9 @@ def _build(cell: str, implementation: str, name: str, **hparams: Any) -> Sequenc
         **hparams,
     )
     if optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(learning_rate, momentum=momentum)
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=momentum, **averaging)
     else:
-        optimizer = keras.optimizers.Adam(learning_rate)
+        optimizer = keras.optimizers.Adam(learning_rate, **averaging)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),

@@ -7,10 +7,11 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from zoo.recurrent.cells import GRUCell, LSTMCell, Recurrent, RNNCell, seeded_initializer
 
-__all__ = ["CELLS", "SensorAugmentation", "SequenceClassifier"]
+__all__ = ["CELLS", "GRAVITY_FILTERS", "LowPass", "Magnitude", "SensorAugmentation", "SequenceClassifier"]
 
 # Hand-written cells and the Keras built-in layers with the same math and weight layout.
 CELLS = {
@@ -18,6 +19,89 @@ CELLS = {
     "lstm": (LSTMCell, keras.layers.LSTM),
     "gru": (GRUCell, keras.layers.GRU),
 }
+GRAVITY_FILTERS = ("window_mean", "lowpass")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class LowPass(keras.layers.Layer):
+    """A fixed, zero-phase low-pass filter along time: a centred raised-cosine (Hann) moving
+    average of `width` steps, applied to each channel separately.
+
+    For an accelerometer its output is the slowly changing gravity component (the posture) and
+    `inputs - output` the body's motion. The window's ends are extended with their first and
+    last values, so a constant passes unchanged; frequencies above `2 / width` cycles per step
+    (1 Hz for the default 41 steps at 20 Hz, below walking's ~2 Hz) are damped to a few percent.
+    Nothing is trained.
+
+    Args:
+        width: kernel length in time steps, an odd integer >= 3.
+
+    Call arguments:
+        inputs: `(batch, steps, channels)`.
+
+    Example:
+
+    >>> gravity = LowPass(41)(windows)
+    >>> body = windows - gravity
+    """
+
+    def __init__(self, width: int = 41, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not (isinstance(width, int) and not isinstance(width, bool) and width >= 3 and width % 2):
+            raise ValueError(f"width must be an odd integer >= 3, got {width!r}")
+        self.width = width
+        kernel = [math.sin(math.pi * (i + 1) / (width + 1)) ** 2 for i in range(width)]
+        self.kernel = [k / sum(kernel) for k in kernel]
+
+    def call(self, inputs: Any) -> Any:
+        half = self.width // 2
+        steps, channels = ops.shape(inputs)[1], ops.shape(inputs)[2]
+        padded = ops.concatenate([ops.repeat(inputs[:, :1], half, axis=1), inputs,
+                                  ops.repeat(inputs[:, -1:], half, axis=1)], axis=1)
+        # Every channel as its own sequence, convolved with the one fixed kernel.
+        series = ops.reshape(ops.transpose(padded, (0, 2, 1)), (-1, steps + 2 * half, 1))
+        kernel = ops.reshape(ops.convert_to_tensor(self.kernel, dtype=inputs.dtype), (self.width, 1, 1))
+        smoothed = ops.conv(series, kernel, padding="valid")
+        return ops.transpose(ops.reshape(smoothed, (-1, channels, steps)), (0, 2, 1))
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "width": self.width}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Magnitude(keras.layers.Layer):
+    """The Euclidean norm over the channels of each time step, `(batch, steps, 1)`: for an
+    accelerometer's axes, the magnitude of the acceleration, which does not depend on how the
+    sensor is turned.
+
+    Args:
+        epsilon: added under the square root, so that the gradient at zero is finite; >= 0.
+
+    Call arguments:
+        inputs: `(batch, steps, channels)`.
+
+    Example:
+
+    >>> with_magnitude = keras.ops.concatenate([windows, Magnitude()(windows)], axis=-1)
+    """
+
+    def __init__(self, epsilon: float = 1e-6, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not epsilon >= 0.0:
+            raise ValueError(f"epsilon must be >= 0, got {epsilon!r}")
+        self.epsilon = epsilon
+
+    def call(self, inputs: Any) -> Any:
+        return ops.sqrt(ops.sum(ops.square(inputs), axis=-1, keepdims=True) + self.epsilon)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (*tuple(input_shape)[:-1], 1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "epsilon": self.epsilon}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -144,7 +228,8 @@ class SequenceClassifier(keras.Model):
     """Recurrent classifier of fixed-length sequences, trained by backpropagation through time.
 
     inputs -> [augmentation, training only] -> [per-channel normalisation] -> [split into
-    window mean and motion] -> [average pooling over time] -> recurrent layers (optionally
+    gravity (window mean or low-pass) and motion] -> [magnitude channels] -> [average pooling
+    over time] -> recurrent layers (optionally
     bidirectional, stacked) -> `head_layers` ReLU dense layers -> softmax.
 
     The training step is written out: a `tf.GradientTape` records the forward pass, whose
@@ -169,6 +254,13 @@ class SequenceClassifier(keras.Model):
         separate_gravity: feed each channel twice: its mean over the window (for an
             accelerometer, gravity: the posture) and its deviation from that mean (the motion).
             A sensor worn at a slightly different angle then shifts only the first half.
+        gravity_filter: how `separate_gravity` finds gravity: "window_mean" (the mean over the
+            window, constant in time) or "lowpass" (`LowPass(gravity_width)`, which follows
+            posture changes within the window; the field's usual body/gravity split).
+        gravity_width: the low-pass kernel's length in steps (odd), for "lowpass".
+        magnitude: append the Euclidean norm of the channels (`Magnitude`), after
+            normalisation: of the motion and of the gravity part each with `separate_gravity`,
+            else of the channels; one extra channel per part.
         pool_steps: average every this many time steps before the recurrent layers (1: none);
             shorter sequences train faster and are easier for a vanilla RNN to carry.
         clip_value: clip each gradient element to `[-clip_value, clip_value]`.
@@ -202,6 +294,9 @@ class SequenceClassifier(keras.Model):
         normalize: bool = False,
         augmentation: dict[str, Any] | None = None,
         separate_gravity: bool = False,
+        gravity_filter: str = "window_mean",
+        gravity_width: int = 41,
+        magnitude: bool = False,
         pool_steps: int = 1,
         clip_value: float | None = None,
         clip_norm: float | None = None,
@@ -229,6 +324,8 @@ class SequenceClassifier(keras.Model):
         for name, value in (("clip_value", clip_value), ("clip_norm", clip_norm)):
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive or None, got {value!r}")
+        if gravity_filter not in GRAVITY_FILTERS:
+            raise ValueError(f"gravity_filter must be one of {list(GRAVITY_FILTERS)}, got {gravity_filter!r}")
         if truncate_steps is not None and implementation == "keras":
             raise ValueError("truncate_steps needs implementation='zoo': Keras' layers backpropagate "
                              "through every step")
@@ -237,6 +334,10 @@ class SequenceClassifier(keras.Model):
         self.head_layers, self.head_units, self.dropout = head_layers, head_units, dropout
         self.normalize, self.augmentation = normalize, dict(augmentation) if augmentation else None
         self.separate_gravity, self.pool_steps = separate_gravity, pool_steps
+        self.gravity_filter, self.gravity_width, self.magnitude = gravity_filter, gravity_width, magnitude
+        self.lowpass = (LowPass(gravity_width) if separate_gravity and gravity_filter == "lowpass"
+                        else None)
+        self.magnitudes = Magnitude() if magnitude else None
         self.clip_value, self.clip_norm, self.truncate_steps = clip_value, clip_norm, truncate_steps
         self.reset_after, self.kernel_initializer, self.seed = reset_after, kernel_initializer, seed
 
@@ -295,8 +396,8 @@ class SequenceClassifier(keras.Model):
         for layer in [self.augment, self.normalization]:
             if layer is not None and not layer.built:  # an adapted Normalization is built already
                 layer.build(shape)
-        if self.separate_gravity:
-            shape = (*shape[:-1], 2 * shape[-1])
+        parts = 2 if self.separate_gravity else 1
+        shape = (*shape[:-1], parts * shape[-1] + (parts if self.magnitude else 0))
         for layer in [self.pooling, *self.recurrent_layers, *self.head, self.classifier]:
             if layer is not None:
                 layer.build(shape)
@@ -309,8 +410,16 @@ class SequenceClassifier(keras.Model):
         if self.normalization is not None:
             x = self.normalization(x)
         if self.separate_gravity:
-            mean = tf.reduce_mean(x, axis=1, keepdims=True)
-            x = tf.concat([tf.broadcast_to(mean, tf.shape(x)), x - mean], axis=-1)
+            if self.lowpass is not None:
+                gravity = self.lowpass(x)
+            else:
+                gravity = tf.broadcast_to(tf.reduce_mean(x, axis=1, keepdims=True), tf.shape(x))
+            parts = [gravity, x - gravity]
+        else:
+            parts = [x]
+        if self.magnitudes is not None:
+            parts += [self.magnitudes(part) for part in parts]
+        x = tf.concat(parts, axis=-1) if len(parts) > 1 else x
         if self.pooling is not None:
             x = self.pooling(x)
         for layer in self.recurrent_layers:
@@ -362,6 +471,9 @@ class SequenceClassifier(keras.Model):
             "normalize": self.normalize,
             "augmentation": self.augmentation,
             "separate_gravity": self.separate_gravity,
+            "gravity_filter": self.gravity_filter,
+            "gravity_width": self.gravity_width,
+            "magnitude": self.magnitude,
             "pool_steps": self.pool_steps,
             "clip_value": self.clip_value,
             "clip_norm": self.clip_norm,
