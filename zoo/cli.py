@@ -120,6 +120,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     splits = entry.task.load(args.data, seed=args.seed)
     print(f"training {entry.name} on {splits.info.get('source')} "
           f"({len(splits.x_train)} training, {len(splits.x_val)} validation examples)")
+    validation = splits.info.get("validation")
+    if isinstance(validation, dict) and validation.get("subjects"):
+        print(f"validation: subjects {validation['subjects']} held out whole "
+              f"({validation.get('windows')} windows)")
     print(f"hyperparameters: {hyperparameters}")
     _, history = _train(entry, hyperparameters, splits, run_dir, args)
     record = run.record()
