@@ -282,6 +282,12 @@ def fit(
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     check_labels(model, splits.y_train)  # before any file is written
+    if batches_per_step > 1 and len(splits.x_train) < batch_size:
+        # Checked here too, not only by `stacked_batches`: by then `overwrite` has cleared
+        # the finished run this call was to replace.
+        raise DataError(
+            f"batch_size {batch_size} is larger than the {len(splits.x_train)} training examples"
+        )
     validation = None
     if len(splits.x_val):
         validation = (splits.x_val,) if splits.y_val is None else (splits.x_val, splits.y_val)
