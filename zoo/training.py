@@ -100,12 +100,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         """Whether an earlier training in `directory` ran to its end."""
         return (self.directory / self.FINAL).is_file()
 
-    def restore(self, model: keras.Model) -> int:
+    def restore(self, model: keras.Model, sample: Any = None) -> int:
         """Loads the final or else the latest epoch's checkpoint into `model`; returns the
-        epochs it had finished (0 if there is none)."""
+        epochs it had finished (0 if there is none). A model not built yet (a subclassed
+        model builds in its first step) is first called on `sample`, a batch of inputs."""
         checkpoints = self._checkpoints()
         if not checkpoints:
             return 0
+        _build(model, sample)
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)  # its state is in the checkpoint
         model.load_weights(self.directory / self.FINAL if self.training_ended else checkpoints[-1])
@@ -119,6 +121,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._save(self.FINAL)
+
+
+def _build(model: keras.Model, sample: Any) -> None:
+    """Creates the weights of a model not built yet by calling it on `sample`, so that saved
+    weights can be loaded into it (Keras refuses to load into an unbuilt model)."""
+    if not model.built and sample is not None:
+        model(sample)
 
 
 def read_history(path: str | Path) -> dict[str, list[float]]:
@@ -304,11 +313,12 @@ def fit(
     with run.lock():
         state = run.start(settings, overwrite=overwrite)
         if state == runs.FINISHED:
+            _build(model, splits.x_train[:1])
             model.load_weights(run.model_path)
             return read_history(run.history_path)
         checkpoint = EpochCheckpoint(run.checkpoint_dir)
         schedule = _learning_rate_schedule(model, learning_rate_schedule, epochs)  # before a restore
-        initial_epoch = checkpoint.restore(model)
+        initial_epoch = checkpoint.restore(model, splits.x_train[:1])
         if initial_epoch == 0:
             adapt_preprocessing(model, splits.x_train)  # a restored checkpoint holds its statistics
         if not checkpoint.training_ended:
