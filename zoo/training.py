@@ -118,6 +118,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._save(f"epoch-{epoch + 1:04d}.weights.h5")
         for checkpoint in previous:
             checkpoint.unlink()
+        runs.kill_point(f"epoch-{epoch + 1}")  # a kill between epochs, for tests
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._save(self.FINAL)
