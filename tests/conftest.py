@@ -2,6 +2,7 @@
 `python` subprocesses."""
 
 import os
+from pathlib import Path
 
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 
@@ -26,10 +27,15 @@ def patch_file(tmp_path):
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def subprocess_env():
-    """The current environment with TensorFlow's C++ logging quiet and Python unbuffered."""
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    """The current environment with TensorFlow's C++ logging quiet, Python unbuffered, and this
+    checkout first on `PYTHONPATH`, so that `python -m zoo` runs the zoo under test (a git
+    worktree's, not another checkout's installed one)."""
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's zoo, also in a worktree
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": path}
 
 
 @pytest.fixture

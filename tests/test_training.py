@@ -2,6 +2,7 @@
 
 import io
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,6 +41,7 @@ TRAIN_SCRIPT = textwrap.dedent(
     from zoo.training import fit, set_seed
 
     run_dir, epochs, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    weights_file = sys.argv[4] if len(sys.argv) > 4 else None
     set_seed(0)
     x = np.random.default_rng(0).uniform(0.1, 0.9, (288, 256)).astype("float32")
     model = SparseAutoencoder(input_dim=256, hidden_units=8, seed=0)
@@ -49,8 +51,14 @@ TRAIN_SCRIPT = textwrap.dedent(
         def on_epoch_end(self, epoch, logs=None):
             time.sleep(pause)
 
+    class SaveStartingWeights(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):  # after fit restored the checkpoint
+            if weights_file:
+                np.savez(weights_file, *self.model.get_weights())
+
     history = fit(model, Splits(x_train=x[:256], x_val=x[256:]), run_dir, epochs=epochs,
-                  batch_size=16, batches_per_step=4, callbacks=[Pause()], verbose=2)
+                  batch_size=16, batches_per_step=4, callbacks=[Pause(), SaveStartingWeights()],
+                  verbose=2)
     print("EPOCHS IN HISTORY", len(history["loss"]))
     """
 )
@@ -66,6 +74,15 @@ def checkpoints_in(directory):
 
 def checkpoints(run_dir):
     return checkpoints_in(run_dir / CHECKPOINT_DIR)
+
+
+def autoencoder_weights(checkpoint, optimizer):
+    """The weights a `SparseAutoencoder(256, 8)` holds after loading `checkpoint`."""
+    model = SparseAutoencoder(input_dim=256, hidden_units=8, seed=0)
+    model.compile(optimizer=optimizer)
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(checkpoint)
+    return model.get_weights()
 
 
 def logged_epochs(history_path):
@@ -103,9 +120,13 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, subprocess_env):
     finished = int(checkpoint.name.split(".")[0].removeprefix("epoch-"))
     assert not (run_dir / MODEL_FILE).exists()
     loss_after_first_epoch = read_history(history_path)["loss"][0]
+    rows_before = history_path.read_text().splitlines()
+    saved = tmp_path / "checkpoint.weights.h5"
+    shutil.copy(checkpoint, saved)
+    starting_weights = tmp_path / "starting.npz"
 
     rerun = subprocess.run(
-        [sys.executable, str(script), str(run_dir), str(EPOCHS), "0"],
+        [sys.executable, str(script), str(run_dir), str(EPOCHS), "0", str(starting_weights)],
         cwd=tmp_path, env=subprocess_env, capture_output=True, text=True, timeout=180,
     )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -118,6 +139,14 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, subprocess_env):
     history = read_history(history_path)
     assert history["loss"][started[0] - 1] < loss_after_first_epoch
     assert "EPOCHS IN HISTORY 6" in rerun.stdout
+    # The rows logged before the kill are kept as they were; the resumed run appended.
+    assert history_path.read_text().splitlines()[: len(rows_before)] == rows_before
+    # It trained on from exactly the checkpoint's weights.
+    started_from = np.load(starting_weights)
+    expected = autoencoder_weights(saved, keras.optimizers.Adam(1e-2))
+    assert len(started_from.files) == len(expected)
+    for index, weights in enumerate(expected):
+        np.testing.assert_array_equal(started_from[f"arr_{index}"], weights)
     assert sorted(set(logged_epochs(history_path))) == list(range(EPOCHS))
     assert all(len(values) == EPOCHS for values in history.values())
     assert not (run_dir / CHECKPOINT_DIR).exists()
@@ -162,23 +191,67 @@ def small_run(run_dir, patches, epochs=4, callbacks=()):
                batch_size=16, callbacks=callbacks, verbose=0)
 
 
+class EpochsBegun(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def capture_restore(monkeypatch):
+    """Records what `EpochCheckpoint.restore` returned and the model's weights right after."""
+    restored = {}
+    original = EpochCheckpoint.restore
+
+    def restore(self, model, *args, **kwargs):
+        epoch = original(self, model, *args, **kwargs)
+        restored.update(epoch=epoch, weights=model.get_weights())
+        return epoch
+
+    monkeypatch.setattr(EpochCheckpoint, "restore", restore)
+    return restored
+
+
+def assert_resumed_from(restored, begun, checkpoint, epoch, epochs=4):
+    assert restored["epoch"] == epoch
+    assert begun.epochs == list(range(epoch, epochs))  # on from the checkpoint, not epoch 0
+    expected = autoencoder_weights(checkpoint, keras.optimizers.SGD(0.1))
+    for after_restore, in_checkpoint in zip(restored["weights"], expected, strict=True):
+        np.testing.assert_array_equal(after_restore, in_checkpoint)
+
+
 def test_kill_between_checkpoint_and_history_row_loses_no_epoch(tmp_path, patches, monkeypatch):
-    log_epoch = keras.callbacks.CSVLogger.on_epoch_end
+    """Killed after epoch 2's history row, before its checkpoint: epoch 2 is trained again."""
+    save_checkpoint = EpochCheckpoint.on_epoch_end
 
     def killed_at_epoch_2(self, epoch, logs=None):
         if epoch == 1:
             raise Killed()
-        log_epoch(self, epoch, logs)
+        save_checkpoint(self, epoch, logs)
 
-    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", killed_at_epoch_2)
+    monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", killed_at_epoch_2)
     with pytest.raises(Killed):
         small_run(tmp_path, patches)
-    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", log_epoch)
-    history = small_run(tmp_path, patches)
+    monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", save_checkpoint)
+    rows_before = (tmp_path / HISTORY_FILE).read_text().splitlines()
+    assert logged_epochs(tmp_path / HISTORY_FILE) == [0, 1]
+    [complete] = checkpoints(tmp_path)
+    assert complete.name == "epoch-0001.weights.h5"
+    saved = shutil.copy(complete, tmp_path.parent / f"{tmp_path.name}-epoch-1.weights.h5")
+    restored, begun = capture_restore(monkeypatch), EpochsBegun()
+
+    history = small_run(tmp_path, patches, callbacks=[begun])
+
+    assert_resumed_from(restored, begun, saved, epoch=1)
+    assert (tmp_path / HISTORY_FILE).read_text().splitlines()[:3] == rows_before
+    assert logged_epochs(tmp_path / HISTORY_FILE) == [0, 1, 1, 2, 3]
     assert len(history["loss"]) == 4
+    assert history["loss"][0] == float(rows_before[1].split(",")[1])
 
 
-def test_resume_ignores_a_checkpoint_write_cut_short_by_a_kill(tmp_path, patches):
+def test_resume_ignores_a_checkpoint_write_cut_short_by_a_kill(tmp_path, patches, monkeypatch):
     class KilledAtEpoch3(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 2:
@@ -187,11 +260,20 @@ def test_resume_ignores_a_checkpoint_write_cut_short_by_a_kill(tmp_path, patches
     with pytest.raises(Killed):
         small_run(tmp_path, patches, callbacks=[KilledAtEpoch3()])
     [complete] = checkpoints(tmp_path)
+    assert complete.name == "epoch-0002.weights.h5"
+    saved = shutil.copy(complete, tmp_path.parent / f"{tmp_path.name}-epoch-2.weights.h5")
+    rows_before = (tmp_path / HISTORY_FILE).read_text().splitlines()
     # What a kill in the middle of writing epoch 3's checkpoint leaves behind.
     (tmp_path / CHECKPOINT_DIR / ".tmp-0000abcd-epoch-0003.weights.h5").write_bytes(
         complete.read_bytes()[: complete.stat().st_size // 2]
     )
-    history = small_run(tmp_path, patches)
+    restored, begun = capture_restore(monkeypatch), EpochsBegun()
+
+    history = small_run(tmp_path, patches, callbacks=[begun])
+
+    assert_resumed_from(restored, begun, saved, epoch=2)
+    assert (tmp_path / HISTORY_FILE).read_text().splitlines()[:3] == rows_before
+    assert logged_epochs(tmp_path / HISTORY_FILE) == [0, 1, 2, 3]
     assert len(history["loss"]) == 4
     assert not (tmp_path / CHECKPOINT_DIR).exists()
 

@@ -112,6 +112,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     run_dir = _run_dir(args)
     run = runs.RunDirectory(run_dir)
     if run.status() == runs.FINISHED and not args.overwrite:
+        run.remove_checkpoints()  # a finish killed after its record, before this last step
         raise runs.RunError(
             f"{run_dir} holds a finished run of {run.record().get('name')}: see it with "
             f"zoo evaluate {run.record().get('name')} --run-dir {run_dir}; pass --overwrite to "

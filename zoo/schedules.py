@@ -81,6 +81,19 @@ class Lookahead(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.slow: list[Any] | None = None
+        # A resumed run (restored from an epoch's checkpoint) continues the average: each
+        # epoch's last step past `start` left the weights equal to the slow ones, so they are
+        # the average the uninterrupted run would go on from.
+        iterations = getattr(self.model.optimizer, "iterations", None)
+        step = 0 if iterations is None else int(iterations.numpy())
+        planned = max(getattr(self.model, "planned_steps", 1), 1)
+        if step and self.model.built and step / planned >= self.start:
+            self._begin_average()
+
+    def _begin_average(self) -> None:
+        # Gathered once the model is built: `fit` builds a subclassed model lazily.
+        self.averaged = [w for w in self.model.weights if "float" in str(w.dtype)]
+        self.slow = [ops.copy(w.value) for w in self.averaged]
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         step = int(self.model.optimizer.iterations.numpy())
@@ -91,9 +104,7 @@ class Lookahead(keras.callbacks.Callback):
         if progress < self.start or (step % self.every and not last_of_epoch):
             return
         if self.slow is None:
-            # Gathered now, not when training begins: `fit` builds a subclassed model lazily.
-            self.averaged = [w for w in self.model.weights if "float" in str(w.dtype)]
-            self.slow = [ops.copy(w.value) for w in self.averaged]
+            self._begin_average()
             return
         rho = self.decay**self.every * min(progress, 1.0) ** 3
         for i, weight in enumerate(self.averaged):

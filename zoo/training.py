@@ -102,12 +102,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         """Whether an earlier training in `directory` ran to its end."""
         return (self.directory / self.FINAL).is_file()
 
-    def restore(self, model: keras.Model) -> int:
+    def restore(self, model: keras.Model, sample: Any = None) -> int:
         """Loads the final or else the latest epoch's checkpoint into `model`; returns the
-        epochs it had finished (0 if there is none)."""
+        epochs it had finished (0 if there is none). A model not built yet (a subclassed
+        model builds in its first step) is first called on `sample`, a batch of inputs."""
         checkpoints = self._checkpoints()
         if not checkpoints:
             return 0
+        _build(model, sample)
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)  # its state is in the checkpoint
         model.load_weights(self.directory / self.FINAL if self.training_ended else checkpoints[-1])
@@ -118,6 +120,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._save(f"epoch-{epoch + 1:04d}.weights.h5")
         for checkpoint in previous:
             checkpoint.unlink()
+        runs.kill_point(f"epoch-{epoch + 1}")  # a kill between epochs, for tests
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._save(self.FINAL)
@@ -162,6 +165,13 @@ class Progress(keras.callbacks.Callback):
 def _duration(seconds: float) -> str:
     minutes, seconds = divmod(round(seconds), 60)
     return f"{minutes}:{seconds:02d}" if minutes < 60 else f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
+
+
+def _build(model: keras.Model, sample: Any) -> None:
+    """Creates the weights of a model not built yet by calling it on `sample`, so that saved
+    weights can be loaded into it (Keras refuses to load into an unbuilt model)."""
+    if not model.built and sample is not None:
+        model(sample)
 
 
 def read_history(path: str | Path) -> dict[str, list[float]]:
@@ -326,6 +336,12 @@ def fit(
     if verbose == "auto":
         callbacks, verbose = [*callbacks, Progress()], 0
     check_labels(model, splits.y_train)  # before any file is written
+    if batches_per_step > 1 and len(splits.x_train) < batch_size:
+        # Checked here too, not only by `stacked_batches`: by then `overwrite` has cleared
+        # the finished run this call was to replace.
+        raise DataError(
+            f"batch_size {batch_size} is larger than the {len(splits.x_train)} training examples"
+        )
     validation = None
     if len(splits.x_val):
         validation = (splits.x_val,) if splits.y_val is None else (splits.x_val, splits.y_val)
@@ -342,11 +358,12 @@ def fit(
     with run.lock():
         state = run.start(settings, overwrite=overwrite)
         if state == runs.FINISHED:
+            _build(model, splits.x_train[:1])
             model.load_weights(run.model_path)
             return read_history(run.history_path)
         checkpoint = EpochCheckpoint(run.checkpoint_dir)
         schedule = _learning_rate_schedule(model, learning_rate_schedule, epochs)  # before a restore
-        initial_epoch = checkpoint.restore(model)
+        initial_epoch = checkpoint.restore(model, splits.x_train[:1])
         if initial_epoch == 0:
             adapt_preprocessing(model, splits.x_train)  # a restored checkpoint holds its statistics
         if not checkpoint.training_ended:
