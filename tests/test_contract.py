@@ -53,7 +53,7 @@ def entry_of(name):
     if PRESET not in entry.presets:
         missing.append(
             f"a {PRESET!r} preset (presets={{'{PRESET}': {{...small sizes..., 'epochs': 1, "
-            "'batch_size': 8}}} in its register call)"
+            "'batch_size': 8}} in its register call)"
         )
     if entry.task.example is None:
         missing.append(
