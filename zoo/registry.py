@@ -251,6 +251,11 @@ class Task:
             export; the first is exported as `serve`.
         panel: `panel(model, axes)` draws one small picture of a trained model (for sweeps).
         objective: what `zoo tune` optimises; `None` tunes on `metric`.
+        example: `example(directory, seed) -> path` writes a small data file or folder in the
+            family's own format under `directory`, seeded, and returns the path to give as
+            `--data` / `load(path)`; it must load with `load`'s default validation split. Not
+            optional by contract: tests/test_contract.py trains, exports and tunes every entry
+            on its task's example, so a task without one fails there.
     """
 
     name: str
@@ -262,6 +267,7 @@ class Task:
     endpoints: Callable[[Any], dict[str, Any]]
     panel: Callable[..., None] | None = None
     objective: Objective | None = None
+    example: Callable[[Path, int], Path] | None = None
 
     @property
     def tuning_objective(self) -> Objective:

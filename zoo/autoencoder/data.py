@@ -32,6 +32,7 @@ __all__ = [
     "colour_patches",
     "cut_patches",
     "embedded_photographs",
+    "example",
     "load",
     "luminance",
     "patch_positions",
@@ -301,6 +302,29 @@ def load(
         x_val=inputs[order[:validation_size]],
         info=info,
     )
+
+
+def example(directory: str | Path, seed: int = 0, count: int = 96) -> Path:
+    """Writes a small course-style patch file, `directory/example_patches.h5` (dataset 'data',
+    `(count, 3, 16, 16)` float32 RGB in [0, 1], seeded), and returns its path for `load`.
+
+    Smooth random blobs rather than white noise, so that there is something to reconstruct.
+    For smoke tests and tests/test_contract.py; `count` >= 10 keeps a validation patch.
+    """
+    import h5py  # imported here: only HDF5 readers and writers need it
+
+    rng = np.random.default_rng(seed)
+    grid = np.linspace(-1.0, 1.0, PATCH_SIZE)
+    centres = rng.uniform(-1.0, 1.0, (count, 2, 1, 1))
+    blobs = np.exp(-((grid[None, :, None] - centres[:, 0]) ** 2
+                     + (grid[None, None, :] - centres[:, 1]) ** 2) / 0.3)
+    colours = rng.uniform(0.2, 1.0, (count, 3, 1, 1))
+    patches = colours * blobs[:, None] + rng.normal(0.0, 0.05, (count, 3, PATCH_SIZE, PATCH_SIZE))
+    path = Path(directory) / "example_patches.h5"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as handle:
+        handle["data"] = np.clip(patches, 0.0, 1.0).astype(np.float32)
+    return path
 
 
 def colour_patches(info: dict[str, Any], count: int = 200) -> tuple[np.ndarray, np.ndarray]:

@@ -94,6 +94,7 @@ PATCH_RECONSTRUCTION = Task(
     panel=_panel,
     # The reconstruction error alone is won by switching the regularisers off (see sparse_code).
     objective=sparse_code(),
+    example=data.example,
 )
 
 
@@ -126,7 +127,9 @@ PATCH_RECONSTRUCTION = Task(
             "learning_rate": 0.01,
             "epochs": 80,
             "batch_size": 16,
-        }
+        },
+        # For smoke tests and tests/test_contract.py: seconds to build, train, export and tune.
+        "tiny": {"hidden_units": 8, "epochs": 1, "batch_size": 8},
     },
     sweep={"hidden_units": (16, 49, 100), "weight_decay": (0.0, 3e-4, 1e-3)},
 )

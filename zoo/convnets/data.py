@@ -32,6 +32,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "dataset",
     "default_locations",
+    "example",
     "load",
     "read_binary_batches",
     "read_image_folder",
@@ -334,6 +335,29 @@ def _read(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             splits["test"] = read_image_folder(path / "test")
         return splits
     return {"train": read_image_folder(path)}
+
+
+def example(directory: str | Path, seed: int = 0, per_class: int = 10) -> Path:
+    """Writes a small CIFAR-10-like `.npz`, `directory/example_cifar10.npz` (x_train uint8
+    `(10 * per_class, 32, 32, 3)`, y_train class indices, and a test set of 2 images a class),
+    seeded, and returns its path for `load`. Each class has its own colour, plus noise.
+
+    For smoke tests and tests/test_contract.py; every class is present, and the default split
+    holds out a tenth.
+    """
+    rng = np.random.default_rng(seed)
+    colours = rng.uniform(40, 215, (len(CLASS_NAMES), 1, 1, 3))
+
+    def images(count: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = rng.permutation(np.repeat(np.arange(len(CLASS_NAMES)), count))
+        pixels = colours[labels] + rng.normal(0.0, 30.0, (len(labels), *IMAGE_SHAPE))
+        return np.clip(np.round(pixels), 0, 255).astype(np.uint8), labels.astype(np.int64)
+
+    (x_train, y_train), (x_test, y_test) = images(per_class), images(2)
+    path = Path(directory) / "example_cifar10.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
 
 
 def _one_hot(labels: np.ndarray) -> np.ndarray:

@@ -67,6 +67,7 @@ CIFAR10 = Task(
     figures=_figures,
     endpoints=_endpoints,
     panel=_panel,
+    example=data.example,
 )
 
 _REG = HParam(0.0, "[0, 10]", Float(1e-5, 1e-1, log=True), "L2: 0.5 reg sum W^2")
@@ -93,6 +94,10 @@ def _compile(model: keras.Model, optimizer: keras.optimizers.Optimizer,
     return model
 
 
+# For smoke tests and tests/test_contract.py: seconds to build, train, export and tune.
+_TINY_FIT = {"epochs": 1, "batch_size": 8}
+
+
 @register(
     task=CIFAR10,
     hparams={
@@ -107,7 +112,8 @@ def _compile(model: keras.Model, optimizer: keras.optimizers.Optimizer,
         "learning_rate": _LEARNING_RATE,
     },
     fit={"epochs": 10, "batch_size": 50},
-    presets={"one_epoch": {"hidden_dim": 500, "reg": 1e-3, "epochs": 1, "batch_size": 50}},
+    presets={"one_epoch": {"hidden_dim": 500, "reg": 1e-3, "epochs": 1, "batch_size": 50},
+             "tiny": {"num_filters": 4, "filter_size": 3, "hidden_dim": 8, **_TINY_FIT}},
     sweep={"normalization": NORMALIZATIONS, "reg": (0.0, 1e-3, 1e-2)},
 )
 def three_layer_convnet(
@@ -150,7 +156,8 @@ def three_layer_convnet(
     },
     fit={"epochs": 10, "batch_size": 64},
     presets={"course": {"hidden_dim": 4000, "init": "kaiming", "learning_rate": 1e-2,
-                        "momentum": 0.0, "epochs": 1, "batch_size": 64}},
+                        "momentum": 0.0, "epochs": 1, "batch_size": 64},
+             "tiny": {"hidden_dim": 8, **_TINY_FIT}},
 )
 def two_layer_fc(
     hidden_dim: int,
@@ -189,7 +196,8 @@ def two_layer_fc(
         "learning_rate": _LEARNING_RATE,
     },
     fit={"epochs": 10, "batch_size": 64},
-    presets={"course": {"crop_padding": 0, "schedule": "constant"}},
+    presets={"course": {"crop_padding": 0, "schedule": "constant"},
+             "tiny": {"filters": 4, **_TINY_FIT}},
 )
 def cifar_small(
     filters: int,
@@ -232,6 +240,7 @@ def cifar_small(
         "lookahead": HParam(True, None, None, "average the weights every 5 steps (Lookahead)"),
     },
     fit={"epochs": 10, "batch_size": 512},
+    presets={"tiny": {"width": 8, **_TINY_FIT}},
 )
 def cifar_airbench(
     width: int,

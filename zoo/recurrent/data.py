@@ -29,8 +29,8 @@ from zoo.data import (
     open_hdf5,
 )
 
-__all__ = ["COURSE_CLASSES", "KEYS", "SUBJECT_KEYS", "OVERLAP_WARNING", "hold_out_subjects",
-           "load", "read_subjects", "read_windows"]
+__all__ = ["COURSE_CLASSES", "KEYS", "SUBJECT_KEYS", "OVERLAP_WARNING", "example",
+           "hold_out_subjects", "load", "read_subjects", "read_windows"]
 
 COURSE_CLASSES = ("downstairs", "jogging", "sitting", "standing", "upstairs", "walking")
 KEYS = ("trX", "trY", "tstX", "tstY")
@@ -184,6 +184,38 @@ def hold_out_subjects(
     candidates = [subset for gap, subset in scored if gap <= closest + 0.2 * target]
     chosen = candidates[int(rng.integers(len(candidates)))]
     return sorted(int(ids[index]) for index in chosen)
+
+
+def example(directory: str | Path, seed: int = 0, per_class: int = 20) -> Path:
+    """Writes a small file in the course layout, `directory/example_windows.h5`, and returns its
+    path for `load`: `per_class` training windows and a quarter as many test windows of each
+    of the course's six activities, seeded; each class its own sine wave plus noise. The
+    training windows come from six subjects (`trS`), so validation holds out whole subjects.
+
+    For smoke tests and tests/test_contract.py; `per_class` >= 5 keeps a validation window of
+    every class at the default 10% split.
+    """
+    import h5py  # imported here: only HDF5 readers and writers need it
+
+    rng = np.random.default_rng(seed)
+    classes = len(COURSE_CLASSES)
+    time = np.arange(STEPS) / STEPS
+
+    def windows(count: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.repeat(np.arange(classes), count)
+        phase = rng.uniform(0, 2 * np.pi, (len(labels), 1, AXES))
+        wave = np.sin(2 * np.pi * (1 + labels)[:, None, None] * time[None, :, None] + phase)
+        x = wave + rng.normal(0.0, 0.3, (len(labels), STEPS, AXES)) + np.array([0.0, 0.0, 9.8])
+        return x.astype(np.float32), np.eye(classes, dtype=np.float32)[labels]
+
+    (x_train, y_train), (x_test, y_test) = windows(per_class), windows(max(1, per_class // 4))
+    path = Path(directory) / "example_windows.h5"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as handle:
+        handle["trX"], handle["trY"], handle["tstX"], handle["tstY"] = x_train, y_train, x_test, y_test
+        handle["trS"] = (np.arange(len(x_train)) % 6 + 1).astype(np.int16)
+        handle.attrs["classes"] = list(COURSE_CLASSES)
+    return path
 
 
 def _describe(attributes: dict[str, Any]) -> dict[str, Any]:

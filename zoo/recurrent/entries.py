@@ -60,6 +60,7 @@ ACTIVITY_RECOGNITION = Task(
     metric=Metric("val_accuracy", "max", "validation accuracy (higher is better)"),
     figures=_figures,
     endpoints=_endpoints,
+    example=data.example,
 )
 
 HPARAMS = {
@@ -129,6 +130,8 @@ PRESETS = {
         "early_stopping_patience": 10,
         "learning_rate_schedule": "constant",
     },
+    # For smoke tests and tests/test_contract.py: seconds to build, train, export and tune.
+    "tiny": {"units": 8, "head_units": 8, "epochs": 1, "batch_size": 8},
 }
 
 
