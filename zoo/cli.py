@@ -57,7 +57,7 @@ def _train(
     """Builds and trains one model into `run_dir` (see `zoo.training.fit`); returns it and its
     history."""
     training.set_seed(args.seed)
-    model = entry.builder(**hyperparameters)
+    model = entry.build(hyperparameters)
     record = {"name": entry.name, "preset": args.preset, "hyperparameters": hyperparameters,
               "seed": args.seed, "data": splits.info}
 
@@ -308,6 +308,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"zoo: error: {message} (see {self.prog} --help)\n")
 
 
+def _dtype_policy_option(sub: argparse.ArgumentParser) -> None:
+    """`--dtype-policy P`, a short form of `--set dtype_policy=P`: the same hyperparameter."""
+    sub.add_argument("--dtype-policy", dest="set", action="append", metavar="POLICY",
+                     type=lambda policy: f"dtype_policy={policy}",
+                     help="float32 or mixed_bfloat16 (bfloat16 compute); same as "
+                          "--set dtype_policy=POLICY")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="zoo", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"zoo {zoo.__version__}")
@@ -340,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     training_options(train)
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a hyperparameter (repeatable)")
+    _dtype_policy_option(train)
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="metrics and figures of a trained run")
@@ -374,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--preset", help="a named preset of the entry, under the searched values")
     tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="hold a hyperparameter at a value instead of searching it (repeatable)")
+    _dtype_policy_option(tune)
     tune.add_argument("--epochs", type=_positive_int,
                       help="epochs per trial (hyperband: the most); default the entry's")
     tune.add_argument("--batch-size", type=_positive_int, help="override the batch size")

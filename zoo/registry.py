@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from zoo.precision import DTYPE_POLICIES, policy_scope
+
 __all__ = [
     "Choice",
     "Entry",
@@ -327,6 +329,15 @@ class Entry:
         """The `fit` arguments (epochs, batch size, ...): the entry's, updated by the preset's."""
         return {**self.fit, **{k: v for k, v in self._preset(preset).items() if k in self.fit}}
 
+    def build(self, hyperparameters: Mapping[str, Any]) -> Any:
+        """The model of resolved `hyperparameters` (see `resolve`): the builder called with all
+        but `dtype_policy`, under that Keras dtype policy (`zoo.precision.policy_scope`), so the
+        model and every layer it creates take the policy; builders never see it."""
+        arguments = dict(hyperparameters)
+        policy = arguments.pop(DTYPE_POLICY, self.hparams[DTYPE_POLICY].default)
+        with policy_scope(policy):
+            return self.builder(**arguments)
+
     def search_space(self) -> dict[str, Float | Int | Choice]:
         return {name: hp.search for name, hp in self.hparams.items() if hp.search is not None}
 
@@ -351,6 +362,17 @@ class Entry:
 
 _REGISTRY: dict[str, Entry] = {}
 
+#: The hyperparameter every entry has: the Keras dtype policy it is built under.
+DTYPE_POLICY = "dtype_policy"
+
+
+def dtype_policy_hparam(default: str = "float32") -> HParam:
+    """The shared `dtype_policy` hyperparameter, with an entry's own default."""
+    return HParam(
+        default, DTYPE_POLICIES, None,
+        "Keras dtype policy: float32, or mixed_bfloat16 (float32 weights, bfloat16 compute)",
+    )
+
 
 def register(
     name: str | None = None,
@@ -361,6 +383,7 @@ def register(
     presets: Mapping[str, Mapping[str, Any]] | None = None,
     sweep: Mapping[str, Sequence[Any]] | None = None,
     notes: str = "",
+    dtype_policy: str = "float32",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator that registers a builder function as a zoo entry.
 
@@ -378,6 +401,9 @@ def register(
             `{"course": {"sparsity_weight": 0.01, "batch_size": 16}}`.
         sweep: the default grid for `zoo sweep`, two hyperparameters with their values.
         notes: text several entries share (a family's recipe), appended to the description.
+        dtype_policy: the default of the `dtype_policy` hyperparameter the registry adds to
+            every entry ("float32" or "mixed_bfloat16"); `Entry.build` applies it, so the
+            builder does not take it.
 
     Returns:
         The builder, unchanged.
@@ -387,6 +413,9 @@ def register(
         entry_name = name or builder.__name__
         if entry_name in _REGISTRY:
             raise ValueError(f"a model named {entry_name!r} is already registered")
+        if DTYPE_POLICY in hparams:
+            raise ValueError(f"{entry_name}: {DTYPE_POLICY!r} is the registry's; pass "
+                             f"register(..., dtype_policy=...) for its default")
         signature = inspect.signature(builder).parameters.values()
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature)
         parameters = {p.name for p in signature if p.kind is not inspect.Parameter.VAR_KEYWORD}
@@ -399,7 +428,7 @@ def register(
         entry = Entry(
             name=entry_name,
             builder=builder,
-            hparams=dict(hparams),
+            hparams={**hparams, DTYPE_POLICY: dtype_policy_hparam(dtype_policy)},
             task=task,
             description="\n\n".join(part for part in (description, inspect.cleandoc(notes)) if part),
             fit=dict(fit or {}),
@@ -435,7 +464,8 @@ def get(name: str, preset: str | None = None, **overrides: Any) -> Any:
     Args:
         name: a registered name (see `zoo.list()`).
         preset: an optional named preset of the entry.
-        **overrides: hyperparameters that replace the defaults.
+        **overrides: hyperparameters that replace the defaults; every entry has
+            `dtype_policy` ("float32" or "mixed_bfloat16").
 
     Returns:
         A compiled `keras.Model`.
@@ -445,7 +475,7 @@ def get(name: str, preset: str | None = None, **overrides: Any) -> Any:
     >>> model = zoo.get("sparse_autoencoder", hidden_units=100)
     """
     entry = get_entry(name)
-    return entry.builder(**entry.resolve(preset, **overrides))
+    return entry.build(entry.resolve(preset, **overrides))
 
 
 def list_models(pattern: str = "*", family: str | None = None) -> list[str]:

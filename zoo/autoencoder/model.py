@@ -8,6 +8,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from zoo.precision import keeps_dtype_policy
+
 __all__ = ["KLSparsity", "SparseAutoencoder", "kl_divergence"]
 
 
@@ -100,6 +102,7 @@ class KLSparsity(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
+@keeps_dtype_policy
 class SparseAutoencoder(keras.Model):
     """Sparse autoencoder: sigmoid encoder and sigmoid decoder with untied weights.
 
@@ -128,6 +131,11 @@ class SparseAutoencoder(keras.Model):
         Reconstructions, `(batch, input_dim)`.
 
     Example:
+
+    Under a mixed dtype policy (`dtype="mixed_bfloat16"`) the encoder and decoder compute in
+    bfloat16; the cost and all its terms stay float32: the reconstruction error is taken on
+    float32 copies of the activations, the KL sparsity term is a float32 layer, the weight
+    decay reads the float32 kernels, and `call` and `encode` return float32.
 
     >>> model = SparseAutoencoder(input_dim=256, hidden_units=64)
     >>> model.compile(optimizer="adam")
@@ -161,7 +169,9 @@ class SparseAutoencoder(keras.Model):
             kernel_initializer=keras.initializers.GlorotUniform(seed),
             name="encoder",
         )
-        self.sparsity = KLSparsity(sparsity_target, sparsity_weight, name="sparsity")
+        # float32: the KL of a batch mean is a loss term (log near 0 and 1).
+        self.sparsity = KLSparsity(sparsity_target, sparsity_weight, name="sparsity",
+                                   dtype="float32")
         self.decoder = keras.layers.Dense(
             input_dim,
             activation="sigmoid",
@@ -189,11 +199,12 @@ class SparseAutoencoder(keras.Model):
         self.built = True
 
     def encode(self, inputs: Any) -> Any:
-        """Hidden activations, `(batch, hidden_units)`."""
-        return self.encoder(inputs)
+        """Hidden activations, `(batch, hidden_units)`, float32."""
+        return ops.cast(self.encoder(inputs), "float32")
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        return self.decoder(self.sparsity(self.encoder(inputs)))
+        # float32 out under any policy: reconstructions are compared with float32 patches.
+        return ops.cast(self.decoder(self.sparsity(self.encoder(inputs))), "float32")
 
     def cost(self, inputs: Any) -> dict[str, Any]:
         """The cost J on a batch and its terms, as scalars.
@@ -207,10 +218,15 @@ class SparseAutoencoder(keras.Model):
             `mean_activation` (mean hidden activation over batch and units).
         """
         hidden = self.encoder(inputs)
-        outputs = self.decoder(hidden)
+        # The terms are float32 under any policy: bfloat16 sums of 10^4 squares would lose
+        # the small differences training follows. The layers compute in the policy's dtype.
+        outputs = ops.cast(self.decoder(hidden), "float32")
+        hidden = ops.cast(hidden, "float32")
+        inputs = ops.cast(inputs, "float32")
         count = _sum_over_replicas(tf.cast(tf.shape(inputs)[0], hidden.dtype))
         reconstruction = _sum_over_replicas(0.5 * ops.sum(ops.square(inputs - outputs))) / count
-        # Written out rather than as keras.regularizers.L2, which rounds lambda to float32.
+        # Written out rather than as keras.regularizers.L2, which rounds lambda to float32;
+        # outside the layers' calls the kernels are read as the float32 variables they are.
         weight_decay = (0.5 * self.weight_decay) * (
             ops.sum(ops.square(self.encoder.kernel)) + ops.sum(ops.square(self.decoder.kernel))
         )
@@ -270,11 +286,11 @@ class SparseAutoencoder(keras.Model):
             terms = self._descend(inputs[step])
             return step + 1, {term: sums[term] + terms[term] for term in sums}
 
-        zeros = {term: tf.zeros((), self.compute_dtype) for term in self.trackers}
+        zeros = {term: tf.zeros((), "float32") for term in self.trackers}  # as `cost`'s terms
         _, sums = tf.while_loop(
             lambda step, _: step < steps, body, (0, zeros), maximum_iterations=steps
         )
-        count = tf.cast(steps, self.compute_dtype)
+        count = tf.cast(steps, "float32")
         self._update_metrics({term: total / count for term, total in sums.items()}, count)
         return self.get_metrics_result()
 

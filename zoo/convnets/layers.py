@@ -78,6 +78,9 @@ class PatchWhitening(keras.layers.Layer):
     trained. Starting from whitened patches is the largest single saving of airbench's fast
     CIFAR-10 training (Jordan, 2024): the first layer needs no training to see edges and colour.
 
+    `AirbenchNet` keeps it float32 (`dtype="float32"`) under a mixed policy: its filters have
+    gains up to 1/sqrt(`epsilon`) on raw-scale inputs.
+
     Args:
         size: patch side; the output is `size - 1` pixels smaller (no padding).
         epsilon: added to each eigenvalue, limiting the gain of near-constant directions.
@@ -212,6 +215,10 @@ class FastShiftBatchNorm(keras.layers.Layer):
     Call arguments:
         inputs: feature maps `(N, H, W, C)`.
         training: normalise with the batch's statistics (and update the running ones).
+
+    Under a mixed policy the statistics stay float32: the inner `BatchNormalization` (given this
+    layer's policy) computes mean, variance and the normalisation in float32 and keeps float32
+    running averages; only its output and the shift's addition are in the compute dtype.
     """
 
     def __init__(self, momentum: float = 0.6, epsilon: float = 1e-5,

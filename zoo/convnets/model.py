@@ -10,6 +10,12 @@ raw pixels. Every model ends in a softmax over the 10 classes.
 Normalisation of feature maps uses Keras' own layers: spatial batch normalisation is
 `BatchNormalization` over the channel axis (batch statistics in training, running averages at
 inference), group normalisation is `GroupNormalization(groups)`.
+
+Under a mixed dtype policy (`dtype="mixed_bfloat16"`, see `zoo.precision`) the convolutions and
+dense layers compute in bfloat16 with float32 weights. Pixels stay float32 through the
+augmentation, the input `Normalization` and airbench's `PatchWhitening`; the last dense layer
+(the logits) and the softmax are float32, so probabilities and losses are float32; batch
+norm computes its statistics in float32 (Keras' `BatchNormalization` does under any policy).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from zoo.precision import keeps_dtype_policy
 from zoo.convnets.layers import FastShiftBatchNorm, PartialIdentity, PatchWhitening, RandomCropFlip
 from zoo.schedules import Lookahead, ScheduledModel
 
@@ -81,15 +88,19 @@ def _course_l2(reg: float) -> keras.regularizers.Regularizer | None:
     return keras.regularizers.L2(0.5 * reg) if reg > 0 else None
 
 
-def _pixel_scaling(channels: int, dtype: Any = None) -> keras.layers.Normalization:
+def _pixel_scaling(channels: int) -> keras.layers.Normalization:
     """A per-channel `Normalization` for pixels, built at once: built lazily inside Keras' first
-    traced call, its constants would belong to a graph that is gone by the next call."""
-    layer = keras.layers.Normalization(axis=-1, dtype=dtype)
+    traced call, its constants would belong to a graph that is gone by the next call.
+
+    float32 under any policy: (pixel - mean) / std of pixels up to 255 in bfloat16 would be
+    off by up to 2^-8 * 255 / std, a few hundredths of a unit."""
+    layer = keras.layers.Normalization(axis=-1, dtype="float32")
     layer.build((None, None, None, channels))
     return layer
 
 
 @keras.saving.register_keras_serializable(package="zoo")
+@keeps_dtype_policy
 class ThreeLayerConvNet(keras.Model):
     """cs231n's three-layer convolutional net, with its initialisation and L2 convention.
 
@@ -153,7 +164,7 @@ class ThreeLayerConvNet(keras.Model):
         seeds = [None if seed is None else seed + i for i in range(3)]
         dense_options = dict(bias_initializer="zeros", kernel_regularizer=_course_l2(reg),
                              dtype=self.dtype_policy)
-        self.scale = _pixel_scaling(channels, self.dtype_policy)
+        self.scale = _pixel_scaling(channels)
         self.conv = keras.layers.Conv2D(
             num_filters, filter_size, padding="same",
             kernel_initializer=keras.initializers.RandomNormal(0.0, weight_scale, seeds[0]),
@@ -166,13 +177,13 @@ class ThreeLayerConvNet(keras.Model):
             hidden_dim, kernel_initializer=keras.initializers.RandomNormal(0.0, weight_scale, seeds[1]),
             **dense_options,
         )
-        self.scores = keras.layers.Dense(
+        self.scores = keras.layers.Dense(  # float32 logits for the softmax
             num_classes, kernel_initializer=keras.initializers.RandomNormal(0.0, weight_scale, seeds[2]),
-            **dense_options,
+            **{**dense_options, "dtype": "float32"},
         )
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        x = self.scale(ops.cast(_channels_last(inputs, self.channels), self.compute_dtype))
+        x = self.scale(ops.cast(_channels_last(inputs, self.channels), "float32"))
         x = self.conv(x)
         if self.norm is not None:
             x = self.norm(x, training=training)
@@ -201,6 +212,7 @@ class ThreeLayerConvNet(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
+@keeps_dtype_policy
 class TwoLayerNet(keras.Model):
     """The course's fully-connected baseline: flatten - affine (`hidden_dim`) - ReLU - affine
     (`num_classes`) - softmax.
@@ -267,13 +279,14 @@ class TwoLayerNet(keras.Model):
 
         dense_options = dict(bias_initializer="zeros", kernel_regularizer=_course_l2(reg),
                              dtype=self.dtype_policy)
-        self.scale = _pixel_scaling(channels, self.dtype_policy)
+        self.scale = _pixel_scaling(channels)
         self.flatten = keras.layers.Flatten(dtype=self.dtype_policy)
         self.hidden = keras.layers.Dense(hidden_dim, kernel_initializer=initializer(0), **dense_options)
-        self.scores = keras.layers.Dense(num_classes, kernel_initializer=initializer(1), **dense_options)
+        self.scores = keras.layers.Dense(num_classes, kernel_initializer=initializer(1),  # float32 logits
+                                         **{**dense_options, "dtype": "float32"})
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        x = self.scale(ops.cast(_channels_last(inputs, self.channels), self.compute_dtype))
+        x = self.scale(ops.cast(_channels_last(inputs, self.channels), "float32"))
         x = ops.relu(self.hidden(self.flatten(x)))
         return ops.softmax(self.scores(x))
 
@@ -304,6 +317,7 @@ class TwoLayerNet(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
+@keeps_dtype_policy
 class CifarSmallNet(ScheduledModel):
     """The course's CIFAR-10 challenge net: (conv - norm - ReLU - 2x2 max pool) x 3, dense.
 
@@ -340,17 +354,17 @@ class CifarSmallNet(ScheduledModel):
         self.filters_, self.kernel_sizes = tuple(filters), tuple(kernel_sizes)
         self.normalization, self.groups = normalization, groups
         self.crop_padding, self.num_classes = crop_padding, num_classes
-        self.augment = RandomCropFlip(crop_padding) if crop_padding else None
+        self.augment = RandomCropFlip(crop_padding, dtype="float32") if crop_padding else None
         self.scale = _pixel_scaling(3)
         self.convs = [keras.layers.Conv2D(count, size, padding="same")
                       for count, size in zip(filters, kernel_sizes)]
         self.norms = [normalization_layer(normalization, groups, count) for count in filters]
         self.pool = keras.layers.MaxPooling2D(2, 2)
         self.flatten = keras.layers.Flatten()
-        self.scores = keras.layers.Dense(num_classes)
+        self.scores = keras.layers.Dense(num_classes, dtype="float32")  # float32 logits
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        x = ops.cast(inputs, self.compute_dtype)
+        x = ops.cast(inputs, "float32")  # pixels: float32 until normalised
         if self.augment is not None:
             x = self.augment(x, training=training)
         x = self.scale(x)
@@ -381,6 +395,7 @@ TEST_AUGMENTATIONS = ("none", "flip", "flip_translate")
 
 
 @keras.saving.register_keras_serializable(package="zoo")
+@keeps_dtype_policy
 class AirbenchNet(ScheduledModel):
     """The airbench CIFAR-10 net (Jordan, 2024), sized for two CPU cores.
 
@@ -445,13 +460,15 @@ class AirbenchNet(ScheduledModel):
                 kernel_initializer=PartialIdentity(next(seeds)),
             )
 
-        self.augment = RandomCropFlip(crop_padding)
-        self.whiten = PatchWhitening(2)
+        # float32: the pixels, and the whitening (eigenvalue-scaled filters with gains up to
+        # 1/sqrt(epsilon) ~ 45) before the first bfloat16 layer.
+        self.augment = RandomCropFlip(crop_padding, dtype="float32")
+        self.whiten = PatchWhitening(2, dtype="float32")
         self.blocks = [[conv(filters), FastShiftBatchNorm(), conv(filters), FastShiftBatchNorm()]
                        for filters in self.widths]
         self.pool = keras.layers.MaxPooling2D(2, 2)
-        self.head = keras.layers.Dense(
-            num_classes, use_bias=False, kernel_regularizer=regularizer,
+        self.head = keras.layers.Dense(  # float32 logits: averaged over test-time views, softmax
+            num_classes, use_bias=False, kernel_regularizer=regularizer, dtype="float32",
             kernel_initializer=keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform", next(seeds)),
         )
 
@@ -481,7 +498,7 @@ class AirbenchNet(ScheduledModel):
         return 0.5 * (logits + self._logits(ops.flip(x, axis=2), False))
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        x = ops.cast(inputs, self.compute_dtype)
+        x = ops.cast(inputs, "float32")  # pixels: float32 until whitened
         if training:
             return ops.softmax(self._logits(self.augment(x, training=True), True))
         logits = self._mirror_logits(x)

@@ -4,6 +4,13 @@ A cell computes one time step, in two parts: `project_inputs` applies the input 
 `step` the recurrent update. `Recurrent` runs the steps in a symbolic `tf.while_loop`, so a
 150-step sequence costs one small graph instead of 150 unrolled copies.
 
+Under a mixed dtype policy ("mixed_bfloat16") the states, the cell state `c` of the LSTM
+included, are carried in the compute dtype, bfloat16. Measured (untrained `lstm`, course
+preset, 150 steps, 256 windows, same weights): the last hidden state differs from float32 by
+at most 0.0081 with a bfloat16 `c`, 0.0045 with a float32 `c`, both about one bfloat16 step
+(2^-8) of |h| <= 1, with no drift over the steps (the forget gate contracts the error); the
+class probabilities by 0.0011 and 0.0007. Not worth a second dtype in the loop.
+
 The weights have the shapes and order of Keras' built-in layers (`kernel`, `recurrent_kernel`,
 `bias`; gates in Keras' order), so `set_weights(keras_layer.get_weights())` copies them either way.
 """

@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from zoo.precision import keeps_dtype_policy
 from zoo.recurrent.cells import GRUCell, LSTMCell, Recurrent, RNNCell, seeded_initializer
 
 __all__ = ["CELLS", "GRAVITY_FILTERS", "LowPass", "Magnitude", "SensorAugmentation", "SequenceClassifier"]
@@ -224,6 +225,7 @@ class SensorAugmentation(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
+@keeps_dtype_policy
 class SequenceClassifier(keras.Model):
     """Recurrent classifier of fixed-length sequences, trained by backpropagation through time.
 
@@ -274,6 +276,11 @@ class SequenceClassifier(keras.Model):
             eagerly (Keras would otherwise build the normalisation inside a traced function).
 
     Example:
+
+    Under a mixed dtype policy (`dtype="mixed_bfloat16"`) the recurrent layers and the head
+    compute in bfloat16 with float32 weights; the augmentation, the input normalisation and
+    the softmax classifier stay float32 (`dtype="float32"`), so the probabilities, the loss and
+    the metrics are float32.
 
     >>> model = SequenceClassifier("lstm", units=64, num_classes=6)
     >>> model.compile(optimizer="adam", loss="categorical_crossentropy")
@@ -341,8 +348,12 @@ class SequenceClassifier(keras.Model):
         self.clip_value, self.clip_norm, self.truncate_steps = clip_value, clip_norm, truncate_steps
         self.reset_after, self.kernel_initializer, self.seed = reset_after, kernel_initializer, seed
 
-        self.normalization = keras.layers.Normalization(axis=-1) if normalize else None
-        self.augment = SensorAugmentation(**self.augmentation, seed=seed) if self.augmentation else None
+        # float32 under any policy: raw sensor values standardised in bfloat16 would lose
+        # their small motions to the gravity offset, and the augmentation's rotations and
+        # resampling weights are float32 arithmetic.
+        self.normalization = keras.layers.Normalization(axis=-1, dtype="float32") if normalize else None
+        self.augment = (SensorAugmentation(**self.augmentation, seed=seed, dtype="float32")
+                        if self.augmentation else None)
         self.pooling = keras.layers.AveragePooling1D(pool_steps) if pool_steps > 1 else None
         self.recurrent_layers = [
             self._recurrent_layer(last=index == num_layers - 1, seed=None if seed is None else seed + 10 * index)
@@ -359,8 +370,8 @@ class SequenceClassifier(keras.Model):
             ))
         if dropout:
             self.head.append(keras.layers.Dropout(dropout, seed=dense_seeds[-1]))
-        self.classifier = keras.layers.Dense(
-            num_classes, activation="softmax",
+        self.classifier = keras.layers.Dense(  # float32: the softmax and the loss after it
+            num_classes, activation="softmax", dtype="float32",
             kernel_initializer=keras.initializers.GlorotUniform(dense_seeds[-1]),
         )
         self.sequence_shape = tuple(input_shape) if input_shape is not None else None

@@ -165,7 +165,7 @@ class EntryHyperModel(kt.HyperModel):
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         hyperparameters = self.hyperparameters(hp)
         training.set_seed(self.seed)
-        model = self.entry.builder(**hyperparameters)
+        model = self.entry.build(hyperparameters)
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:
             # XLA compiles a step for one device; a step spread over a strategy's devices must
             # run as an ordinary graph.

@@ -1,0 +1,240 @@
+"""Every entry under Keras' "mixed_bfloat16" policy: builds, trains, agrees with float32, keeps
+its policy through a `.keras` reload in a float32 process, exports float32/uint8 signatures.
+
+Parametrized over `zoo.list()`, so a new entry is covered; `SMALL` shrinks the current ones
+(other entries build with their defaults). Inputs come from each task's export signature.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from zoo import training
+from zoo.export import export
+from zoo.precision import DTYPE_POLICIES, policy_scope
+
+MIXED = "mixed_bfloat16"
+SMALL = {
+    "sparse_autoencoder": {"hidden_units": 8},
+    **{name: {"units": 8, "head_units": 8} for name in
+       ("rnn", "lstm", "gru", "keras_rnn", "keras_lstm", "keras_gru")},
+    "three_layer_convnet": {"num_filters": 4, "filter_size": 3, "hidden_dim": 8},
+    "two_layer_fc": {"hidden_dim": 8},
+    "cifar_small": {"filters": 4},
+    "cifar_airbench": {"width": 8},
+}
+BATCH = 8
+# Same weights, float32 against mixed_bfloat16, at inference. bfloat16 keeps 8 significant
+# bits: each rounding is off by at most 2^-9 relative, each op by ~2^-8 = 0.0039. Outputs here
+# are probabilities or sigmoid reconstructions in [0, 1], reached through at most ~10 rounded
+# ops in sequence (the normalisation layers keep the scale near 1); added up in the worst case,
+# 10 * 2^-8 = 0.04, so no output may differ by more than 0.05. (Measured: ~0.001-0.01.)
+TOLERANCE = 0.05
+
+
+def small(name):
+    return {key: value for key, value in SMALL.get(name, {}).items()
+            if key in zoo.get_entry(name).hparams}
+
+
+def example(name, model, seed=0):
+    """A batch for `model` from its task's `serve` signature, and labels when it classifies."""
+    (spec,) = zoo.get_entry(name).task.endpoints(model)["serve"][1]
+    rng = np.random.default_rng(seed)
+    shape = (BATCH, *spec.shape[1:])
+    if spec.dtype.name == "uint8":
+        x = rng.integers(0, 256, shape, dtype=np.uint8)
+    else:
+        x = rng.uniform(0.1, 0.9, shape).astype(spec.dtype.name)
+    classes = getattr(model, "num_classes", None)
+    y = None if classes is None else np.eye(classes, dtype="float32")[np.arange(BATCH) % classes]
+    return x, y
+
+
+def build(name, policy, seed=0):
+    training.set_seed(seed)
+    model = zoo.get(name, dtype_policy=policy, **small(name))
+    x, y = example(name, model)
+    training.adapt_preprocessing(model, x)
+    return model, x, y
+
+
+_TRAINED = {}
+
+
+def trained(name):
+    """The mixed_bfloat16 model of `name` after one training step (cached per entry)."""
+    if name not in _TRAINED:
+        model, x, y = build(name, MIXED)
+        logs = model.train_on_batch(x, y, return_dict=True)
+        _TRAINED[name] = model, x, y, logs
+    return _TRAINED[name]
+
+
+def kernel_layers(model):
+    return [layer for layer in model._flatten_layers(include_self=False)
+            if getattr(layer, "kernel", None) is not None or hasattr(layer, "cell")]
+
+
+def test_every_entry_has_the_dtype_policy_hyperparameter():
+    for name in zoo.list():
+        described = zoo.describe(name)["hyperparameters"]["dtype_policy"]
+        assert described["default"] == "float32"
+        assert described["valid"] == list(DTYPE_POLICIES)
+    with pytest.raises(zoo.HyperparameterError, match="dtype_policy"):
+        zoo.get("sparse_autoencoder", dtype_policy="mixed_float16")
+
+
+def test_build_restores_the_global_policy():
+    before = keras.config.dtype_policy().name
+    model = zoo.get("sparse_autoencoder", dtype_policy=MIXED, hidden_units=4)
+    assert model.dtype_policy.name == MIXED
+    assert keras.config.dtype_policy().name == before
+
+
+def test_cli_dtype_policy_flag_is_the_hyperparameter():
+    from zoo.cli import build_parser
+
+    for command in ("train", "tune"):
+        args = build_parser().parse_args([command, "lstm", "--dtype-policy", MIXED])
+        assert args.set == [f"dtype_policy={MIXED}"]
+    assert zoo.get_entry("lstm").parse("dtype_policy", MIXED) == MIXED
+
+
+@pytest.mark.parametrize("name", zoo.list())
+def test_trains_one_step_in_bfloat16_with_float32_variables(name):
+    model, _, _, logs = trained(name)
+    assert np.isfinite(logs["loss"]), logs
+    assert model.dtype_policy.name == MIXED
+    assert model.compute_dtype == "bfloat16"
+    floats = [w for w in model.weights if "float" in str(w.dtype)]
+    assert floats and all(w.dtype == "float32" for w in floats), \
+        sorted({(w.path, str(w.dtype)) for w in floats if w.dtype != "float32"})
+    # The heavy layers compute in bfloat16; the float32 islands say so with dtype="float32".
+    assert any(layer.compute_dtype == "bfloat16" for layer in kernel_layers(model))
+
+
+@pytest.mark.parametrize("name", zoo.list())
+def test_same_weights_agree_under_float32_and_mixed_bfloat16(name):
+    reference, x, _ = build(name, "float32")
+    mixed, _, _ = build(name, MIXED)
+    mixed.set_weights(reference.get_weights())
+    expected = np.asarray(reference(x, training=False))
+    got = mixed(x, training=False)
+    assert got.dtype == "float32"  # outputs are float32 under any policy
+    difference = np.max(np.abs(np.asarray(got) - expected))
+    # (It may be 0: three_layer_convnet's 1e-3-scale weights give uniform probabilities.)
+    assert difference <= TOLERANCE, difference
+
+
+LOAD_IN_FLOAT32 = textwrap.dedent(
+    """
+    import sys, json
+    import keras, numpy as np
+    import zoo  # registers the model classes
+    assert keras.config.dtype_policy().name == "float32"
+    results, outputs = {}, {}
+    for name in sys.argv[2:]:
+        model = keras.saving.load_model(f"{sys.argv[1]}/{name}.keras")
+        x = np.load(f"{sys.argv[1]}/{name}.npy")
+        layers = [l for l in model._flatten_layers(include_self=False)
+                  if getattr(l, "kernel", None) is not None]
+        results[name] = {"model": model.dtype_policy.name,
+                         "layers": sorted({l.dtype_policy.name for l in layers})}
+        outputs[name] = np.asarray(model(x, training=False))
+    np.savez(f"{sys.argv[1]}/outputs.npz", **outputs)
+    print(json.dumps(results))
+    """
+)
+
+
+def test_keras_file_keeps_the_policy_in_a_float32_process(tmp_path, subprocess_env):
+    names = zoo.list()
+    expected = {}
+    for name in names:
+        model, x, _, _ = trained(name)
+        model.save(tmp_path / f"{name}.keras")
+        np.save(tmp_path / f"{name}.npy", x)
+        expected[name] = (np.asarray(model(x, training=False)),
+                          sorted({layer.dtype_policy.name for layer in kernel_layers(model)
+                                  if getattr(layer, "kernel", None) is not None}))
+    script = tmp_path / "load.py"
+    script.write_text(LOAD_IN_FLOAT32)
+    result = subprocess.run([sys.executable, str(script), str(tmp_path), *names],
+                            env=subprocess_env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import json
+
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    outputs = np.load(tmp_path / "outputs.npz")
+    for name in names:
+        assert loaded[name]["model"] == MIXED, name
+        assert loaded[name]["layers"] == expected[name][1], name
+        np.testing.assert_allclose(outputs[name], expected[name][0], atol=1e-6, err_msg=name)
+
+
+# The SavedModels load with zoo unimportable (as tests/test_export.py).
+LOAD_WITHOUT_ZOO = textwrap.dedent(
+    """
+    import sys, json
+    sys.modules["zoo"] = None
+    import numpy as np
+    import tensorflow as tf
+    root, names = sys.argv[1], sys.argv[2:]
+    report, outputs = {}, {}
+    for name in names:
+        x = np.load(f"{root}/{name}.npy")
+        loaded = tf.saved_model.load(f"{root}/export/{name}/1")
+        for signature, function in loaded.signatures.items():
+            (spec,) = function.structured_input_signature[1].values()
+            result = function(tf.constant(x))
+            (value,) = result.values()
+            report[f"{name}/{signature}"] = [spec.dtype.name, value.dtype.name]
+            outputs[f"{name}/{signature}"] = value.numpy()
+    np.savez(f"{root}/exported.npz", **outputs)
+    print(json.dumps(report))
+    """
+)
+
+
+def test_export_of_a_bfloat16_model_takes_and_returns_float32(tmp_path, subprocess_env):
+    names = zoo.list()
+    served = {}
+    for name in names:
+        model, x, _, _ = trained(name)
+        entry = zoo.get_entry(name)
+        endpoints = entry.task.endpoints(model)
+        export(model, name, endpoints, {}, root=tmp_path / "export")
+        np.save(tmp_path / f"{name}.npy", x)
+        served[name] = (endpoints["serve"][1][0].dtype.name,
+                        np.asarray(model(x.astype("float32"), training=False)))
+    script = tmp_path / "load.py"
+    script.write_text(LOAD_WITHOUT_ZOO)
+    result = subprocess.run([sys.executable, str(script), str(tmp_path), *names],
+                            env=subprocess_env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import json
+
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    outputs = np.load(tmp_path / "exported.npz")
+    for name in names:
+        assert report[f"{name}/serve"] == [served[name][0], "float32"], name
+        assert served[name][0] in ("float32", "uint8")
+        # The same bfloat16 computation, but the SavedModel's graph may order or fuse its
+        # roundings differently from eager calls: outputs rounded to bfloat16 (the
+        # autoencoder's sigmoid) moved by 2 steps of 2^-9 at 0.5; allow 4 steps at 1, 2^-6.
+        np.testing.assert_allclose(outputs[f"{name}/serve"], served[name][1], atol=2**-6,
+                                   err_msg=name)
+    assert all(output == "float32" for _, output in report.values()), report
+
+
+def test_policy_scope_is_keras_own():
+    with policy_scope(MIXED) as policy:
+        assert isinstance(policy, keras.DTypePolicy)
+        assert keras.config.dtype_policy().name == MIXED
+        assert keras.layers.Dense(2).compute_dtype == "bfloat16"
