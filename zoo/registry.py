@@ -251,6 +251,9 @@ class Task:
             export; the first is exported as `serve`.
         panel: `panel(model, axes)` draws one small picture of a trained model (for sweeps).
         objective: what `zoo tune` optimises; `None` tunes on `metric`.
+        predict: `predict(model, inputs, options) -> [zoo.predicting.Prediction]` reads input
+            files the family's way and describes the outputs (`zoo predict`); one failed input
+            is one failed `Prediction`, not an exception. `options`: `class_names`, `key`, `out`.
     """
 
     name: str
@@ -262,6 +265,7 @@ class Task:
     endpoints: Callable[[Any], dict[str, Any]]
     panel: Callable[..., None] | None = None
     objective: Objective | None = None
+    predict: Callable[..., Any] | None = None
 
     @property
     def tuning_objective(self) -> Objective:
@@ -281,6 +285,7 @@ class Entry:
     fit: Mapping[str, Any]
     presets: Mapping[str, Mapping[str, Any]]
     sweep: Mapping[str, Sequence[Any]]
+    weights_from: str | None = None  # the entry whose weight sets this one loads too
 
     @property
     def family(self) -> str:
@@ -355,6 +360,7 @@ def register(
     presets: Mapping[str, Mapping[str, Any]] | None = None,
     sweep: Mapping[str, Sequence[Any]] | None = None,
     notes: str = "",
+    weights_from: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator that registers a builder function as a zoo entry.
 
@@ -372,6 +378,8 @@ def register(
             `{"course": {"sparsity_weight": 0.01, "batch_size": 16}}`.
         sweep: the default grid for `zoo sweep`, two hyperparameters with their values.
         notes: text several entries share (a family's recipe), appended to the description.
+        weights_from: an entry with the same variables in the same order whose weight sets
+            this one loads too (`keras_lstm` loads `lstm`'s).
 
     Returns:
         The builder, unchanged.
@@ -399,6 +407,7 @@ def register(
             fit=dict(fit or {}),
             presets={key: dict(values) for key, values in (presets or {}).items()},
             sweep={key: tuple(values) for key, values in (sweep or {}).items()},
+            weights_from=weights_from,
         )
         for preset, values in entry.presets.items():  # fail at import, not in a user's hands
             stray = sorted(set(values) - set(entry.hparams) - set(entry.fit))
@@ -423,13 +432,16 @@ def get_entry(name: str) -> Entry:
         ) from None
 
 
-def get(name: str, preset: str | None = None, **overrides: Any) -> Any:
+def get(name: str, preset: str | None = None, weights: Any = None, **overrides: Any) -> Any:
     """Builds the registered model `name`, compiled and ready for `fit`.
 
     Args:
         name: a registered name (see `zoo.list()`).
         preset: an optional named preset of the entry.
-        **overrides: hyperparameters that replace the defaults.
+        weights: a weight set's tag (`zoo.weights.available(name)`) or a path (run directory,
+            `.keras`, `.weights.h5`, export directory) to load; see `zoo.weights.load`.
+        **overrides: hyperparameters that replace the defaults (with weights that record their
+            hyperparameters, only those that keep every weight's shape).
 
     Returns:
         A compiled `keras.Model`.
@@ -438,12 +450,17 @@ def get(name: str, preset: str | None = None, **overrides: Any) -> Any:
 
     >>> model = zoo.get("sparse_autoencoder", hidden_units=100)
     """
+    if weights is not None:
+        from zoo import weights as weight_sets  # TensorFlow and h5py: only when loading
+
+        return weight_sets.load(name, weights, preset, **overrides)
     entry = get_entry(name)
     return entry.builder(**entry.resolve(preset, **overrides))
 
 
-def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
-    """Registered names matching the fnmatch-style `pattern` (and `family`, when given), sorted.
+def list_models(pattern: str = "*", family: str | None = None, pretrained: bool = False) -> list[str]:
+    """Registered names matching the fnmatch-style `pattern` (and `family`, when given; with
+    `pretrained`, only those with weight sets to load), sorted.
 
     Raises:
         UnknownModelError: `family` is not a registered family.
@@ -452,10 +469,15 @@ def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
         raise UnknownModelError(
             f"unknown family {family!r} (families: {', '.join(families())})"
         )
-    return sorted(
+    names = sorted(
         name for name, entry in _REGISTRY.items()
         if fnmatch.fnmatchcase(name, pattern) and family in (None, entry.family)
     )
+    if pretrained:
+        from zoo import weights as weight_sets
+
+        names = [name for name in names if weight_sets.available(name)]
+    return names
 
 
 def families() -> list[str]:
@@ -464,5 +486,8 @@ def families() -> list[str]:
 
 
 def describe(name: str) -> dict[str, Any]:
-    """Defaults, valid ranges, search space, data, metric and description of entry `name`."""
-    return get_entry(name).describe()
+    """Defaults, valid ranges, search space, data, metric and description of entry `name`, and
+    the cards of its weight sets."""
+    from zoo import weights as weight_sets
+
+    return {**get_entry(name).describe(), "weights": weight_sets.available(name)}

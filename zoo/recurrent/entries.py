@@ -221,19 +221,19 @@ def gru(**hparams: Any) -> SequenceClassifier:
     return _build("gru", "zoo", "gru", **hparams)
 
 
-@register(hparams=entry_hparams("rnn", "keras"), **_ENTRY)
+@register(hparams=entry_hparams("rnn", "keras"), weights_from="rnn", **_ENTRY)
 def keras_rnn(**hparams: Any) -> SequenceClassifier:
     """Keras' built-in SimpleRNN (keras.layers.SimpleRNN), with rnn's head and recipe."""
     return _build("rnn", "keras", "keras_rnn", **hparams)
 
 
-@register(hparams=entry_hparams("lstm", "keras"), **_ENTRY)
+@register(hparams=entry_hparams("lstm", "keras"), weights_from="lstm", **_ENTRY)
 def keras_lstm(**hparams: Any) -> SequenceClassifier:
     """Keras' built-in LSTM (keras.layers.LSTM), with lstm's head and recipe."""
     return _build("lstm", "keras", "keras_lstm", **hparams)
 
 
-@register(hparams=entry_hparams("gru", "keras"), **_ENTRY)
+@register(hparams=entry_hparams("gru", "keras"), weights_from="gru", **_ENTRY)
 def keras_gru(**hparams: Any) -> SequenceClassifier:
     """Keras' built-in GRU (keras.layers.GRU), with gru's head and recipe."""
     return _build("gru", "keras", "keras_gru", **hparams)
