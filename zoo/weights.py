@@ -443,7 +443,8 @@ def load(
     if kept and report is not None:
         report.append(f"re-initialised the classifier head ({', '.join(kept)}); loaded the rest "
                       f"from {source['what']}")
-    model.zoo_weights = {"source": str(weights), "card": source["card"]}
+    model.zoo_weights = {"source": str(weights), "card": source["card"],
+                         "hyperparameters": hyperparameters, "replaced": kept}
     return model
 
 
