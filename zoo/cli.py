@@ -2,12 +2,14 @@
 
 A training run lives in a run directory (default `runs/NAME`; see `zoo.runs`): the checkpoint
 to resume from, `history.csv`, `run.json` (hyperparameters, data, final metrics), `model.keras`
-and the PNG figures. `evaluate` and `export` read the trained model from there.
+and the PNG figures. `evaluate` and `export` read the trained model from there, or with `--weights TAG_OR_PATH`
+from a shipped weight set or any run, `.keras`, `.weights.h5` or export (see `zoo.weights`).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import itertools
 import json
 import sys
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import zoo
-from zoo import plots, runs, training, tuning
+from zoo import plots, runs, training, tuning, weights
 from zoo.data import DataError
 from zoo.export import export
 from zoo.files import atomic_path
@@ -57,9 +59,17 @@ def _train(
     """Builds and trains one model into `run_dir` (see `zoo.training.fit`); returns it and its
     history."""
     training.set_seed(args.seed)
-    model = entry.build(hyperparameters)
     record = {"name": entry.name, "preset": args.preset, "hyperparameters": hyperparameters,
               "seed": args.seed, "data": splits.info}
+    if getattr(args, "weights", None):  # fine-tuning: start from those weights
+        notes: list[str] = []
+        model = weights.load(entry.name, args.weights, replace_head=True, report=notes,
+                             **hyperparameters)
+        for note in notes:
+            print(note)
+        record["weights"] = {"source": args.weights, "replaced_head": model.zoo_weights["replaced"]}
+    else:
+        model = entry.build(hyperparameters)
 
     def figures(trained: Any, history: dict[str, list[float]]) -> list[Path]:
         return runs.draw_figures(entry.task, trained, splits, history, run_dir,
@@ -76,7 +86,7 @@ def _write_json(path: Path, content: dict[str, Any]) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    for name in zoo.list(args.pattern, family=args.family):
+    for name in zoo.list(args.pattern, family=args.family, pretrained=args.pretrained):
         description = zoo.get_entry(name).description.splitlines()
         print(f"{name:24s} {description[0] if description else ''}")
 
@@ -104,11 +114,25 @@ def cmd_describe(args: argparse.Namespace) -> None:
               f"[{searched}]  {hp.get('help', '')}")
     for preset, values in described["presets"].items():
         print(f"\npreset {preset!r}: {values}")
+    for card in described["weights"].values():
+        print("\n" + "\n".join(weights.summary(card)))
+    if not described["weights"]:
+        print("\nweights: none shipped (zoo.get(NAME, weights=PATH) loads a run or file)")
+
+
+def _recorded(entry: Entry, source: str) -> dict[str, Any]:
+    """The hyperparameters a weight set or run records (empty for bare weight files)."""
+    model = weights.load(entry.name, source, replace_head=True)
+    return model.zoo_weights["hyperparameters"] if model.zoo_weights["card"] else {}
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     entry = zoo.get_entry(args.name)
     hyperparameters = entry.resolve(args.preset, **_overrides(entry, args.set))
+    if args.weights:
+        recorded = _recorded(entry, args.weights)
+        hyperparameters = entry.resolve(None if recorded else args.preset,
+                                        **{**recorded, **_overrides(entry, args.set)})
     run_dir = _run_dir(args)
     run = runs.RunDirectory(run_dir)
     if run.status() == runs.FINISHED and not args.overwrite:
@@ -145,7 +169,14 @@ def _print_reports(paths: Iterable[Path]) -> None:
 
 
 def _trained(entry: Entry, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """The finished run of `entry` in the run directory, and its record."""
+    """The model to evaluate or export, and what is known of it: `--weights`' set or run, else
+    the finished run in the run directory and its record."""
+    if getattr(args, "weights", None):
+        model = weights.load(entry.name, args.weights)
+        card = model.zoo_weights["card"] or {}
+        return model, {"seed": card.get("recipe", {}).get("seed", 0), **card,
+                       "hyperparameters": model.zoo_weights["hyperparameters"],
+                       "weights": args.weights}
     run = runs.RunDirectory(_run_dir(args))
     record = run.finished_record(entry.name)
     return run.load_model(), record
@@ -154,16 +185,20 @@ def _trained(entry: Entry, args: argparse.Namespace) -> tuple[Any, dict[str, Any
 def cmd_evaluate(args: argparse.Namespace) -> None:
     entry = zoo.get_entry(args.name)
     model, run = _trained(entry, args)
-    splits = entry.task.load(args.data, seed=run["seed"])
+    splits = entry.task.load(args.data, seed=run.get("seed", 0))
     results = {}
     for split in ("train", "val", "test"):
         x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
         if x is not None and len(x):
             training.check_labels(model, y)
             results[split] = model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
-    out_dir = _run_dir(args) / runs.EVALUATION_DIR
+    if args.weights:
+        out_dir = Path(args.out or Path("runs") / f"{entry.name}-evaluation")
+    else:
+        out_dir = Path(args.out) if args.out else _run_dir(args) / runs.EVALUATION_DIR
     figures = entry.task.figures(model, splits, out_dir)
-    _write_json(out_dir / "metrics.json", {"data": splits.info, "metrics": results})
+    _write_json(out_dir / "metrics.json", {"data": splits.info, "metrics": results,
+                                           **({"weights": args.weights} if args.weights else {})})
     for split, metrics in results.items():
         print(f"{split:5s} " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     _print_reports(figures)
@@ -173,25 +208,71 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     entry = zoo.get_entry(args.name)
     model, run = _trained(entry, args)
-    card = {
-        "description": entry.description,
-        "task": entry.task.name,
-        "preset": run["preset"],
-        "hyperparameters": run["hyperparameters"],
-        "data": run["data"].get("source"),
-        "preprocessing": run["data"].get("preprocessing"),
-        "validation": run["data"].get("validation"),
-        "metrics": run["metrics"],
-        "headline_metric": entry.task.metric.name,
-        "fit": run["fit"],
-        "epochs_trained": run["epochs_trained"],
-        "seed": run["seed"],
-        # A run written by `zoo tune` names the search and trial it came from.
-        **({"search": run["search"]} if "search" in run else {}),
-    }
+    if args.weights:
+        card = {
+            "description": entry.description,
+            "task": entry.task.name,
+            "hyperparameters": run["hyperparameters"],
+            "headline_metric": entry.task.metric.name,
+            "weights": args.weights,
+            # The set's card (data, licence, recipe, test metrics, class names), or the run's
+            # record or export card the weights came from.
+            "weight_card": {key: value for key, value in run.items()
+                            if key not in ("hyperparameters", "weights")},
+        }
+    else:
+        card = {
+            "description": entry.description,
+            "task": entry.task.name,
+            "preset": run["preset"],
+            "hyperparameters": run["hyperparameters"],
+            "data": run["data"].get("source"),
+            "preprocessing": run["data"].get("preprocessing"),
+            "validation": run["data"].get("validation"),
+            "metrics": run["metrics"],
+            "headline_metric": entry.task.metric.name,
+            "fit": run["fit"],
+            "epochs_trained": run["epochs_trained"],
+            "seed": run["seed"],
+            # A run written by `zoo tune` names the search and trial it came from.
+            **({"search": run["search"]} if "search" in run else {}),
+        }
     endpoints = entry.task.endpoints(model)
     target = export(model, entry.name, endpoints, card, root=args.root)
     print(f"exported {entry.name} to {target}/ (signatures: {', '.join(endpoints)})")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    entry = zoo.get_entry(args.name)
+    if entry.task.predict is None:
+        raise HyperparameterError(f"{entry.name}'s task has no predict")
+    model, known = _trained(entry, args)
+    data = known.get("data") if isinstance(known.get("data"), dict) else {}
+    options = {
+        "class_names": known.get("class_names") or data.get("classes"),
+        "preprocessing": known.get("preprocessing") or data.get("preprocessing"),
+        "key": args.key,
+        "out": args.out,
+    }
+    predictions = entry.task.predict(model, args.inputs, options)
+    failed = [p for p in predictions if p.error is not None]
+    for prediction in predictions:
+        if prediction.error is None:
+            print(f"{prediction.input}: {prediction.text}")
+        else:
+            print(f"{prediction.input}: refused: {prediction.error}", file=sys.stderr)
+    rows = [p.row for p in predictions if p.error is None]
+    if args.output and rows:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        with atomic_path(Path(args.output)) as temporary, open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"{len(rows)} predictions in {args.output}")
+    if failed:
+        print(f"zoo: error: {len(failed)} of {len(predictions)} inputs refused", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _grid(entry: Entry, pairs: Sequence[str]) -> dict[str, list[Any]]:
@@ -326,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="registered models")
     listing.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. '*lstm*'")
     listing.add_argument("--family", help=f"only this family's ({', '.join(zoo.families())})")
+    listing.add_argument("--pretrained", action="store_true",
+                         help="only entries with weight sets to load (--weights TAG)")
     listing.set_defaults(run=cmd_list)
 
     describing = commands.add_parser("describe", help="defaults, ranges, search space, data")
@@ -349,19 +432,46 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a hyperparameter (repeatable)")
     _dtype_policy_option(train)
+    train.add_argument("--weights", metavar="TAG_OR_PATH",
+                       help="start from these weights (fine-tuning); with --set num_classes=K "
+                            "the classifier head is re-initialised")
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="metrics and figures of a trained run")
     evaluate.add_argument("name")
     evaluate.add_argument("--data", help="data file or folder (default: the embedded data)")
     evaluate.add_argument("--run-dir", help="the trained run (default runs/NAME)")
+    evaluate.add_argument("--weights", metavar="TAG_OR_PATH",
+                          help="evaluate a weight set, run, .keras, .weights.h5 or export instead")
+    evaluate.add_argument("--out", help="where metrics and figures go (default RUN_DIR/evaluation, "
+                                        "with --weights runs/NAME-evaluation)")
     evaluate.set_defaults(run=cmd_evaluate)
 
     exporting = commands.add_parser("export", help="SavedModel + model card of a trained run")
     exporting.add_argument("name")
     exporting.add_argument("--run-dir", help="the trained run (default runs/NAME)")
     exporting.add_argument("--root", default="saved_models", help="export root directory")
+    exporting.add_argument("--weights", metavar="TAG_OR_PATH",
+                           help="export a weight set (its card goes into the model card) or a "
+                                "run, .keras, .weights.h5 or export instead")
     exporting.set_defaults(run=cmd_export)
+
+    predicting = commands.add_parser(
+        "predict", help="predictions for input files (the family reads them); exit 1 if any fails"
+    )
+    predicting.add_argument("name")
+    predicting.add_argument("inputs", nargs="+", metavar="INPUT",
+                            help="conv nets: images or folders; recurrent: .h5/.npy windows "
+                                 "(N, 150, 3); autoencoder: images cut into 16x16 patches")
+    predicting.add_argument("--weights", metavar="TAG_OR_PATH",
+                            help="a weight set or run, .keras, .weights.h5, export "
+                                 "(default: the run in --run-dir)")
+    predicting.add_argument("--run-dir", help="the trained run (default runs/NAME)")
+    predicting.add_argument("--key", help="HDF5 dataset of windows (default: trX, tstX or X)")
+    predicting.add_argument("--output", metavar="FILE.csv", help="also write a CSV row per input")
+    predicting.add_argument("--out", help="autoencoder: folder for codes and reconstructions "
+                                          "(default predictions/)")
+    predicting.set_defaults(run=cmd_predict)
 
     sweep = commands.add_parser("sweep", help="train a grid of two hyperparameters, one figure")
     training_options(sweep)
@@ -410,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # A user's mistake, told in one line; anything else is a bug and keeps its traceback.
 USER_ERRORS = (UnknownModelError, HyperparameterError, DataError, FileNotFoundError,
-               runs.RunError, training.NonFiniteLossError, tuning.TuningError)
+               runs.RunError, training.NonFiniteLossError, tuning.TuningError,
+               weights.WeightsError)
 USAGE_ERRORS = (UnknownModelError, HyperparameterError, tuning.TuningError)
 
 
@@ -420,10 +531,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, or a mistake argparse has told
         return int(exit_.code or 0)
     try:
-        args.run(args)
+        code = args.run(args)
     except USER_ERRORS as error:
         if args.debug:
             raise
         print(f"zoo: error: {error}", file=sys.stderr)
         return 2 if isinstance(error, USAGE_ERRORS) else 1
-    return 0
+    return code or 0

@@ -258,6 +258,9 @@ class Task:
             `--data` / `load(path)`; it must load with `load`'s default validation split. Not
             optional by contract: tests/test_contract.py trains, exports and tunes every entry
             on its task's example, so a task without one fails there.
+        predict: `predict(model, inputs, options) -> [zoo.predicting.Prediction]` reads input
+            files the family's way and describes the outputs (`zoo predict`); one failed input
+            is one failed `Prediction`, not an exception. `options`: `class_names`, `key`, `out`.
     """
 
     name: str
@@ -270,6 +273,7 @@ class Task:
     panel: Callable[..., None] | None = None
     objective: Objective | None = None
     example: Callable[[Path, int], Path] | None = None
+    predict: Callable[..., Any] | None = None
 
     @property
     def tuning_objective(self) -> Objective:
@@ -289,6 +293,7 @@ class Entry:
     fit: Mapping[str, Any]
     presets: Mapping[str, Mapping[str, Any]]
     sweep: Mapping[str, Sequence[Any]]
+    weights_from: str | None = None  # the entry whose weight sets this one loads too
 
     @property
     def family(self) -> str:
@@ -384,6 +389,7 @@ def register(
     sweep: Mapping[str, Sequence[Any]] | None = None,
     notes: str = "",
     dtype_policy: str = "float32",
+    weights_from: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator that registers a builder function as a zoo entry.
 
@@ -404,6 +410,8 @@ def register(
         dtype_policy: the default of the `dtype_policy` hyperparameter the registry adds to
             every entry ("float32" or "mixed_bfloat16"); `Entry.build` applies it, so the
             builder does not take it.
+        weights_from: an entry with the same variables in the same order whose weight sets
+            this one loads too (`keras_lstm` loads `lstm`'s).
 
     Returns:
         The builder, unchanged.
@@ -434,6 +442,7 @@ def register(
             fit=dict(fit or {}),
             presets={key: dict(values) for key, values in (presets or {}).items()},
             sweep={key: tuple(values) for key, values in (sweep or {}).items()},
+            weights_from=weights_from,
         )
         for preset, values in entry.presets.items():  # fail at import, not in a user's hands
             stray = sorted(set(values) - set(entry.hparams) - set(entry.fit))
@@ -458,7 +467,7 @@ def get_entry(name: str) -> Entry:
         ) from None
 
 
-def get(name: str, preset: str | None = None, **overrides: Any) -> Any:
+def get(name: str, preset: str | None = None, weights: Any = None, **overrides: Any) -> Any:
     """Builds the registered model `name`, compiled and ready for `fit`.
 
     Args:
@@ -466,6 +475,10 @@ def get(name: str, preset: str | None = None, **overrides: Any) -> Any:
         preset: an optional named preset of the entry.
         **overrides: hyperparameters that replace the defaults; every entry has
             `dtype_policy` ("float32" or "mixed_bfloat16").
+        weights: a weight set's tag (`zoo.weights.available(name)`) or a path (run directory,
+            `.keras`, `.weights.h5`, export directory) to load; see `zoo.weights.load`.
+        **overrides: hyperparameters that replace the defaults (with weights that record their
+            hyperparameters, only those that keep every weight's shape).
 
     Returns:
         A compiled `keras.Model`.
@@ -474,12 +487,17 @@ def get(name: str, preset: str | None = None, **overrides: Any) -> Any:
 
     >>> model = zoo.get("sparse_autoencoder", hidden_units=100)
     """
+    if weights is not None:
+        from zoo import weights as weight_sets  # TensorFlow and h5py: only when loading
+
+        return weight_sets.load(name, weights, preset, **overrides)
     entry = get_entry(name)
     return entry.build(entry.resolve(preset, **overrides))
 
 
-def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
-    """Registered names matching the fnmatch-style `pattern` (and `family`, when given), sorted.
+def list_models(pattern: str = "*", family: str | None = None, pretrained: bool = False) -> list[str]:
+    """Registered names matching the fnmatch-style `pattern` (and `family`, when given; with
+    `pretrained`, only those with weight sets to load), sorted.
 
     Raises:
         UnknownModelError: `family` is not a registered family.
@@ -488,10 +506,15 @@ def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
         raise UnknownModelError(
             f"unknown family {family!r} (families: {', '.join(families())})"
         )
-    return sorted(
+    names = sorted(
         name for name, entry in _REGISTRY.items()
         if fnmatch.fnmatchcase(name, pattern) and family in (None, entry.family)
     )
+    if pretrained:
+        from zoo import weights as weight_sets
+
+        names = [name for name in names if weight_sets.available(name)]
+    return names
 
 
 def families() -> list[str]:
@@ -500,5 +523,8 @@ def families() -> list[str]:
 
 
 def describe(name: str) -> dict[str, Any]:
-    """Defaults, valid ranges, search space, data, metric and description of entry `name`."""
-    return get_entry(name).describe()
+    """Defaults, valid ranges, search space, data, metric and description of entry `name`, and
+    the cards of its weight sets."""
+    from zoo import weights as weight_sets
+
+    return {**get_entry(name).describe(), "weights": weight_sets.available(name)}

@@ -75,6 +75,57 @@ def _panel(model: SparseAutoencoder, axis: Any) -> None:
     plots.draw_image_grid(axis, _as_patches(model.features()))
 
 
+def _predict(model: SparseAutoencoder, inputs: list[str], options: dict[str, Any]) -> list[Any]:
+    """Image files (any size): the luminance, whitened when the weights were trained on
+    whitened images (the default), is cut into non-overlapping 16x16 patches (a 16x16 image is
+    one patch; the right and bottom remainders are dropped), each preprocessed as in training
+    (patch mean removed, clipped at +-3 std with the training data's std when the weights record
+    it, else the image's own, mapped to [0.1, 0.9]). Writes `OUT/<stem>.code.npy` (patches x
+    hidden units), `OUT/<stem>.reconstruction.npy` (patches x 256) and
+    `OUT/<stem>.reconstruction.png` (up to 16 patches over their reconstructions)."""
+    from zoo.data import DataError
+    from zoo.predicting import Prediction, expand
+
+    preprocessing = options.get("preprocessing") or {}
+    whiten = preprocessing.get("whitened_images", True)
+    out = Path(options.get("out") or "predictions")
+    size = data.PATCH_SIZE
+    results = []
+    for path in expand(inputs, data.IMAGE_SUFFIXES):
+        try:
+            image = data.read_images([path])[0]
+            if min(image.shape) < size:
+                raise DataError(f"{path}: the image is {image.shape[1]}x{image.shape[0]}, smaller "
+                                f"than one {size}x{size} patch")
+            if whiten and min(image.shape) >= 2 * size:
+                image = data.whiten_image(image)
+            rows, columns = image.shape[0] // size, image.shape[1] // size
+            patches = (image[: rows * size, : columns * size]
+                       .reshape(rows, size, columns, size).swapaxes(1, 2).reshape(-1, size, size))
+            centered = data.center_luminance(patches)
+            std = preprocessing.get("clip_std") or float(centered.std())
+            x = data.scale_to_unit_interval(centered, std)
+        except (DataError, OSError) as error:
+            results.append(Prediction(str(path), error=str(error)))
+            continue
+        code = keras.ops.convert_to_numpy(model.encode(x))
+        reconstruction = keras.ops.convert_to_numpy(model(x))
+        stem = out / Path(path).stem
+        out.mkdir(parents=True, exist_ok=True)
+        np.save(f"{stem}.code.npy", code)
+        np.save(f"{stem}.reconstruction.npy", reconstruction)
+        plots.side_by_side({"input": _as_patches(x[:16]), "reconstruction": _as_patches(reconstruction[:16])},
+                           Path(f"{stem}.reconstruction.png"), f"{Path(path).name}: patches and reconstructions")
+        error = float(np.mean(np.sum((x - reconstruction) ** 2, axis=1)) / 2)
+        results.append(Prediction(
+            str(path), f"{len(x)} patches, reconstruction error {error:.4g}, mean activation "
+            f"{code.mean():.3f}; {stem}.code.npy, .reconstruction.npy, .reconstruction.png",
+            {"input": str(path), "patches": len(x), "reconstruction_error": error,
+             "code": f"{stem}.code.npy"},
+        ))
+    return results
+
+
 PATCH_RECONSTRUCTION = Task(
     name="patch reconstruction",
     family="autoencoder",
@@ -95,6 +146,7 @@ PATCH_RECONSTRUCTION = Task(
     # The reconstruction error alone is won by switching the regularisers off (see sparse_code).
     objective=sparse_code(),
     example=data.example,
+    predict=_predict,
 )
 
 

@@ -197,6 +197,12 @@ def read_binary_batches(directory: str | Path) -> dict[str, tuple[np.ndarray, np
 
 def _decode(path: tf.Tensor) -> tf.Tensor:
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    return fit_image(image)
+
+
+def fit_image(image: tf.Tensor) -> tf.Tensor:
+    """A decoded uint8 RGB image `(H, W, 3)` at 32x32, resized as class-folder images are."""
+    image = tf.convert_to_tensor(image)
     image.set_shape([None, None, 3])
 
     def resized() -> tf.Tensor:

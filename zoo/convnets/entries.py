@@ -51,6 +51,27 @@ def _panel(model: keras.Model, axis: Any) -> None:
     plots.draw_image_grid(axis, keras.ops.convert_to_numpy(model.first_filters()))
 
 
+def _predict(model: keras.Model, inputs: list[str], options: dict[str, Any]) -> list[Any]:
+    """Image files (any size, resized to 32x32 as class-folder images are) or folders of them:
+    the top-3 classes with their probabilities, per image."""
+    from zoo.data import DataError, decode_image
+    from zoo.predicting import Prediction, class_rows, expand
+
+    names = options.get("class_names") or data.CLASS_NAMES
+    results = []
+    for path in expand(inputs, data.IMAGE_SUFFIXES):
+        try:
+            image = data.fit_image(decode_image(path)).numpy()
+        except (DataError, OSError) as error:
+            results.append(Prediction(str(path), error=str(error)))
+            continue
+        probabilities = keras.ops.convert_to_numpy(
+            model(image[None].astype("float32"), training=False)
+        )[0]
+        results.append(class_rows(str(path), probabilities, names))
+    return results
+
+
 CIFAR10 = Task(
     name="CIFAR-10 classification",
     family="convnets",
@@ -68,6 +89,7 @@ CIFAR10 = Task(
     endpoints=_endpoints,
     panel=_panel,
     example=data.example,
+    predict=_predict,
 )
 
 _REG = HParam(0.0, "[0, 10]", Float(1e-5, 1e-1, log=True), "L2: 0.5 reg sum W^2")
@@ -269,3 +291,4 @@ def cifar_airbench(
     schedule = OneCycle(learning_rate, warmup, initial=0.2, final=0.07)
     return _compile(model, keras.optimizers.SGD(schedule, momentum=momentum, nesterov=True),
                     label_smoothing)
+

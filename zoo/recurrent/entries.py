@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from zoo import classification
@@ -46,6 +47,66 @@ def _endpoints(model: SequenceClassifier) -> dict[str, Any]:
     return {"serve": (lambda windows: model(windows), signature)}
 
 
+def _windows(path: Path, key: str | None) -> np.ndarray:
+    """The `(N, 150, 3)` windows of an .npy file, or of an HDF5 file's dataset `key` (default
+    the first of trX, tstX, X present)."""
+    from zoo.data import DataError, open_hdf5
+
+    if path.suffix.lower() == ".npy":
+        try:
+            windows = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise DataError(f"cannot read {path} as .npy ({error})") from None
+    else:
+        with open_hdf5(path, []) as handle:
+            keys = [key] if key else [k for k in ("trX", "tstX", "X") if k in handle]
+            if not keys or keys[0] not in handle:
+                raise DataError(f"{path} has no dataset {key or 'trX, tstX or X'}; pass --key")
+            windows = handle[keys[0]][()]
+    windows = np.asarray(windows)
+    if windows.ndim == 2:
+        windows = windows[None]
+    if windows.ndim != 3 or windows.shape[1:] != (data.STEPS, data.AXES):
+        raise DataError(
+            f"{path}: windows must have shape (N, {data.STEPS}, {data.AXES}), got {windows.shape}"
+        )
+    if not np.issubdtype(windows.dtype, np.number):
+        raise DataError(f"{path}: windows must be numbers, got dtype {windows.dtype}")
+    return windows.astype(np.float32)
+
+
+def _predict(model: SequenceClassifier, inputs: list[str], options: dict[str, Any]) -> list[Any]:
+    """HDF5 (`options["key"]`, default the first of trX/tstX/X) or .npy files of
+    `(N, 150, 3)` windows: the predicted activity and its probabilities per window. A file that
+    cannot be read, or a window with NaN/inf, fails alone."""
+    from zoo.data import DataError
+    from zoo.predicting import Prediction, class_rows
+
+    names = options.get("class_names") or data.COURSE_CLASSES
+    results = []
+    for text in inputs:
+        path = Path(text)
+        try:
+            windows = _windows(path, options.get("key"))
+        except DataError as error:
+            results.append(Prediction(text, error=str(error)))
+            continue
+        finite = np.isfinite(windows).all(axis=(1, 2))
+        probabilities = np.zeros((len(windows), model.num_classes), np.float32)
+        if finite.any():
+            probabilities[finite] = keras.ops.convert_to_numpy(
+                model(windows[finite], training=False)
+            )
+        for index in range(len(windows)):
+            label = f"{text}[{index}]"
+            if not finite[index]:
+                results.append(Prediction(label, error="the window has NaN or infinite values"))
+            else:
+                results.append(class_rows(label, probabilities[index], names,
+                                          top=len(probabilities[index])))
+    return results
+
+
 ACTIVITY_RECOGNITION = Task(
     name="activity recognition",
     family="recurrent",
@@ -61,6 +122,7 @@ ACTIVITY_RECOGNITION = Task(
     figures=_figures,
     endpoints=_endpoints,
     example=data.example,
+    predict=_predict,
 )
 
 HPARAMS = {
@@ -238,19 +300,19 @@ def gru(**hparams: Any) -> SequenceClassifier:
     return _build("gru", "zoo", "gru", **hparams)
 
 
-@register(hparams=entry_hparams("rnn", "keras"), **_ENTRY)
+@register(hparams=entry_hparams("rnn", "keras"), weights_from="rnn", **_ENTRY)
 def keras_rnn(**hparams: Any) -> SequenceClassifier:
     """Keras' built-in SimpleRNN (keras.layers.SimpleRNN), with rnn's head and recipe."""
     return _build("rnn", "keras", "keras_rnn", **hparams)
 
 
-@register(hparams=entry_hparams("lstm", "keras"), **_ENTRY)
+@register(hparams=entry_hparams("lstm", "keras"), weights_from="lstm", **_ENTRY)
 def keras_lstm(**hparams: Any) -> SequenceClassifier:
     """Keras' built-in LSTM (keras.layers.LSTM), with lstm's head and recipe."""
     return _build("lstm", "keras", "keras_lstm", **hparams)
 
 
-@register(hparams=entry_hparams("gru", "keras"), **_ENTRY)
+@register(hparams=entry_hparams("gru", "keras"), weights_from="gru", **_ENTRY)
 def keras_gru(**hparams: Any) -> SequenceClassifier:
     """Keras' built-in GRU (keras.layers.GRU), with gru's head and recipe."""
     return _build("gru", "keras", "keras_gru", **hparams)

@@ -1,0 +1,565 @@
+"""Trained weight sets: shipped with the package, found by tag, checked, and loaded by
+`zoo.get(name, weights=TAG_OR_PATH)`.
+
+A family owns its weight sets, in its own folder (declared as package data in pyproject.toml):
+
+    zoo/<family>/weights/<entry>.<tag>.weights.h5   the model's variables (no optimizer state),
+                                                    float32 or float16 (see the card)
+    zoo/<family>/weights/<entry>.<tag>.json         the card: data and its licence, recipe,
+                                                    test metrics, class names, the command that
+                                                    rebuilds it, file size and SHA-256
+    zoo/<family>/weights/<entry>.<tag>.check.npz    8 fixed inputs and the outputs the set gives
+                                                    them (tests check them within 1e-5)
+
+`$ZOO_WEIGHTS_PATH` (directories separated by `os.pathsep`, each holding such files directly)
+is searched before the package: tests and people trying a set before it ships use it.
+
+A `weights` argument is a tag of the entry (or of the entry it takes its weights from,
+`register(..., weights_from="lstm")`), or a path: a run directory of `zoo train`/`zoo tune`
+(its `model.keras` and `run.json`), a `.keras` file, a `.weights.h5` file, or an export
+directory `saved_models/NAME/VERSION` (`NAME.keras` and `model_card.json`). A set or a run
+that records its hyperparameters builds the entry with them; overrides that change a weight's
+shape are refused, naming the key. Every variable's shape is checked before anything is
+loaded: a file that does not fit is refused naming the first variable that differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.files import atomic_path
+from zoo.registry import Entry, HyperparameterError, get_entry, list_models
+
+__all__ = [
+    "PATH_VARIABLE",
+    "SIZE_BUDGET_BYTES",
+    "WeightsError",
+    "available",
+    "card",
+    "find",
+    "load",
+    "shipped",
+    "verify",
+    "write_set",
+]
+
+PATH_VARIABLE = "ZOO_WEIGHTS_PATH"
+WEIGHTS_DIR = "weights"  # inside each family's package folder
+WEIGHTS_SUFFIX, CARD_SUFFIX, CHECK_SUFFIX = ".weights.h5", ".json", ".check.npz"
+SIZE_BUDGET_BYTES = 20 * 1024 * 1024  # every shipped set together
+_TAG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+REQUIRED_CARD_FIELDS = ("data", "licence", "recipe", "metrics", "command")
+
+
+class WeightsError(ValueError):
+    """A weight set or file that is missing, damaged, or does not fit the entry."""
+
+
+# --- where sets live --------------------------------------------------------------------------
+
+
+def _package_dir(family: str) -> Path:
+    return Path(__file__).parent / family / WEIGHTS_DIR
+
+
+def directories(family: str) -> list[Path]:
+    """Where `family`'s sets are looked for: `$ZOO_WEIGHTS_PATH`'s directories, then the
+    family's package folder."""
+    extra = [Path(p) for p in os.environ.get(PATH_VARIABLE, "").split(os.pathsep) if p]
+    return [*extra, _package_dir(family)]
+
+
+def _sets_in(directory: Path, entry: str) -> dict[str, Path]:
+    """`{tag: card path}` of `entry`'s sets in `directory`."""
+    found = {}
+    for path in sorted(directory.glob(f"{entry}.*{CARD_SUFFIX}")):
+        tag = path.name[len(entry) + 1:-len(CARD_SUFFIX)]
+        if _TAG.match(tag) and path.with_name(f"{entry}.{tag}{WEIGHTS_SUFFIX}").exists():
+            found[tag] = path
+    return found
+
+
+def _own_sets(entry: Entry) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for directory in reversed(directories(entry.family)):  # earlier directories win
+        found.update(_sets_in(directory, entry.name))
+    return found
+
+
+def _sets(name: str) -> dict[str, Path]:
+    """`{tag: card path}` for entry `name`: its own, then those of its `weights_from` entry."""
+    entry = get_entry(name)
+    found = _own_sets(entry)
+    donor = getattr(entry, "weights_from", None)
+    if donor:
+        found = {**_own_sets(get_entry(donor)), **found}
+    return found
+
+
+def _read_card(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise WeightsError(f"cannot read the weight card {path} ({error}); reinstall zoo") from None
+
+
+def available(name: str) -> dict[str, dict[str, Any]]:
+    """`{tag: card}` of the weight sets entry `name` can load (its own and its `weights_from`
+    entry's), sorted by tag."""
+    return {tag: _read_card(path) for tag, path in sorted(_sets(name).items())}
+
+
+def find(name: str, tag: str) -> tuple[Path, dict[str, Any]]:
+    """The weights file and card of set `tag` of entry `name`.
+
+    Raises:
+        WeightsError: no such set (the message lists the tags there are).
+    """
+    sets = _sets(name)
+    if tag not in sets:
+        known = ", ".join(sorted(sets)) or "none"
+        raise WeightsError(
+            f"{name} has no weight set {tag!r} (sets: {known}; a path to a run directory, "
+            f".keras, .weights.h5 or export directory also works)"
+        )
+    card_path = sets[tag]
+    card_ = _read_card(card_path)
+    return card_path.with_name(card_path.name[: -len(CARD_SUFFIX)] + WEIGHTS_SUFFIX), card_
+
+
+def card(name: str, tag: str) -> dict[str, Any]:
+    """The card of set `tag` of entry `name`."""
+    return find(name, tag)[1]
+
+
+def shipped() -> list[tuple[str, str, Path]]:
+    """`(entry, tag, weights file)` of every set inside the installed package (not
+    `$ZOO_WEIGHTS_PATH`'s)."""
+    found = []
+    for name in list_models():
+        for tag, path in _sets_in(_package_dir(get_entry(name).family), name).items():
+            found.append((name, tag, path.with_name(f"{name}.{tag}{WEIGHTS_SUFFIX}")))
+    return found
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: str | Path, card_: Mapping[str, Any]) -> None:
+    """Checks the file's size and SHA-256 against its card.
+
+    Raises:
+        WeightsError: "... SHA-256 mismatch: expected ..., got ...; reinstall zoo".
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"the weight file {path} is missing; reinstall zoo")
+    got = sha256(path)
+    if got != card_.get("sha256"):
+        raise WeightsError(
+            f"{path}: SHA-256 mismatch: expected {card_.get('sha256')}, got {got}; reinstall zoo"
+        )
+
+
+# --- reading weight files ---------------------------------------------------------------------
+
+
+def _layout(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """`{dataset path: (shape, layer name)}` of a Keras `.weights.h5`'s model variables
+    (the optimizer's are left out)."""
+    import h5py
+
+    layout: dict[str, tuple[tuple[int, ...], str]] = {}
+
+    def visit(key: str, item: Any) -> None:
+        if isinstance(item, h5py.Dataset) and not key.startswith("optimizer/"):
+            layer = item.parent.attrs.get("name", "")
+            layout[key] = (tuple(item.shape), str(layer))
+
+    try:
+        with h5py.File(path, "r") as handle:
+            handle.visititems(visit)
+    except OSError as error:
+        raise WeightsError(f"{path} is not a readable weight file ({error})") from None
+    return layout
+
+
+def ensure_built(model: Any, entry: Entry) -> Any:
+    """Builds a model whose variables are created on its first call (the conv nets), by calling
+    it on zeros shaped like the entry's first export signature."""
+    if model.built and model.weights:
+        return model
+    _, signature = next(iter(entry.task.endpoints(model).values()))
+    zeros = np.zeros([1 if size is None else size for size in signature[0].shape], np.float32)
+    model(zeros, training=False)
+    return model
+
+
+def _variable_names(model: Any) -> dict[tuple[str, int], str]:
+    """`{(layer name, index): variable path}`, to name a dataset in messages."""
+    names = {}
+    try:
+        for layer in model._flatten_layers(include_self=True, recursive=True):
+            variables = list(layer._trainable_variables) + list(layer._non_trainable_variables)
+            for index, variable in enumerate(variables):
+                names[layer.name, index] = variable.path
+    except AttributeError:  # private Keras attributes: only the messages lose detail
+        pass
+    return names
+
+
+@contextlib.contextmanager
+def _model_file(model: Any) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="zoo-weights-") as directory:
+        path = Path(directory) / "model.weights.h5"
+        model.save_weights(path)
+        yield path
+
+
+def _label(model: Any, key: str, layer: str) -> str:
+    index = key.rsplit("/", 1)[-1]
+    name = _variable_names(model).get((layer, int(index))) if index.isdigit() else None
+    return f"{name} ({key})" if name else key
+
+
+def load_file(model: Any, path: str | Path, *, replace_head: bool = False) -> list[str]:
+    """Loads a `.weights.h5` into `model` (built), after checking every variable's shape.
+
+    Args:
+        model: the built model.
+        path: a Keras weights file (float16 values are cast to the model's dtypes).
+        replace_head: variables whose shapes differ only in the last axis (the classifier's
+            class dimension) keep their fresh values instead of being refused.
+
+    Returns:
+        The variables left at their fresh values (the head), empty when none.
+
+    Raises:
+        WeightsError: the file lacks a variable of the model, has one the model lacks, or a
+            shape differs: the first such variable and both shapes are named.
+    """
+    import h5py
+
+    path = Path(path)
+    stored = _layout(path)
+    kept: list[str] = []
+    with _model_file(model) as own_path:
+        own = _layout(own_path)
+        for key, (shape, layer) in own.items():
+            if key not in stored:
+                raise WeightsError(
+                    f"{path} has no variable {_label(model, key, layer)} of shape {shape}: it "
+                    "holds another model's weights"
+                )
+            if stored[key][0] != shape:
+                theirs = stored[key][0]
+                head = (replace_head and len(theirs) == len(shape) >= 1
+                        and theirs[:-1] == shape[:-1])
+                if not head:
+                    raise WeightsError(
+                        f"{path} does not fit {model.name}: variable {_label(model, key, layer)} "
+                        f"has shape {theirs} in the file, {shape} in the model"
+                    )
+                kept.append(_label(model, key, layer))
+        extra = sorted(set(stored) - set(own))
+        if extra:
+            raise WeightsError(
+                f"{path} holds variables {model.name} does not have (first: {extra[0]} of shape "
+                f"{stored[extra[0]][0]}): it holds another model's weights"
+            )
+        # Write the file's values into a copy of the model's own file (same structure, optimizer
+        # included), then load that: nothing is skipped, dtypes are the model's.
+        with h5py.File(path, "r") as source, h5py.File(own_path, "r+") as target:
+            for key, (shape, _) in own.items():
+                if stored[key][0] == shape:
+                    target[key][...] = np.asarray(source[key][()]).astype(target[key].dtype)
+        model.load_weights(own_path)
+    return kept
+
+
+# --- what a `weights` argument names ----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _source(entry: Entry, weights: str | Path) -> Iterator[dict[str, Any]]:
+    """What `weights` names: `{"file", "entry", "hyperparameters", "card", "what"}`, the file a
+    `.weights.h5` (extracted from a `.keras` while the block runs)."""
+    path = Path(weights)
+    if isinstance(weights, str) and _TAG.match(weights) and not path.exists():
+        file, card_ = find(entry.name, weights)
+        verify(file, card_)
+        yield {"file": file, "entry": card_["entry"], "card": card_,
+               "hyperparameters": card_["recipe"]["hyperparameters"],
+               "what": f"weight set {weights!r} ({card_['entry']}.{weights})"}
+        return
+    if not path.exists():
+        raise WeightsError(
+            f"no weight set {str(weights)!r} of {entry.name} and no such file or directory "
+            f"(sets: {', '.join(available(entry.name)) or 'none'})"
+        )
+    record: dict[str, Any] | None = None
+    keras_file: Path | None = None
+    if path.is_dir() and (path / "run.json").is_file():
+        from zoo import runs
+
+        record = runs.RunDirectory(path).finished_record()
+        keras_file = path / runs.MODEL_FILE
+    elif path.is_dir() and (path / "model_card.json").is_file():
+        record = _read_card(path / "model_card.json")
+        keras_file = path / f"{record.get('name')}.keras"
+    elif path.is_dir():
+        raise WeightsError(
+            f"{path} is neither a run directory (run.json, model.keras) nor an export directory "
+            "(model_card.json, NAME.keras)"
+        )
+    elif path.name.endswith(".keras"):
+        keras_file = path
+    elif not path.name.endswith(WEIGHTS_SUFFIX):
+        raise WeightsError(f"{path}: expected a .keras or .weights.h5 file, a run or export directory")
+    found = {"entry": record.get("name") if record else None,
+             "hyperparameters": record.get("hyperparameters") if record else None,
+             "card": record, "what": str(path)}
+    if keras_file is None:
+        yield {**found, "file": path}
+        return
+    with tempfile.TemporaryDirectory(prefix="zoo-weights-") as directory:
+        try:
+            with zipfile.ZipFile(keras_file) as archive:
+                archive.extract("model.weights.h5", directory)
+        except (OSError, KeyError, zipfile.BadZipFile) as error:
+            raise WeightsError(f"cannot read the weights in {keras_file} ({error})") from None
+        yield {**found, "file": Path(directory) / "model.weights.h5"}
+
+
+def _shapes(model: Any) -> list[tuple[int, ...]]:
+    return [tuple(weight.shape) for weight in model.weights]
+
+
+def _culprit(entry: Entry, recorded: Mapping[str, Any], overrides: Mapping[str, Any]) -> str | None:
+    """The first override that changes a weight's shape, built one at a time."""
+    base = _shapes(ensure_built(entry.build(entry.resolve(None, **recorded)), entry))
+    for key, value in overrides.items():
+        if recorded.get(key) == value:
+            continue
+        changed = ensure_built(entry.build(entry.resolve(None, **{**recorded, key: value})), entry)
+        if _shapes(changed) != base:
+            return key
+    return None
+
+
+def load(
+    name: str,
+    weights: str | Path,
+    preset: str | None = None,
+    *,
+    replace_head: bool = False,
+    report: list[str] | None = None,
+    **overrides: Any,
+) -> Any:
+    """`zoo.get(name, weights=...)`: builds entry `name` and loads `weights` into it.
+
+    Args:
+        name: the entry.
+        weights: a set's tag or a path (see the module's docstring).
+        preset: a preset, only for weights that do not record their hyperparameters.
+        replace_head: fine-tuning with another class count: variables that differ only in the
+            last axis keep their fresh values (named in `report`); other differences are refused.
+        report: when given, receives one line per thing worth telling (the head replaced).
+        **overrides: hyperparameters; with weights that record theirs, only those that leave
+            every weight's shape alone (learning rate, dropout, ...).
+
+    Raises:
+        WeightsError: unknown tag, damaged set, a file that does not fit, weights of another
+            entry.
+        HyperparameterError: an override that changes the architecture the weights were
+            trained with.
+    """
+    entry = get_entry(name)
+    with _source(entry, weights) as source:
+        origin = source["entry"] or entry.name
+        related = origin == entry.name or getattr(entry, "weights_from", None) == origin or (
+            getattr(get_entry(origin), "weights_from", None) == entry.name
+        )
+        if not related:
+            raise WeightsError(
+                f"{source['what']} holds weights of {origin!r}, not {name!r}: load it with "
+                f"zoo.get({origin!r}, weights=...)"
+            )
+        recorded = {key: value for key, value in (source["hyperparameters"] or {}).items()
+                    if key in entry.hparams}
+        if recorded and preset is not None:
+            raise HyperparameterError(
+                f"{source['what']} records its hyperparameters; a preset cannot change them"
+            )
+        hyperparameters = entry.resolve(preset, **{**recorded, **overrides})
+        model = ensure_built(entry.build(hyperparameters), entry)
+        try:
+            if origin == entry.name:
+                kept = load_file(model, source["file"], replace_head=replace_head)
+            else:  # the weights_from twin: the same variables in the same order
+                donor = get_entry(origin)
+                donor_hp = {k: v for k, v in {**hyperparameters, **recorded}.items()
+                            if k in donor.hparams}
+                twin = ensure_built(donor.build(donor.resolve(None, **donor_hp)), donor)
+                load_file(twin, source["file"])
+                for mine, theirs in zip(model.weights, twin.weights):
+                    if tuple(mine.shape) != tuple(theirs.shape):
+                        raise WeightsError(
+                            f"{source['what']} does not fit {name}: variable {mine.path} has "
+                            f"shape {tuple(theirs.shape)} in {origin}, {tuple(mine.shape)} here"
+                        )
+                if len(model.weights) != len(twin.weights):
+                    raise WeightsError(f"{origin}'s variables do not match {name}'s")
+                model.set_weights(twin.get_weights())
+                kept = []
+        except WeightsError:
+            if recorded and overrides:
+                key = _culprit(entry, recorded, overrides)
+                if key is not None:
+                    trained = recorded.get(key, entry.hparams[key].default)
+                    raise HyperparameterError(
+                        f"{key}={overrides[key]!r} changes the architecture of "
+                        f"{source['what']}, trained with {key}={trained!r}; only overrides "
+                        "that keep every weight's shape are allowed (to train another class "
+                        f"count from it: zoo train {name} --weights ... --set num_classes=K)"
+                    ) from None
+            raise
+    if kept and report is not None:
+        report.append(f"re-initialised the classifier head ({', '.join(kept)}); loaded the rest "
+                      f"from {source['what']}")
+    model.zoo_weights = {"source": str(weights), "card": source["card"],
+                         "hyperparameters": hyperparameters, "replaced": kept}
+    return model
+
+
+# --- writing a set ----------------------------------------------------------------------------
+
+
+def write_set(
+    model: Any,
+    name: str,
+    tag: str,
+    card_fields: Mapping[str, Any],
+    directory: str | Path | None = None,
+    *,
+    float16: bool = False,
+    check_inputs: np.ndarray | None = None,
+) -> Path:
+    """Writes `model`'s weights as set `tag` of entry `name`: weights only (no optimizer state),
+    optionally stored as float16, its card with size and SHA-256, and optionally the outputs on
+    `check_inputs`; each file written atomically, the card last.
+
+    Args:
+        model: the trained model (built).
+        name: its entry.
+        tag: the set's tag, lower-case letters, digits, `_` and `-`.
+        card_fields: at least `data`, `licence`, `recipe` (preset, hyperparameters, seed,
+            epochs, ...), `metrics` (on the data's test split) and `command` (what rebuilds the
+            set); a classifier's `class_names`. With `float16`, `metrics_float32` too: the
+            metrics before the cast, so the card shows the accuracy is unchanged.
+        directory: default the family's package folder `zoo/<family>/weights/`.
+        float16: store floating-point variables as float16 (loading casts them back).
+        check_inputs: 8 or so inputs whose outputs (of the stored weights) are kept beside the
+            set, for the test that every shipped set still gives them.
+
+    Returns:
+        The card's path.
+    """
+    import h5py
+
+    entry = get_entry(name)
+    if not _TAG.match(tag):
+        raise ValueError(f"a tag is lower-case letters, digits, '_' and '-', got {tag!r}")
+    missing = [key for key in REQUIRED_CARD_FIELDS if key not in card_fields]
+    if float16 and "metrics_float32" not in card_fields:
+        missing.append("metrics_float32")
+    if missing:
+        raise ValueError(f"the card needs {missing}")
+    if "hyperparameters" not in card_fields["recipe"]:
+        raise ValueError("the card's recipe needs its hyperparameters")
+    directory = Path(directory) if directory is not None else _package_dir(entry.family)
+    stem = directory / f"{name}.{tag}"
+    weights_path = stem.with_name(stem.name + WEIGHTS_SUFFIX)
+    ensure_built(model, entry)
+    with atomic_path(weights_path) as temporary:
+        with tempfile.TemporaryDirectory(prefix="zoo-weights-") as scratch:
+            full = Path(scratch) / "full.weights.h5"
+            model.save_weights(full)
+            with h5py.File(full, "r") as source, h5py.File(temporary, "w") as target:
+                def copy(key: str, item: Any) -> None:
+                    if key.startswith("optimizer"):
+                        return
+                    if isinstance(item, h5py.Group):
+                        group = target.require_group(key)
+                        group.attrs.update(dict(item.attrs))
+                        return
+                    values = item[()]
+                    if float16 and np.issubdtype(values.dtype, np.floating):
+                        values = np.asarray(values, np.float16)
+                    target.create_dataset(key, data=values)
+                target.attrs.update(dict(source.attrs))
+                source.visititems(copy)
+    card_ = {
+        "tag": tag,
+        "entry": name,
+        **card_fields,
+        "storage_dtype": "float16" if float16 else "float32",
+        "file": weights_path.name,
+        "size_bytes": weights_path.stat().st_size,
+        "sha256": sha256(weights_path),
+    }
+    if check_inputs is not None:
+        stored = ensure_built(entry.build(entry.resolve(None, **{
+            k: v for k, v in card_fields["recipe"]["hyperparameters"].items() if k in entry.hparams
+        })), entry)
+        load_file(stored, weights_path)
+        outputs = np.asarray(stored(np.asarray(check_inputs, np.float32), training=False))
+        with atomic_path(stem.with_name(stem.name + CHECK_SUFFIX)) as temporary:
+            with open(temporary, "wb") as handle:
+                np.savez(handle, inputs=check_inputs, outputs=outputs)
+    card_path = stem.with_name(stem.name + CARD_SUFFIX)
+    with atomic_path(card_path) as temporary:
+        temporary.write_text(json.dumps(card_, indent=2, default=str) + "\n")
+    return card_path
+
+
+def check_file(name: str, tag: str) -> Path | None:
+    """The fixed inputs and outputs stored beside set `tag`, when there are some."""
+    file, _ = find(name, tag)
+    path = file.with_name(file.name[: -len(WEIGHTS_SUFFIX)] + CHECK_SUFFIX)
+    return path if path.is_file() else None
+
+
+def summary(card_: Mapping[str, Any]) -> list[str]:
+    """A set's card as lines for `zoo describe`."""
+    recipe = card_.get("recipe", {})
+    return [
+        f"weights {card_.get('tag')!r}" + (f" (the {card_['entry']} set)" if card_.get("entry") else ""),
+        f"  data:    {card_.get('data')}",
+        f"  licence: {card_.get('licence')}",
+        f"  recipe:  preset {recipe.get('preset')}, seed {recipe.get('seed')}, epochs "
+        f"{recipe.get('epochs')}, hyperparameters {recipe.get('hyperparameters')}",
+        f"  metrics: {card_.get('metrics')}",
+        f"  command: {card_.get('command')}",
+        f"  file:    {card_.get('file')}, {card_.get('size_bytes')} bytes, "
+        f"{card_.get('storage_dtype')}, sha256 {card_.get('sha256')}",
+    ]
+
+
+__all__ += ["check_file", "directories", "ensure_built", "load_file", "sha256", "summary"]
