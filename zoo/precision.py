@@ -15,8 +15,10 @@ Two pieces, both knowing no family:
   `policy_scope(dtype)` when a `dtype` is given, so a `.keras` file of a mixed_bfloat16 model
   loads as mixed_bfloat16 in a process whose global policy is float32.
 
-Parts that must stay float32 (softmax outputs, losses, input normalisation, augmentation,
-statistics) say so in their own docstrings, with an explicit `dtype="float32"`.
+Parts that must keep full precision (softmax outputs, losses, input normalisation,
+augmentation, statistics) say so in their own docstrings, and take the policy's variable dtype
+(`dtype=self.variable_dtype`: float32 under "mixed_bfloat16", float64 in the float64 gradient
+checks), never a hard-coded "float32".
 """
 
 from __future__ import annotations

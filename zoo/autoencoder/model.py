@@ -171,7 +171,7 @@ class SparseAutoencoder(keras.Model):
         )
         # float32: the KL of a batch mean is a loss term (log near 0 and 1).
         self.sparsity = KLSparsity(sparsity_target, sparsity_weight, name="sparsity",
-                                   dtype="float32")
+                                   dtype=self.variable_dtype)
         self.decoder = keras.layers.Dense(
             input_dim,
             activation="sigmoid",
@@ -200,11 +200,11 @@ class SparseAutoencoder(keras.Model):
 
     def encode(self, inputs: Any) -> Any:
         """Hidden activations, `(batch, hidden_units)`, float32."""
-        return ops.cast(self.encoder(inputs), "float32")
+        return ops.cast(self.encoder(inputs), self.variable_dtype)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         # float32 out under any policy: reconstructions are compared with float32 patches.
-        return ops.cast(self.decoder(self.sparsity(self.encoder(inputs))), "float32")
+        return ops.cast(self.decoder(self.sparsity(self.encoder(inputs))), self.variable_dtype)
 
     def cost(self, inputs: Any) -> dict[str, Any]:
         """The cost J on a batch and its terms, as scalars.
@@ -220,9 +220,9 @@ class SparseAutoencoder(keras.Model):
         hidden = self.encoder(inputs)
         # The terms are float32 under any policy: bfloat16 sums of 10^4 squares would lose
         # the small differences training follows. The layers compute in the policy's dtype.
-        outputs = ops.cast(self.decoder(hidden), "float32")
-        hidden = ops.cast(hidden, "float32")
-        inputs = ops.cast(inputs, "float32")
+        outputs = ops.cast(self.decoder(hidden), self.variable_dtype)
+        hidden = ops.cast(hidden, self.variable_dtype)
+        inputs = ops.cast(inputs, self.variable_dtype)
         count = _sum_over_replicas(tf.cast(tf.shape(inputs)[0], hidden.dtype))
         reconstruction = _sum_over_replicas(0.5 * ops.sum(ops.square(inputs - outputs))) / count
         # Written out rather than as keras.regularizers.L2, which rounds lambda to float32;
@@ -286,11 +286,11 @@ class SparseAutoencoder(keras.Model):
             terms = self._descend(inputs[step])
             return step + 1, {term: sums[term] + terms[term] for term in sums}
 
-        zeros = {term: tf.zeros((), "float32") for term in self.trackers}  # as `cost`'s terms
+        zeros = {term: tf.zeros((), self.variable_dtype) for term in self.trackers}  # as `cost`'s terms
         _, sums = tf.while_loop(
             lambda step, _: step < steps, body, (0, zeros), maximum_iterations=steps
         )
-        count = tf.cast(steps, "float32")
+        count = tf.cast(steps, self.variable_dtype)
         self._update_metrics({term: total / count for term, total in sums.items()}, count)
         return self.get_metrics_result()
 

@@ -88,13 +88,13 @@ def _course_l2(reg: float) -> keras.regularizers.Regularizer | None:
     return keras.regularizers.L2(0.5 * reg) if reg > 0 else None
 
 
-def _pixel_scaling(channels: int) -> keras.layers.Normalization:
+def _pixel_scaling(channels: int, dtype: Any) -> keras.layers.Normalization:
     """A per-channel `Normalization` for pixels, built at once: built lazily inside Keras' first
     traced call, its constants would belong to a graph that is gone by the next call.
 
     float32 under any policy: (pixel - mean) / std of pixels up to 255 in bfloat16 would be
     off by up to 2^-8 * 255 / std, a few hundredths of a unit."""
-    layer = keras.layers.Normalization(axis=-1, dtype="float32")
+    layer = keras.layers.Normalization(axis=-1, dtype=dtype)
     layer.build((None, None, None, channels))
     return layer
 
@@ -164,7 +164,7 @@ class ThreeLayerConvNet(keras.Model):
         seeds = [None if seed is None else seed + i for i in range(3)]
         dense_options = dict(bias_initializer="zeros", kernel_regularizer=_course_l2(reg),
                              dtype=self.dtype_policy)
-        self.scale = _pixel_scaling(channels)
+        self.scale = _pixel_scaling(channels, self.variable_dtype)
         self.conv = keras.layers.Conv2D(
             num_filters, filter_size, padding="same",
             kernel_initializer=keras.initializers.RandomNormal(0.0, weight_scale, seeds[0]),
@@ -179,11 +179,11 @@ class ThreeLayerConvNet(keras.Model):
         )
         self.scores = keras.layers.Dense(  # float32 logits for the softmax
             num_classes, kernel_initializer=keras.initializers.RandomNormal(0.0, weight_scale, seeds[2]),
-            **{**dense_options, "dtype": "float32"},
+            **{**dense_options, "dtype": self.variable_dtype},
         )
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        x = self.scale(ops.cast(_channels_last(inputs, self.channels), "float32"))
+        x = self.scale(ops.cast(_channels_last(inputs, self.channels), self.variable_dtype))
         x = self.conv(x)
         if self.norm is not None:
             x = self.norm(x, training=training)
@@ -279,14 +279,14 @@ class TwoLayerNet(keras.Model):
 
         dense_options = dict(bias_initializer="zeros", kernel_regularizer=_course_l2(reg),
                              dtype=self.dtype_policy)
-        self.scale = _pixel_scaling(channels)
+        self.scale = _pixel_scaling(channels, self.variable_dtype)
         self.flatten = keras.layers.Flatten(dtype=self.dtype_policy)
         self.hidden = keras.layers.Dense(hidden_dim, kernel_initializer=initializer(0), **dense_options)
         self.scores = keras.layers.Dense(num_classes, kernel_initializer=initializer(1),  # float32 logits
-                                         **{**dense_options, "dtype": "float32"})
+                                         **{**dense_options, "dtype": self.variable_dtype})
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        x = self.scale(ops.cast(_channels_last(inputs, self.channels), "float32"))
+        x = self.scale(ops.cast(_channels_last(inputs, self.channels), self.variable_dtype))
         x = ops.relu(self.hidden(self.flatten(x)))
         return ops.softmax(self.scores(x))
 
@@ -354,17 +354,17 @@ class CifarSmallNet(ScheduledModel):
         self.filters_, self.kernel_sizes = tuple(filters), tuple(kernel_sizes)
         self.normalization, self.groups = normalization, groups
         self.crop_padding, self.num_classes = crop_padding, num_classes
-        self.augment = RandomCropFlip(crop_padding, dtype="float32") if crop_padding else None
-        self.scale = _pixel_scaling(3)
+        self.augment = RandomCropFlip(crop_padding, dtype=self.variable_dtype) if crop_padding else None
+        self.scale = _pixel_scaling(3, self.variable_dtype)
         self.convs = [keras.layers.Conv2D(count, size, padding="same")
                       for count, size in zip(filters, kernel_sizes)]
         self.norms = [normalization_layer(normalization, groups, count) for count in filters]
         self.pool = keras.layers.MaxPooling2D(2, 2)
         self.flatten = keras.layers.Flatten()
-        self.scores = keras.layers.Dense(num_classes, dtype="float32")  # float32 logits
+        self.scores = keras.layers.Dense(num_classes, dtype=self.variable_dtype)  # float32 logits
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        x = ops.cast(inputs, "float32")  # pixels: float32 until normalised
+        x = ops.cast(inputs, self.variable_dtype)  # pixels: full precision until normalised
         if self.augment is not None:
             x = self.augment(x, training=training)
         x = self.scale(x)
@@ -462,13 +462,13 @@ class AirbenchNet(ScheduledModel):
 
         # float32: the pixels, and the whitening (eigenvalue-scaled filters with gains up to
         # 1/sqrt(epsilon) ~ 45) before the first bfloat16 layer.
-        self.augment = RandomCropFlip(crop_padding, dtype="float32")
-        self.whiten = PatchWhitening(2, dtype="float32")
+        self.augment = RandomCropFlip(crop_padding, dtype=self.variable_dtype)
+        self.whiten = PatchWhitening(2, dtype=self.variable_dtype)
         self.blocks = [[conv(filters), FastShiftBatchNorm(), conv(filters), FastShiftBatchNorm()]
                        for filters in self.widths]
         self.pool = keras.layers.MaxPooling2D(2, 2)
         self.head = keras.layers.Dense(  # float32 logits: averaged over test-time views, softmax
-            num_classes, use_bias=False, kernel_regularizer=regularizer, dtype="float32",
+            num_classes, use_bias=False, kernel_regularizer=regularizer, dtype=self.variable_dtype,
             kernel_initializer=keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform", next(seeds)),
         )
 
@@ -498,7 +498,7 @@ class AirbenchNet(ScheduledModel):
         return 0.5 * (logits + self._logits(ops.flip(x, axis=2), False))
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        x = ops.cast(inputs, "float32")  # pixels: float32 until whitened
+        x = ops.cast(inputs, self.variable_dtype)  # pixels: full precision until whitened
         if training:
             return ops.softmax(self._logits(self.augment(x, training=True), True))
         logits = self._mirror_logits(x)

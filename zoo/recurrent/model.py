@@ -351,8 +351,8 @@ class SequenceClassifier(keras.Model):
         # float32 under any policy: raw sensor values standardised in bfloat16 would lose
         # their small motions to the gravity offset, and the augmentation's rotations and
         # resampling weights are float32 arithmetic.
-        self.normalization = keras.layers.Normalization(axis=-1, dtype="float32") if normalize else None
-        self.augment = (SensorAugmentation(**self.augmentation, seed=seed, dtype="float32")
+        self.normalization = keras.layers.Normalization(axis=-1, dtype=self.variable_dtype) if normalize else None
+        self.augment = (SensorAugmentation(**self.augmentation, seed=seed, dtype=self.variable_dtype)
                         if self.augmentation else None)
         self.pooling = keras.layers.AveragePooling1D(pool_steps) if pool_steps > 1 else None
         self.recurrent_layers = [
@@ -371,7 +371,7 @@ class SequenceClassifier(keras.Model):
         if dropout:
             self.head.append(keras.layers.Dropout(dropout, seed=dense_seeds[-1]))
         self.classifier = keras.layers.Dense(  # float32: the softmax and the loss after it
-            num_classes, activation="softmax", dtype="float32",
+            num_classes, activation="softmax", dtype=self.variable_dtype,
             kernel_initializer=keras.initializers.GlorotUniform(dense_seeds[-1]),
         )
         self.sequence_shape = tuple(input_shape) if input_shape is not None else None
