@@ -237,9 +237,21 @@ def cmd_export(args: argparse.Namespace) -> None:
             # A run written by `zoo tune` names the search and trial it came from.
             **({"search": run["search"]} if "search" in run else {}),
         }
+    class_names = _class_names(entry, run)
+    if class_names is not None:  # what a served class_index means
+        card["class_names"] = class_names
     endpoints = entry.task.endpoints(model)
     target = export(model, entry.name, endpoints, card, root=args.root)
     print(f"exported {entry.name} to {target}/ (signatures: {', '.join(endpoints)})")
+
+
+def _class_names(entry: Entry, known: dict[str, Any]) -> list[str] | None:
+    """A classifier's class names in output order: the weight set's card or the run's data
+    record (which names the classes the data had), else the task's default; `None` for tasks
+    without classes."""
+    data = known.get("data") if isinstance(known.get("data"), dict) else {}
+    names = known.get("class_names") or data.get("classes") or entry.task.class_names
+    return None if names is None else list(names)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

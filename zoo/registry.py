@@ -261,6 +261,8 @@ class Task:
         predict: `predict(model, inputs, options) -> [zoo.predicting.Prediction]` reads input
             files the family's way and describes the outputs (`zoo predict`); one failed input
             is one failed `Prediction`, not an exception. `options`: `class_names`, `key`, `out`.
+        class_names: a classification task's default class names, in output order (the model
+            card's when the data does not name its classes); `None` for other tasks.
     """
 
     name: str
@@ -274,6 +276,7 @@ class Task:
     objective: Objective | None = None
     example: Callable[[Path, int], Path] | None = None
     predict: Callable[..., Any] | None = None
+    class_names: Sequence[str] | None = None
 
     @property
     def tuning_objective(self) -> Objective:

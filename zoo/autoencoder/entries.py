@@ -64,10 +64,12 @@ def _figures(model: SparseAutoencoder, splits: Splits, out_dir: Path) -> list[Pa
 
 def _endpoints(model: SparseAutoencoder) -> dict[str, Any]:
     signature = [tf.TensorSpec([None, model.input_dim], tf.float32, name="patches")]
+    # Named outputs: the serving signature gives both the reconstruction and the hidden code.
     return {
-        "serve": (lambda patches: model(patches), signature),
-        "encode": (lambda patches: model.encode(patches), signature),
-        "reconstruct": (lambda patches: model(patches), signature),
+        "serve": (lambda patches: {"reconstruction": model(patches),
+                                   "hidden": model.encode(patches)}, signature),
+        "encode": (lambda patches: {"hidden": model.encode(patches)}, signature),
+        "reconstruct": (lambda patches: {"reconstruction": model(patches)}, signature),
     }
 
 
