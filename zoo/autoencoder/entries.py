@@ -73,6 +73,12 @@ def _endpoints(model: SparseAutoencoder) -> dict[str, Any]:
     }
 
 
+def _images(model: SparseAutoencoder) -> np.ndarray:
+    """The hidden units' features as 16x16 grey patches, `(hidden_units, 16, 16, 1)`, for
+    TensorBoard."""
+    return _as_patches(keras.ops.convert_to_numpy(model.features()))[..., None]
+
+
 def _panel(model: SparseAutoencoder, axis: Any) -> None:
     plots.draw_image_grid(axis, _as_patches(model.features()))
 
@@ -149,6 +155,7 @@ PATCH_RECONSTRUCTION = Task(
     objective=sparse_code(),
     example=data.example,
     predict=_predict,
+    images=_images,
 )
 
 

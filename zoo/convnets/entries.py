@@ -51,6 +51,11 @@ def _endpoints(model: keras.Model) -> dict[str, Any]:
     return {"serve": (serve, signature)}
 
 
+def _images(model: keras.Model) -> Any:
+    """The first-layer filters, `(N, size, size, 3)`, for TensorBoard."""
+    return keras.ops.convert_to_numpy(model.first_filters())
+
+
 def _panel(model: keras.Model, axis: Any) -> None:
     plots.draw_image_grid(axis, keras.ops.convert_to_numpy(model.first_filters()))
 
@@ -95,6 +100,7 @@ CIFAR10 = Task(
     example=data.example,
     predict=_predict,
     class_names=data.CLASS_NAMES,
+    images=_images,
 )
 
 _REG = HParam(0.0, "[0, 10]", Float(1e-5, 1e-1, log=True), "L2: 0.5 reg sum W^2")
