@@ -10,7 +10,10 @@ import tensorflow as tf
 import zoo
 from zoo import summaries
 
-pytest.importorskip("tensorboard", reason="--tensorboard needs it: pip install 'zoo[tensorboard]'")
+
+@pytest.fixture
+def tensorboard():
+    pytest.importorskip("tensorboard", reason="--tensorboard needs it: pip install 'zoo[tensorboard]'")
 
 
 def summaries_in(log_dir):
@@ -30,7 +33,7 @@ def example(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["three_layer_convnet", "sparse_autoencoder"])
-def test_train_logs_epoch_scalars_and_the_tasks_pictures(name, cli, tmp_path):
+def test_train_logs_epoch_scalars_and_the_tasks_pictures(name, cli, tmp_path, tensorboard):
     code, out, err = cli("train", name, "--preset", "tiny", "--data", example(name, tmp_path),
                          "--epochs", "2", "--tensorboard", "logs", "--images-every", "1")
     assert code == 0, err
@@ -43,7 +46,7 @@ def test_train_logs_epoch_scalars_and_the_tasks_pictures(name, cli, tmp_path):
     assert sorted(steps) == [1, 2]  # every epoch, as --images-every 1 asks
 
 
-def test_tune_logs_each_trial_with_hparams_and_shows_progress(cli, tmp_path):
+def test_tune_logs_each_trial_with_hparams_and_shows_progress(cli, tmp_path, tensorboard):
     name = "sparse_autoencoder"
     code, out, err = cli("tune", name, "--preset", "tiny", "--data", example(name, tmp_path),
                          "--max-trials", "2", "--directory", "search", "--tensorboard", "logs")
@@ -79,3 +82,16 @@ def test_tile_normalises_each_image_into_one_grid():
     assert np.allclose(grid[:scale, :scale], 0.5)  # a constant image is mid-grey
     with pytest.raises(ValueError, match="expected images"):
         summaries.tile(np.zeros((2, 3, 3)))
+
+
+def test_without_tensorboard_installed_it_is_one_clear_error(cli, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "tensorboard" else real(name, *args))
+    name = "sparse_autoencoder"
+    code, _, err = cli("train", name, "--preset", "tiny", "--data", example(name, tmp_path),
+                       "--tensorboard", "logs")
+    assert code == 1 and "pip install tensorboard" in err, err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "logs").exists()

@@ -250,12 +250,16 @@ class _Tuner(kt.Tuner):
         them: copies, a TensorBoard callback sent to the trial's log dir with keras-tuner's
         HParams callback beside it; plus the task's pictures into the same log dir."""
         callbacks = self._deepcopy_callbacks(list(callbacks))
+        logged = [callback for callback in callbacks
+                  if isinstance(callback, keras.callbacks.TensorBoard)]
+        if not logged:
+            # keras-tuner imports tensorboard there, which TensorFlow no longer installs.
+            return callbacks
         self._configure_tensorboard_dir(callbacks, trial)
         images = self.hypermodel.entry.task.images
         if images is not None:
             callbacks += [summaries.ImageSummaries(callback.log_dir, images, self._images_every)
-                          for callback in callbacks
-                          if isinstance(callback, keras.callbacks.TensorBoard)]
+                          for callback in logged]
         return callbacks
 
     def run_trial(
