@@ -237,13 +237,18 @@ LOAD_WITHOUT_ZOO = textwrap.dedent(
             for endpoint, spec in export["endpoints"].items():
                 x = np.load(spec["inputs"])
                 outputs = loaded.signatures[endpoint](**{spec["argument"]: tf.constant(x)})
-                if len(outputs) != 1:
-                    raise ValueError(f"{endpoint}: outputs {sorted(outputs)}, expected one")
-                actual = next(iter(outputs.values())).numpy()
                 expected = np.load(spec["expected"])
-                if actual.shape != expected.shape:
-                    raise ValueError(f"{endpoint}: shape {actual.shape}, expected {expected.shape}")
-                found[endpoint] = float(np.max(np.abs(actual - expected), initial=0.0))
+                if sorted(outputs) != sorted(expected.files):
+                    raise ValueError(f"{endpoint}: outputs {sorted(outputs)}, expected "
+                                     f"{sorted(expected.files)}")
+                found[endpoint] = 0.0
+                for output in expected.files:
+                    actual = outputs[output].numpy()
+                    if actual.shape != expected[output].shape:
+                        raise ValueError(f"{endpoint}/{output}: shape {actual.shape}, expected "
+                                         f"{expected[output].shape}")
+                    difference = np.abs(actual.astype(np.float64) - expected[output])
+                    found[endpoint] = max(found[endpoint], float(np.max(difference, initial=0.0)))
             results[name] = {"differences": found, "signatures": sorted(loaded.signatures)}
         except Exception as error:  # reported per entry
             results[name] = {"error": f"{type(error).__name__}: {error}"}
@@ -273,14 +278,17 @@ def exported(tmp_path_factory, subprocess_env_module):
                 assert len(signature) == 1, f"{endpoint}: one input per endpoint, got {signature}"
                 (spec,) = signature
                 x = np.asarray(splits.x_val[:4]).astype(spec.dtype.as_numpy_dtype)
-                expected = keras.ops.convert_to_numpy(function(tf.constant(x)))
+                returned = function(tf.constant(x))
+                assert isinstance(returned, dict), f"{endpoint}: outputs must be named (a dict)"
+                expected = {key: keras.ops.convert_to_numpy(value).astype(np.float64)
+                            for key, value in returned.items()}
                 inputs = root / "arrays" / f"{name}-{endpoint}-inputs.npy"
                 inputs.parent.mkdir(parents=True, exist_ok=True)
                 np.save(inputs, x)
-                np.save(root / "arrays" / f"{name}-{endpoint}-expected.npy", expected)
+                np.savez(root / "arrays" / f"{name}-{endpoint}-expected.npz", **expected)
                 specs[endpoint] = {
                     "argument": spec.name, "inputs": str(inputs),
-                    "expected": str(root / "arrays" / f"{name}-{endpoint}-expected.npy"),
+                    "expected": str(root / "arrays" / f"{name}-{endpoint}-expected.npz"),
                 }
             manifest[name] = {"path": str(path), "endpoints": specs}
         except Exception as error:

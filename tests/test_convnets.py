@@ -344,8 +344,10 @@ def test_keras_file_round_trip_and_uint8_export_reload(name, overrides, tmp_path
                                rtol=1e-5, atol=1e-6)
     target = export(model, name, CIFAR10.endpoints(model), {"note": "test"}, root=tmp_path)
     served = tf.saved_model.load(str(target)).signatures["serve"](images=tf.constant(x))
-    (probabilities,) = served.values()
-    np.testing.assert_allclose(probabilities.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert sorted(served) == ["class_index", "probabilities"]
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert served["class_index"].dtype == tf.int64
+    np.testing.assert_array_equal(served["class_index"].numpy(), expected.argmax(-1))
     with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
         tf.saved_model.load(str(target)).signatures["serve"](images=tf.constant(x, tf.float32))
 

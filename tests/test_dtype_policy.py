@@ -193,7 +193,9 @@ LOAD_WITHOUT_ZOO = textwrap.dedent(
         for signature, function in loaded.signatures.items():
             (spec,) = function.structured_input_signature[1].values()
             result = function(tf.constant(x))
-            (value,) = result.values()
+            # the model's own output, named by family; class_index is int64 by design
+            value = next(result[key] for key in ("probabilities", "reconstruction", "hidden")
+                         if key in result)
             report[f"{name}/{signature}"] = [spec.dtype.name, value.dtype.name]
             outputs[f"{name}/{signature}"] = value.numpy()
     np.savez(f"{root}/exported.npz", **outputs)

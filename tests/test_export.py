@@ -54,14 +54,15 @@ LOAD_WITHOUT_ZOO = textwrap.dedent(
     x = np.load(inputs)
     loaded = tf.saved_model.load(path)
     results = {}
-    for name in ("serve", "encode", "reconstruct"):
+    names = {"serve": ["hidden", "reconstruction"], "encode": ["hidden"],
+             "reconstruct": ["reconstruction"]}
+    for name, expected in names.items():
         outputs = loaded.signatures[name](patches=tf.constant(x))
-        assert len(outputs) == 1, (name, list(outputs))
-        results[name] = next(iter(outputs.values())).numpy()
+        assert sorted(outputs) == expected, (name, sorted(outputs))
+        for output, value in outputs.items():
+            results[f"{name}/{output}"] = value.numpy()
     served = keras.layers.TFSMLayer(path, call_endpoint="serve")(x)
-    if isinstance(served, dict):
-        (served,) = served.values()
-    results["tfsm_serve"] = np.asarray(served)
+    results["tfsm_serve"] = np.asarray(served["reconstruction"])
     np.savez(out, **results)
     print("signatures:", ",".join(sorted(loaded.signatures)))
     """
@@ -112,15 +113,17 @@ def test_export_versions_card_and_loading_without_zoo(model, tmp_path, subproces
 
     loaded = np.load(outputs)
     expected = {
-        "serve": np.asarray(model(x)),
-        "encode": np.asarray(model.encode(x)),
-        "reconstruct": np.asarray(model(x)),
+        "serve/reconstruction": np.asarray(model(x)),
+        "serve/hidden": np.asarray(model.encode(x)),
+        "encode/hidden": np.asarray(model.encode(x)),
+        "reconstruct/reconstruction": np.asarray(model(x)),
         "tfsm_serve": np.asarray(model(x)),
     }
+    assert sorted(loaded.files) == sorted(expected)
     for name, value in expected.items():
         assert loaded[name].shape == value.shape, name
         assert np.max(np.abs(loaded[name] - value)) <= 1e-6, name
-    assert loaded["encode"].shape == (5, 8)
+    assert loaded["encode/hidden"].shape == (5, 8)
 
 
 def test_keras_file_round_trip(model, tmp_path):
@@ -229,3 +232,46 @@ def test_atomic_path_replaces_directory(tmp_path):
         (temporary / "new").write_text("new")
     assert sorted(p.name for p in target.iterdir()) == ["new"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["version"]
+
+
+# A classifier's SavedModel, loaded with zoo unimportable: named outputs, the argmax as an int64.
+LOAD_CLASSIFIER_WITHOUT_ZOO = textwrap.dedent(
+    """
+    import sys
+    sys.modules["zoo"] = None
+    import numpy as np
+    import tensorflow as tf
+
+    path, inputs = sys.argv[1:3]
+    served = tf.saved_model.load(path).signatures["serve"](images=tf.constant(np.load(inputs)))
+    assert sorted(served) == ["class_index", "probabilities"], sorted(served)
+    assert served["class_index"].dtype == tf.int64, served["class_index"].dtype
+    probabilities = served["probabilities"].numpy()
+    assert probabilities.shape == (6, 10), probabilities.shape
+    np.testing.assert_array_equal(served["class_index"].numpy(), probabilities.argmax(-1))
+    print("named outputs ok")
+    """
+)
+
+
+def test_classifier_export_names_its_outputs_and_classes(cli, tmp_path, subprocess_env):
+    entry = zoo.get_entry("three_layer_convnet")
+    data = entry.task.example(tmp_path / "data", 0)
+    code, _, err = cli("train", entry.name, "--preset", "tiny", "--data", data, "--run-dir", "run")
+    assert code == 0, err
+    code, out, err = cli("export", entry.name, "--run-dir", "run", "--root", "exports")
+    assert code == 0, err
+    target = tmp_path / "exports" / entry.name / "1"
+    card = json.loads((target / CARD_FILE).read_text())
+    assert card["class_names"] == entry.task.load(data, seed=0).info["classes"]
+    assert len(card["class_names"]) == 10
+    images = entry.task.load(data, seed=0).x_val[:6]
+    np.save(tmp_path / "images.npy", np.asarray(images, np.uint8))
+    script = tmp_path / "load_classifier.py"
+    script.write_text(LOAD_CLASSIFIER_WITHOUT_ZOO)
+    result = subprocess.run(
+        [sys.executable, str(script), str(target), str(tmp_path / "images.npy")],
+        cwd=tmp_path, env=subprocess_env, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "named outputs ok" in result.stdout

@@ -261,8 +261,9 @@ def test_cli_train_evaluate_export_and_reload_without_zoo(tmp_path, windows_file
         sys.modules["zoo"] = None
         import numpy as np, tensorflow as tf
         loaded = tf.saved_model.load(sys.argv[1])
-        (output,) = loaded.signatures["serve"](windows=tf.constant(np.load(sys.argv[2]))).values()
-        np.save(sys.argv[3], output.numpy())
+        served = loaded.signatures["serve"](windows=tf.constant(np.load(sys.argv[2])))
+        assert sorted(served) == ["class_index", "probabilities"], sorted(served)
+        np.save(sys.argv[3], served["probabilities"].numpy())
         """
     )
     windows = data.load(windows_file).x_test

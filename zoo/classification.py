@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -24,6 +25,7 @@ __all__ = [
     "macro_f1",
     "metrics",
     "report",
+    "serving_outputs",
 ]
 
 REPORT_FILE = "confusion_matrices.txt"
@@ -35,6 +37,17 @@ def metrics() -> list[keras.metrics.Metric]:
         keras.metrics.CategoricalAccuracy(name="accuracy"),
         keras.metrics.F1Score(average="macro", name="macro_f1"),
     ]
+
+
+def serving_outputs(probabilities: Any) -> dict[str, Any]:
+    """A classifier's named export outputs: `probabilities` (N, classes) and `class_index`, the
+    int64 argmax of each row, so that a served model needs no post-processing to name a class
+    (the model card's `class_names[class_index]`)."""
+    import tensorflow as tf
+
+    probabilities = tf.convert_to_tensor(probabilities)
+    return {"probabilities": probabilities,
+            "class_index": tf.argmax(probabilities, axis=-1, output_type=tf.int64)}
 
 
 def class_indices(targets: np.ndarray) -> np.ndarray:

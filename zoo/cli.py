@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import zoo
-from zoo import plots, runs, training, tuning, weights
+from zoo import plots, runs, summaries, training, tuning, weights
 from zoo.data import DataError
 from zoo.export import export
 from zoo.files import atomic_path
@@ -75,8 +75,10 @@ def _train(
         return runs.draw_figures(entry.task, trained, splits, history, run_dir,
                                  f"{entry.name}: training")
 
+    logged = summaries.callbacks(getattr(args, "tensorboard", None), entry.task.images,
+                                 getattr(args, "images_every", summaries.DEFAULT_EVERY))
     history = training.fit(model, splits, run_dir, record=record, figures=figures,
-                           overwrite=args.overwrite, **_fit_settings(entry, args))
+                           overwrite=args.overwrite, callbacks=logged, **_fit_settings(entry, args))
     return model, history
 
 
@@ -237,9 +239,21 @@ def cmd_export(args: argparse.Namespace) -> None:
             # A run written by `zoo tune` names the search and trial it came from.
             **({"search": run["search"]} if "search" in run else {}),
         }
+    class_names = _class_names(entry, run)
+    if class_names is not None:  # what a served class_index means
+        card["class_names"] = class_names
     endpoints = entry.task.endpoints(model)
     target = export(model, entry.name, endpoints, card, root=args.root)
     print(f"exported {entry.name} to {target}/ (signatures: {', '.join(endpoints)})")
+
+
+def _class_names(entry: Entry, known: dict[str, Any]) -> list[str] | None:
+    """A classifier's class names in output order: the weight set's card or the run's data
+    record (which names the classes the data had), else the task's default; `None` for tasks
+    without classes."""
+    data = known.get("data") if isinstance(known.get("data"), dict) else {}
+    names = known.get("class_names") or data.get("classes") or entry.task.class_names
+    return None if names is None else list(names)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -357,6 +371,9 @@ def cmd_tune(args: argparse.Namespace) -> None:
         distributed=args.distributed,
         retrain=args.retrain,
         overwrite=args.overwrite,
+        tensorboard=args.tensorboard,
+        images_every=args.images_every,
+        verbose=0 if args.quiet else "auto",
     )
     if result is None:
         print("worker done; the chief writes the search's results")
@@ -387,6 +404,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"zoo: error: {message} (see {self.prog} --help)\n")
+
+
+def _tensorboard_options(sub: argparse.ArgumentParser, what: str) -> None:
+    sub.add_argument("--tensorboard", metavar="LOG_DIR",
+                     help=f"log {what} to TensorBoard in LOG_DIR: per-epoch scalars and the "
+                          "task's pictures (filters, features) every --images-every epochs")
+    sub.add_argument("--images-every", type=_positive_int, default=summaries.DEFAULT_EVERY,
+                     metavar="N", help="with --tensorboard: epochs between pictures "
+                                       f"(default {summaries.DEFAULT_EVERY}; the last is always drawn)")
 
 
 def _dtype_policy_option(sub: argparse.ArgumentParser) -> None:
@@ -435,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--weights", metavar="TAG_OR_PATH",
                        help="start from these weights (fine-tuning); with --set num_classes=K "
                             "the classifier head is re-initialised")
+    _tensorboard_options(train, "training")
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="metrics and figures of a trained run")
@@ -514,6 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="retrain the best configuration for the entry's full epochs")
     tune.add_argument("--overwrite", action="store_true",
                       help="delete an earlier search in DIRECTORY/NAME and start afresh")
+    _tensorboard_options(tune, "each trial (LOG_DIR/trial_NN, with keras-tuner's HParams)")
+    tune.add_argument("--quiet", action="store_true",
+                      help="no progress lines while a trial trains (its one-line result stays)")
     tune.set_defaults(run=cmd_tune)
     return parser
 
@@ -521,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
 # A user's mistake, told in one line; anything else is a bug and keeps its traceback.
 USER_ERRORS = (UnknownModelError, HyperparameterError, DataError, FileNotFoundError,
                runs.RunError, training.NonFiniteLossError, tuning.TuningError,
-               weights.WeightsError)
+               weights.WeightsError, summaries.TensorBoardMissing)
 USAGE_ERRORS = (UnknownModelError, HyperparameterError, tuning.TuningError)
 
 

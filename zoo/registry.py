@@ -261,6 +261,11 @@ class Task:
         predict: `predict(model, inputs, options) -> [zoo.predicting.Prediction]` reads input
             files the family's way and describes the outputs (`zoo predict`); one failed input
             is one failed `Prediction`, not an exception. `options`: `class_names`, `key`, `out`.
+        class_names: a classification task's default class names, in output order (the model
+            card's when the data does not name its classes); `None` for other tasks.
+        images: `images(model) -> (N, H, W, C)` array, any range (normalised for display), a
+            few pictures of what the model learned (first-layer filters, features) that
+            `--tensorboard` logs every few epochs (`zoo.summaries`); `None` logs none.
     """
 
     name: str
@@ -274,6 +279,8 @@ class Task:
     objective: Objective | None = None
     example: Callable[[Path, int], Path] | None = None
     predict: Callable[..., Any] | None = None
+    class_names: Sequence[str] | None = None
+    images: Callable[[Any], Any] | None = None
 
     @property
     def tuning_objective(self) -> Objective:

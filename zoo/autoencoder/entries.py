@@ -64,11 +64,19 @@ def _figures(model: SparseAutoencoder, splits: Splits, out_dir: Path) -> list[Pa
 
 def _endpoints(model: SparseAutoencoder) -> dict[str, Any]:
     signature = [tf.TensorSpec([None, model.input_dim], tf.float32, name="patches")]
+    # Named outputs: the serving signature gives both the reconstruction and the hidden code.
     return {
-        "serve": (lambda patches: model(patches), signature),
-        "encode": (lambda patches: model.encode(patches), signature),
-        "reconstruct": (lambda patches: model(patches), signature),
+        "serve": (lambda patches: {"reconstruction": model(patches),
+                                   "hidden": model.encode(patches)}, signature),
+        "encode": (lambda patches: {"hidden": model.encode(patches)}, signature),
+        "reconstruct": (lambda patches: {"reconstruction": model(patches)}, signature),
     }
+
+
+def _images(model: SparseAutoencoder) -> np.ndarray:
+    """The hidden units' features as 16x16 grey patches, `(hidden_units, 16, 16, 1)`, for
+    TensorBoard."""
+    return _as_patches(keras.ops.convert_to_numpy(model.features()))[..., None]
 
 
 def _panel(model: SparseAutoencoder, axis: Any) -> None:
@@ -147,6 +155,7 @@ PATCH_RECONSTRUCTION = Task(
     objective=sparse_code(),
     example=data.example,
     predict=_predict,
+    images=_images,
 )
 
 

@@ -41,10 +41,19 @@ def _figures(model: keras.Model, splits: Splits, out_dir: Path) -> list[Path]:
 
 
 def _endpoints(model: keras.Model) -> dict[str, Any]:
-    # uint8 pixels in, probabilities out: the scaling to zero mean and unit variance is a
-    # layer of the model, so it is part of the exported graph.
+    # uint8 pixels in, named outputs out (probabilities, class_index): the scaling to zero mean
+    # and unit variance is a layer of the model, so it is part of the exported graph.
     signature = [tf.TensorSpec([None, *data.IMAGE_SHAPE], tf.uint8, name="images")]
-    return {"serve": (lambda images: model(tf.cast(images, tf.float32), training=False), signature)}
+
+    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return classification.serving_outputs(model(tf.cast(images, tf.float32), training=False))
+
+    return {"serve": (serve, signature)}
+
+
+def _images(model: keras.Model) -> Any:
+    """The first-layer filters, `(N, size, size, 3)`, for TensorBoard."""
+    return keras.ops.convert_to_numpy(model.first_filters())
 
 
 def _panel(model: keras.Model, axis: Any) -> None:
@@ -90,6 +99,8 @@ CIFAR10 = Task(
     panel=_panel,
     example=data.example,
     predict=_predict,
+    class_names=data.CLASS_NAMES,
+    images=_images,
 )
 
 _REG = HParam(0.0, "[0, 10]", Float(1e-5, 1e-1, log=True), "L2: 0.5 reg sum W^2")

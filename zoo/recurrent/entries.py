@@ -44,7 +44,8 @@ def _figures(model: SequenceClassifier, splits: Splits, out_dir: Path) -> list[P
 
 def _endpoints(model: SequenceClassifier) -> dict[str, Any]:
     signature = [tf.TensorSpec([None, data.STEPS, data.AXES], tf.float32, name="windows")]
-    return {"serve": (lambda windows: model(windows), signature)}
+    # Named outputs: probabilities and the int64 class_index.
+    return {"serve": (lambda windows: classification.serving_outputs(model(windows)), signature)}
 
 
 def _windows(path: Path, key: str | None) -> np.ndarray:
@@ -123,6 +124,7 @@ ACTIVITY_RECOGNITION = Task(
     endpoints=_endpoints,
     example=data.example,
     predict=_predict,
+    class_names=data.COURSE_CLASSES,
 )
 
 HPARAMS = {

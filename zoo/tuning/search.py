@@ -35,7 +35,7 @@ from keras_tuner.src import utils as kt_utils
 from keras_tuner.src.distribute import utils as kt_distribute
 
 import zoo
-from zoo import runs, training
+from zoo import runs, summaries, training
 from zoo.data import Splits
 from zoo.files import atomic_path
 from zoo.registry import Choice, Float, Int, Objective
@@ -220,6 +220,9 @@ class _Tuner(kt.Tuner):
         hypermodel: the entry's `EntryHyperModel`.
         after_trial: called after each finished trial (the single-process search rewrites its
             tables).
+        verbose: each trial's training output, as `zoo.training.fit`'s ("auto": a progress
+            line now and then; 0: none).
+        images_every: with a TensorBoard callback, epochs between the task's pictures.
         **kwargs: `keras_tuner.Tuner`'s (directory, project_name, distribution_strategy).
     """
 
@@ -228,12 +231,40 @@ class _Tuner(kt.Tuner):
         oracle: kt.Oracle,
         hypermodel: EntryHyperModel,
         after_trial: Callable[[], Any] | None = None,
+        verbose: str | int = "auto",
+        images_every: int = summaries.DEFAULT_EVERY,
         **kwargs: Any,
     ) -> None:
         super().__init__(oracle, hypermodel, **kwargs)
         self._after_trial = after_trial
+        self._verbose, self._images_every = verbose, images_every
 
-    def run_trial(self, trial: kt.engine.trial.Trial, splits: Splits) -> dict[str, float]:
+    def _get_tensorboard_dir(self, logdir: Any, trial_id: str, execution: int) -> str:
+        # One execution per trial: LOG_DIR/trial_NN, named like the trial's own folder.
+        return os.path.join(str(logdir), f"trial_{trial_id}")
+
+    def _trial_callbacks(
+        self, trial: kt.engine.trial.Trial, callbacks: Any
+    ) -> list[keras.callbacks.Callback]:
+        """The search's callbacks for one trial, as keras-tuner's own `Tuner.run_trial` makes
+        them: copies, a TensorBoard callback sent to the trial's log dir with keras-tuner's
+        HParams callback beside it; plus the task's pictures into the same log dir."""
+        callbacks = self._deepcopy_callbacks(list(callbacks))
+        logged = [callback for callback in callbacks
+                  if isinstance(callback, keras.callbacks.TensorBoard)]
+        if not logged:
+            # keras-tuner imports tensorboard there, which TensorFlow no longer installs.
+            return callbacks
+        self._configure_tensorboard_dir(callbacks, trial)
+        images = self.hypermodel.entry.task.images
+        if images is not None:
+            callbacks += [summaries.ImageSummaries(callback.log_dir, images, self._images_every)
+                          for callback in logged]
+        return callbacks
+
+    def run_trial(
+        self, trial: kt.engine.trial.Trial, splits: Splits, callbacks: Any = ()
+    ) -> dict[str, float]:
         values = trial.hyperparameters.values
         print(f"[{self.tuner_id}] trial {trial.trial_id}: {_describe(values)}", flush=True)
         model = self._try_build(trial.hyperparameters)  # a fresh session, under the strategy
@@ -247,6 +278,8 @@ class _Tuner(kt.Tuner):
             run_dir=self.trial_run(trial.trial_id).path,
             epochs=values.get("tuner/epochs"),
             initial_epoch=values.get("tuner/initial_epoch", 0),
+            callbacks=self._trial_callbacks(trial, callbacks),
+            verbose=self._verbose,
         )
 
     def trial_run(self, trial_id: str) -> runs.RunDirectory:
@@ -587,6 +620,9 @@ def search(
     distributed: bool = False,
     retrain: bool = False,
     overwrite: bool = False,
+    tensorboard: str | Path | None = None,
+    images_every: int = summaries.DEFAULT_EVERY,
+    verbose: str | int = "auto",
 ) -> SearchResult | None:
     """Runs, or resumes, a hyperparameter search over the registered entry `name`.
 
@@ -621,6 +657,13 @@ def search(
         retrain: train the best configuration again, for the entry's full epochs, into
             `best/` (rather than keeping the best trial's model).
         overwrite: delete an earlier search in `directory/name/` and start afresh.
+        tensorboard: a TensorBoard log directory: each trial logs its epoch scalars, the
+            task's pictures (every `images_every` epochs) and its hyperparameters (keras-tuner's
+            HParams dashboard) into `tensorboard/trial_NN`.
+        images_every: epochs between pictures (see `zoo.summaries.ImageSummaries`).
+        verbose: each trial's training output: "auto" prints a progress line at most every
+            10 seconds with the time left (`zoo.training.Progress`); 0 is silent. A line as
+            each trial starts and ends is printed either way.
 
     Returns:
         The results, or `None` on a worker (the chief has them).
@@ -665,6 +708,8 @@ def search(
             oracle,
             hm,
             after_trial=tables if role == "single" else None,
+            verbose=verbose,
+            images_every=images_every,
             directory=str(directory),
             project_name=entry.name,
             distribution_strategy=strategy,
@@ -672,7 +717,9 @@ def search(
         if role != "worker":
             _reconcile(oracle)
             oracle.verbose = 0  # the tuner prints a line per trial instead of keras-tuner's tables
-        kt_tuner.search(splits)
+        # keras-tuner's own route: a TensorBoard callback in the search's callbacks gets a
+        # log dir per trial and the HParams callback (see _Tuner._trial_callbacks).
+        kt_tuner.search(splits, callbacks=[summaries.scalars(tensorboard)] if tensorboard else [])
     if role == "worker":
         return None
     return _finish(oracle, hm, splits, project_dir, settings, max_trials, retrain,
