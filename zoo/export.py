@@ -207,15 +207,26 @@ def _to_onnx(saved_model: str) -> bytes:
     from tf2onnx import convert, tf_loader
 
     logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)  # failures come back as the reason
+    tf_logger = logging.getLogger("tensorflow")  # tf2onnx's TF1 freezing: deprecation notices
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)
     try:
         graph_def, inputs, outputs, renames = tf_loader.from_saved_model(
             saved_model, None, None, tag=["serve"], signatures=["serve"],
             return_tensors_to_rename=True)
         proto, _ = convert.from_graph_def(graph_def, input_names=inputs, output_names=outputs,
                                           opset=ONNX_OPSET, tensors_to_rename=renames)
-        onnx.checker.check_model(proto, full_check=True)  # types too, as onnxruntime
     except Exception as error:  # tf2onnx raises many kinds; each means "cannot express"
         raise _refused("onnx", error) from None
+    finally:
+        tf_logger.setLevel(level)
+    try:
+        # tf2onnx logs the nodes it fails on and goes on: ONNX's full check (types too, as
+        # onnxruntime's loader) is what catches them.
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as error:
+        raise _refused("onnx", error, "the {format} format cannot express this model: "
+                                      "tf2onnx's graph fails ONNX type inference") from None
     return proto.SerializeToString()
 
 
