@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 import zoo
 from zoo import plots, runs, summaries, training, tuning, weights
 from zoo.data import DataError
-from zoo.export import export
+from zoo.export import FORMATS, ExportError, export
 from zoo.files import atomic_path
 from zoo.registry import Entry, HyperparameterError, UnknownModelError
 
@@ -243,8 +243,12 @@ def cmd_export(args: argparse.Namespace) -> None:
     if class_names is not None:  # what a served class_index means
         card["class_names"] = class_names
     endpoints = entry.task.endpoints(model)
-    target = export(model, entry.name, endpoints, card, root=args.root)
-    print(f"exported {entry.name} to {target}/ (signatures: {', '.join(endpoints)})")
+    target = export(model, entry.name, endpoints, card, root=args.root, format=args.format)
+    if args.format == "saved_model":
+        print(f"exported {entry.name} to {target}/ (signatures: {', '.join(endpoints)})")
+    else:
+        print(f"exported {entry.name} to {target}/{entry.name}{FORMATS[args.format]} "
+              f"({args.format}, the serve signature)")
 
 
 def _class_names(entry: Entry, known: dict[str, Any]) -> list[str] | None:
@@ -474,13 +478,18 @@ def build_parser() -> argparse.ArgumentParser:
                                         "with --weights runs/NAME-evaluation)")
     evaluate.set_defaults(run=cmd_evaluate)
 
-    exporting = commands.add_parser("export", help="SavedModel + model card of a trained run")
+    exporting = commands.add_parser("export", help="SavedModel, ONNX or LiteRT file + model card "
+                                                   "of a trained run")
     exporting.add_argument("name")
     exporting.add_argument("--run-dir", help="the trained run (default runs/NAME)")
     exporting.add_argument("--root", default="saved_models", help="export root directory")
     exporting.add_argument("--weights", metavar="TAG_OR_PATH",
                            help="export a weight set (its card goes into the model card) or a "
                                 "run, .keras, .weights.h5 or export instead")
+    exporting.add_argument("--format", choices=tuple(FORMATS), default="saved_model",
+                           help="saved_model (every signature; default), onnx (needs "
+                                "pip install 'zoo[onnx]') or litert (.tflite): the serve "
+                                "signature; a model the format cannot express is refused")
     exporting.set_defaults(run=cmd_export)
 
     predicting = commands.add_parser(
@@ -551,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
 # A user's mistake, told in one line; anything else is a bug and keeps its traceback.
 USER_ERRORS = (UnknownModelError, HyperparameterError, DataError, FileNotFoundError,
                runs.RunError, training.NonFiniteLossError, tuning.TuningError,
-               weights.WeightsError, summaries.TensorBoardMissing)
+               weights.WeightsError, summaries.TensorBoardMissing, ExportError)
 USAGE_ERRORS = (UnknownModelError, HyperparameterError, tuning.TuningError)
 
 
