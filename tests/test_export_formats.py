@@ -45,17 +45,6 @@ REFUSED = {
     },
 }
 
-# An endpoint may return a dict of tensors (as `serve` will: {"reconstruction", "hidden"}, ...):
-# the autoencoder, exported once more under this name with such an endpoint.
-DICT_ENTRY, DICT_CASE = "sparse_autoencoder", "sparse_autoencoder_dict"
-
-
-def dict_endpoints(model, endpoints):
-    function, signature = endpoints["serve"]
-    return {"serve": (lambda patches: {"reconstruction": function(patches),
-                                       "hidden": model.encode(patches)}, signature)}
-
-
 # Runs with `zoo` unimportable: the file must stand alone in its runtime.
 RUN_WITHOUT_ZOO = textwrap.dedent(
     """
@@ -114,15 +103,13 @@ def exports(tmp_path_factory, subprocess_env):
     rng = np.random.default_rng(7)
     manifests = {format: [] for format in CONVERTED}
     missing = {}
-    for name in [*NAMES, DICT_CASE]:
-        entry = zoo.get_entry(DICT_ENTRY if name == DICT_CASE else name)
+    for name in NAMES:
+        entry = zoo.get_entry(name)
         splits = entry.task.load(entry.task.example(directory / name, 0), seed=0)
         set_seed(0)
         model = zoo.get(entry.name, preset="tiny")
         adapt_preprocessing(model, splits.x_train)
         endpoints = entry.task.endpoints(model)
-        if name == DICT_CASE:
-            endpoints = dict_endpoints(model, endpoints)
         function, signature = endpoints["serve"]
         inputs = {}
         for spec in signature:
@@ -171,7 +158,7 @@ def exports(tmp_path_factory, subprocess_env):
 
 
 @pytest.mark.parametrize("format", CONVERTED)
-@pytest.mark.parametrize("name", [*NAMES, DICT_CASE])
+@pytest.mark.parametrize("name", NAMES)
 def test_exported_file_runs_in_its_runtime_or_is_refused(exports, format, name):
     results, missing = exports
     if format in missing:
