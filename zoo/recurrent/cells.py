@@ -130,7 +130,9 @@ class RNNCell(RecurrentCell):
     Example:
 
     >>> layer = Recurrent(RNNCell(32))
-    >>> last_state = layer(np.zeros((8, 150, 3), "float32"))  # (8, 32)
+    >>> last_state = layer(np.zeros((8, 150, 3), "float32"))
+    >>> last_state.shape
+    TensorShape([8, 32])
     """
 
     def step(self, projected: Any, states: list[Any]) -> tuple[Any, list[Any]]:
@@ -275,7 +277,9 @@ class Recurrent(keras.layers.Layer):
     Example:
 
     >>> layer = Recurrent(LSTMCell(128), truncate_steps=50)
-    >>> last = layer(np.zeros((32, 150, 3), "float32"))  # (32, 128)
+    >>> last = layer(np.zeros((32, 150, 3), "float32"))
+    >>> last.shape
+    TensorShape([32, 128])
     """
 
     # Attributes `keras.layers.Bidirectional` expects of the layer it wraps.

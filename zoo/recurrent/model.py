@@ -44,6 +44,8 @@ class LowPass(keras.layers.Layer):
 
     >>> gravity = LowPass(41)(windows)
     >>> body = windows - gravity
+    >>> body.shape
+    TensorShape([8, 150, 3])
     """
 
     def __init__(self, width: int = 41, **kwargs: Any) -> None:
@@ -87,6 +89,8 @@ class Magnitude(keras.layers.Layer):
     Example:
 
     >>> with_magnitude = keras.ops.concatenate([windows, Magnitude()(windows)], axis=-1)
+    >>> with_magnitude.shape
+    TensorShape([8, 150, 4])
     """
 
     def __init__(self, epsilon: float = 1e-6, **kwargs: Any) -> None:
@@ -133,6 +137,8 @@ class SensorAugmentation(keras.layers.Layer):
 
     >>> augment = SensorAugmentation(rotation=10, scaling=0.1, time_shift=20, jitter=0.05)
     >>> augmented = augment(windows, training=True)
+    >>> augmented.shape
+    TensorShape([8, 150, 3])
     """
 
     def __init__(
@@ -284,7 +290,9 @@ class SequenceClassifier(keras.Model):
 
     >>> model = SequenceClassifier("lstm", units=64, num_classes=6)
     >>> model.compile(optimizer="adam", loss="categorical_crossentropy")
-    >>> model.fit(windows, one_hot_labels, epochs=10)
+    >>> _ = model.fit(windows, one_hot_labels, epochs=2, verbose=0)
+    >>> model.predict(windows, verbose=0).shape
+    (8, 6)
     """
 
     def __init__(
