@@ -467,8 +467,11 @@ def train_loop(
 
     Example:
 
-    >>> model = zoo.get("cifar_small")
-    >>> history = train_loop(model, splits, epochs=10, batch_size=64, shuffle_seed=0)
+    >>> model = zoo.get("cifar_small", preset="tiny")
+    >>> history = train_loop(model, splits, epochs=2, batch_size=32, shuffle_seed=0,
+    ...                      verbose=False)
+    >>> len(history["loss"]), len(history["val_loss"])
+    (2, 2)
     """
     if splits.y_train is None:
         raise DataError("train_loop needs targets (splits.y_train)")

@@ -456,8 +456,12 @@ def dataset(
 
     Example:
 
-    >>> train = dataset(splits.x_train, splits.y_train, 512, shuffle_seed=0,
+    >>> from zoo.convnets.layers import RandomCropFlip
+    >>> train = dataset(splits.x_train, splits.y_train, 32, shuffle_seed=0,
     ...                 augment=RandomCropFlip(4))
+    >>> images, labels = next(iter(train))
+    >>> images.shape, labels.shape
+    (TensorShape([32, 32, 32, 3]), TensorShape([32, 10]))
     """
     tensors = images if labels is None else (images, labels)
     pipeline = tf.data.Dataset.from_tensor_slices(tensors).cache()

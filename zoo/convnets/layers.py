@@ -33,6 +33,8 @@ class RandomCropFlip(keras.layers.Layer):
     Example:
 
     >>> augmented = RandomCropFlip(4, seed=0)(images, training=True)
+    >>> augmented.shape
+    TensorShape([8, 32, 32, 3])
     """
 
     def __init__(self, padding: int = 4, seed: int | None = None, **kwargs: Any) -> None:
@@ -93,7 +95,8 @@ class PatchWhitening(keras.layers.Layer):
 
     >>> whitening = PatchWhitening(2)
     >>> whitening.adapt(train_images)  # uint8 (N, 32, 32, 3)
-    >>> features = whitening(train_images[:8])  # (8, 31, 31, 24)
+    >>> whitening(train_images[:8]).shape
+    TensorShape([8, 31, 31, 24])
     """
 
     def __init__(self, size: int = 2, epsilon: float = 5e-4, sample: int = 5000,
@@ -178,6 +181,8 @@ class PartialIdentity(keras.initializers.Initializer):
     Example:
 
     >>> conv = keras.layers.Conv2D(64, 3, padding="same", kernel_initializer=PartialIdentity(0))
+    >>> conv(images.astype("float32")).shape
+    TensorShape([8, 32, 32, 64])
     """
 
     def __init__(self, seed: int | None = None) -> None:

@@ -131,6 +131,8 @@ class ThreeLayerConvNet(keras.Model):
     >>> model = ThreeLayerConvNet(hidden_dim=500, reg=1e-3)
     >>> model.compile("adam", "categorical_crossentropy")
     >>> probabilities = model(np.zeros((2, 3, 32, 32), "uint8"))  # channels-first, as the course
+    >>> probabilities.shape
+    TensorShape([2, 10])
     """
 
     def __init__(
@@ -242,6 +244,8 @@ class TwoLayerNet(keras.Model):
     >>> model = TwoLayerNet(hidden_dim=4000, init="kaiming")
     >>> model.compile(keras.optimizers.SGD(1e-2), "categorical_crossentropy")
     >>> probabilities = model(np.zeros((2, 32, 32, 3), "uint8"))
+    >>> probabilities.shape
+    TensorShape([2, 10])
     """
 
     def __init__(
@@ -336,6 +340,8 @@ class CifarSmallNet(ScheduledModel):
     Example:
 
     >>> model = CifarSmallNet(filters=(16, 32, 64), kernel_sizes=(5, 3, 3))
+    >>> model(images).shape
+    TensorShape([8, 10])
     """
 
     def __init__(
@@ -425,7 +431,10 @@ class AirbenchNet(ScheduledModel):
 
     >>> model = AirbenchNet(widths=(64, 128, 128))
     >>> zoo.training.adapt_preprocessing(model, x_train)  # fits the whitening
+    ['patch_whitening...']
     >>> probabilities = model(images)  # averaged over mirror and shifts
+    >>> probabilities.shape
+    TensorShape([8, 10])
     """
 
     def __init__(
