@@ -66,8 +66,11 @@ class KLSparsity(keras.layers.Layer):
 
     Example:
 
+    >>> inputs = keras.Input((256,))
     >>> hidden = keras.layers.Dense(64, activation="sigmoid")(inputs)
     >>> hidden = KLSparsity(target=0.05, weight=3.0)(hidden)
+    >>> hidden.shape
+    (None, 64)
     """
 
     def __init__(self, target: float = 0.05, weight: float = 1.0, **kwargs: Any) -> None:
@@ -139,8 +142,9 @@ class SparseAutoencoder(keras.Model):
 
     >>> model = SparseAutoencoder(input_dim=256, hidden_units=64)
     >>> model.compile(optimizer="adam")
-    >>> model.fit(patches, epochs=10, batch_size=16)
-    >>> features = model.features()  # (64, 256): one input-space image per hidden unit
+    >>> _ = model.fit(patches, epochs=2, batch_size=16, verbose=0)
+    >>> model.features().shape  # one input-space image per hidden unit
+    TensorShape([64, 256])
     """
 
     def __init__(
