@@ -277,9 +277,13 @@ def hypermodel(name: str, **options: Any) -> EntryHyperModel:
 
     Example:
 
+    >>> import keras_tuner
     >>> tuner = keras_tuner.RandomSearch(
-    ...     zoo.tuning.hypermodel("sparse_autoencoder", fit={"epochs": 50}),
-    ...     objective=keras_tuner.Objective("val_sparse_reconstruction", "min"), max_trials=10)
-    >>> tuner.search(zoo.autoencoder.data.load())
+    ...     zoo.tuning.hypermodel("sparse_autoencoder", preset="tiny", fit={"epochs": 2}),
+    ...     objective=keras_tuner.Objective("val_sparse_reconstruction", "min"), max_trials=2)
+    >>> patch_file = zoo.autoencoder.data.example(".")  # a tiny stand-in for your patches
+    >>> tuner.search(zoo.autoencoder.data.load(patch_file), verbose=0)
+    >>> sorted(tuner.get_best_hyperparameters()[0].values)
+    ['hidden_units', 'learning_rate', 'sparsity_target', 'sparsity_weight', 'weight_decay']
     """
     return EntryHyperModel(zoo.get_entry(name), **options)
