@@ -21,8 +21,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     Example:
 
+    >>> import matplotlib.pyplot as plt
+    >>> figure, axes = plt.subplots()
     >>> with atomic_path("figures/loss.png") as tmp:
     ...     figure.savefig(tmp, format="png")
+    >>> plt.close(figure)
+    >>> sorted(path.name for path in Path("figures").iterdir())  # no temporary file left
+    ['loss.png']
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -125,7 +125,15 @@ class RunDirectory:
     Example:
 
     >>> run = RunDirectory("runs/lstm")
-    >>> run.record()["metrics"]["val_accuracy"]
+    >>> run.claim()
+    >>> settings = {"name": "lstm", "seed": 0}
+    >>> with run.lock():
+    ...     run.start(settings)
+    ...     # ... training writes the model, history and figures here ...
+    ...     run.finish(settings, {"val_accuracy": [0.71, 0.84]})
+    'new'
+    >>> run.status(), run.record()["metrics"]["val_accuracy"]
+    ('finished', 0.84)
     """
 
     def __init__(self, path: str | Path) -> None:

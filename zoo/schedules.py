@@ -70,7 +70,10 @@ class Lookahead(keras.callbacks.Callback):
 
     Example:
 
-    >>> model.fit(x, y, epochs=10, callbacks=[Lookahead()])  # model.planned_steps set first
+    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    >>> model.compile("sgd", "mse")
+    >>> model.planned_steps = 2 * 4  # epochs times steps per epoch (32 samples, batches of 8)
+    >>> _ = model.fit(x, y, epochs=2, batch_size=8, callbacks=[Lookahead()], verbose=0)
     """
 
     def __init__(self, every: int = 5, decay: float = 0.95, start: float = 0.3) -> None:
