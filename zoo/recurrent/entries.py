@@ -284,8 +284,10 @@ def entry_hparams(cell: str, implementation: str) -> dict[str, HParam]:
 CELL_DEFAULTS = {
     "rnn": {"rotation": 6.0, "gravity_filter": "lowpass", "dropout": 0.31,
             "label_smoothing": 0.16, "learning_rate": 1.3e-3},
-    "lstm": {"rotation": 14.6, "ema_momentum": 0.998, "dropout": 0.23, "label_smoothing": 0.074,
-             "learning_rate": 0.06},
+    # The LSTM's best trial (lr 0.06 with an EMA of the weights) reached 0.898 on the validation
+    # subjects of seed 0 but 0.19 on seed 1's: it diverges. Its runner-up, the GRU's best, does not.
+    "lstm": {"rotation": 24.7, "gravity_filter": "lowpass", "dropout": 0.29,
+             "label_smoothing": 0.11, "learning_rate": 8.1e-3},
     "gru": {"bidirectional": True, "rotation": 24.7, "gravity_filter": "lowpass", "dropout": 0.29,
             "label_smoothing": 0.11, "learning_rate": 8.1e-3},
 }
