@@ -1,6 +1,7 @@
 """The README's code blocks work: every `zoo` command line parses, every tuning script it names
-exists, and its Python blocks run top to bottom, in order, in one fresh process (as a reader
-would paste them), with the data they name where ../shared/data has it."""
+exists, and its ```python blocks run top to bottom, in order, in one fresh process (as a reader
+would paste them), with the data they name where ../shared/data has it. (A ```py block is a
+sketch with placeholders, such as the template of a new entry, and is not run.)"""
 
 import re
 import shlex
