@@ -53,6 +53,9 @@ def set_seed(seed: int) -> None:
 STRATEGIES = ("one_device", "mirrored", "multi_worker")
 
 
+_STRATEGY_CACHE: dict[str, tf.distribute.Strategy] = {}
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """The `tf.distribute` strategy `zoo train --strategy NAME` trains under.
 
@@ -65,7 +68,17 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     Build and compile the model under `strategy.scope()`, then call `fit` outside it: `fit`
     reads the strategy from the model (`model.distribute_strategy`). The batch size stays the
     global batch, split across the replicas; the learning rate needs no change.
+
+    A process makes one strategy of each kind and hands it out again: a second
+    `MirroredStrategy` in one process can reuse the first one's collective instance keys,
+    and its all-reduces then meet the wrong partners ("Shape mismatch in the collective").
     """
+    if name not in _STRATEGY_CACHE:
+        _STRATEGY_CACHE[name] = _new_strategy(name)
+    return _STRATEGY_CACHE[name]
+
+
+def _new_strategy(name: str) -> tf.distribute.Strategy:
     if name == "one_device":
         gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
@@ -100,7 +113,11 @@ def _distribution(model: keras.Model, batch_size: int) -> dict[str, Any] | None:
             f"batch_size {batch_size} does not split evenly across {replicas} replicas; "
             f"give a multiple of {replicas}"
         )
-    return {"strategy": type(strategy).__name__, "replicas": replicas}
+    kinds = ((tf.distribute.MultiWorkerMirroredStrategy, "multi_worker"),
+             (tf.distribute.MirroredStrategy, "mirrored"),
+             (tf.distribute.OneDeviceStrategy, "one_device"))
+    kind = next((kind for cls, kind in kinds if isinstance(strategy, cls)), type(strategy).__name__)
+    return {"strategy": kind, "replicas": replicas}
 
 
 def _reduce_nests(strategy: tf.distribute.Strategy) -> None:
@@ -110,9 +127,10 @@ def _reduce_nests(strategy: tf.distribute.Strategy) -> None:
     `strategy.reduce` that it cannot do: to reduce the first distributed batch, an `(x, y)`
     tuple, in one call ("Attempt to convert a value (PerReplica...) to a Tensor"), and to
     average each step's scalar metrics "along axis 0" ("Invalid reduction dimension 0 for
-    input with 0 dimensions"). This reduces each value of a nest in turn, and a scalar across
-    the replicas (each an all-reduce that every worker joins, in the same order). Set once on
-    the strategy object; other strategies are left alone.
+    input with 0 dimensions"). This answers a nest (only the build batch, of which Keras uses
+    the shapes and dtypes) with this worker's slice, and reduces a scalar across the replicas
+    (an all-reduce that every worker joins). Set once on the strategy object; other strategies
+    are left alone.
     """
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return
@@ -122,7 +140,10 @@ def _reduce_nests(strategy: tf.distribute.Strategy) -> None:
 
     def reduce_nest(reduce_op: Any, value: Any, axis: Any = None) -> Any:
         if axis is None and tf.nest.is_nested(value):
-            return tf.nest.map_structure(lambda item: reduce(reduce_op, item, axis=None), value)
+            # Keras' build batch: it needs only its shapes and dtypes, which every replica's
+            # slice has (an all-reduce would also refuse integer images).
+            return tf.nest.map_structure(
+                lambda item: strategy.experimental_local_results(item)[0], value)
         local = strategy.experimental_local_results(value)
         if axis is not None and local and getattr(local[0], "shape", None) is not None and (
             local[0].shape.rank == 0
@@ -414,6 +435,17 @@ def fit(
     a finished run with the same settings, it loads the trained weights into `model` and
     returns the recorded history. Normalization layers without fixed statistics are first
     fitted to the training inputs (`adapt_preprocessing`).
+
+    Under a `tf.distribute` strategy (build and compile `model` in `make_strategy(...).scope()`,
+    call `fit` outside it): `batch_size` is the global batch, split evenly across the replicas
+    (it must be a multiple of their number); with several replicas each step takes one full
+    mini-batch of a fresh shuffle (`shuffled_batches`; `batches_per_step` becomes 1, XLA is
+    off), and the run record holds the strategy. Under `MultiWorkerMirroredStrategy` every
+    worker calls `fit` with the same arguments; only the chief (`is_chief`) claims, locks and
+    writes `run_dir`, the others write to a temporary folder and resume from the chief's
+    checkpoint, so `run_dir` must be the same path on shared storage for every worker. A worker
+    that dies stops the job (its peers wait in a collective): restart every worker with the
+    same command and all resume from the chief's last epoch.
 
     Args:
         model: a compiled model.
