@@ -259,3 +259,8 @@ def test_worker_killed_mid_run_and_job_restarted_completes(runs):
     # The restarted job trained epochs 2 and 3 only.
     assert "epoch 1/" not in results[0][1] and f"epoch {EPOCHS}/{EPOCHS}" in results[0][1]
     assert_same_run(run_dir, root / "multi_worker" / name, f"{name} killed and restarted")
+
+
+def test_tune_refuses_multi_worker_strategy(cli):
+    code, _, err = cli("tune", "sparse_autoencoder", "--strategy", "multi_worker")
+    assert code == 2 and "multi_worker is for zoo train" in err
