@@ -35,6 +35,7 @@ __all__ = [
     "make_strategy",
     "read_history",
     "set_seed",
+    "shuffled_batches",
     "stacked_batches",
     "train_loop",
 ]
@@ -487,7 +488,8 @@ def fit(
     if verbose == "auto":
         callbacks, verbose = [*callbacks, Progress()], 0
     check_labels(model, splits.y_train)  # before any file is written
-    if batches_per_step > 1 and len(splits.x_train) < batch_size:
+    several_replicas = model.distribute_strategy.num_replicas_in_sync > 1
+    if (batches_per_step > 1 or several_replicas) and len(splits.x_train) < batch_size:
         # Checked here too, not only by `stacked_batches`: by then `overwrite` has cleared
         # the finished run this call was to replace.
         raise DataError(
