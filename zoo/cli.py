@@ -9,6 +9,7 @@ from a shipped weight set or any run, `.keras`, `.weights.h5` or export (see `zo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import itertools
 import json
@@ -61,15 +62,20 @@ def _train(
     training.set_seed(args.seed)
     record = {"name": entry.name, "preset": args.preset, "hyperparameters": hyperparameters,
               "seed": args.seed, "data": splits.info}
-    if getattr(args, "weights", None):  # fine-tuning: start from those weights
-        notes: list[str] = []
-        model = weights.load(entry.name, args.weights, replace_head=True, report=notes,
-                             **hyperparameters)
-        for note in notes:
-            print(note)
-        record["weights"] = {"source": args.weights, "replaced_head": model.zoo_weights["replaced"]}
-    else:
-        model = entry.build(hyperparameters)
+    # The model is built and compiled under the strategy's scope (its variables are the
+    # strategy's); `fit` runs outside it and reads the strategy from the model.
+    strategy = getattr(args, "strategy_object", None)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        if getattr(args, "weights", None):  # fine-tuning: start from those weights
+            notes: list[str] = []
+            model = weights.load(entry.name, args.weights, replace_head=True, report=notes,
+                                 **hyperparameters)
+            for note in notes:
+                print(note)
+            record["weights"] = {"source": args.weights,
+                                 "replaced_head": model.zoo_weights["replaced"]}
+        else:
+            model = entry.build(hyperparameters)
 
     def figures(trained: Any, history: dict[str, list[float]]) -> list[Path]:
         return runs.draw_figures(entry.task, trained, splits, history, run_dir,
@@ -85,6 +91,19 @@ def _train(
 def _write_json(path: Path, content: dict[str, Any]) -> None:
     with atomic_path(path) as temporary:
         temporary.write_text(json.dumps(content, indent=2, default=str) + "\n")
+
+
+def _strategy(args: argparse.Namespace) -> Any:
+    """The `tf.distribute` strategy `--strategy` names (see `zoo.training.make_strategy`), or
+    `None`; `multi_worker` reads the cluster and this worker's place in it from `TF_CONFIG`."""
+    name = getattr(args, "strategy", None)
+    if name is None:
+        return None
+    strategy = training.make_strategy(name)
+    replicas = strategy.num_replicas_in_sync
+    role = "" if training.is_chief(strategy) else ", not the chief"
+    print(f"strategy: {name} ({replicas} replica{'s' if replicas > 1 else ''}{role})")
+    return strategy
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -129,6 +148,8 @@ def _recorded(entry: Entry, source: str) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    # First: a multi-worker strategy must exist before TensorFlow runs anything else.
+    args.strategy_object = _strategy(args)
     entry = zoo.get_entry(args.name)
     hyperparameters = entry.resolve(args.preset, **_overrides(entry, args.set))
     if args.weights:
@@ -153,6 +174,9 @@ def cmd_train(args: argparse.Namespace) -> None:
               f"({validation.get('windows')} windows)")
     print(f"hyperparameters: {hyperparameters}")
     _, history = _train(entry, hyperparameters, splits, run_dir, args)
+    if not training.is_chief(args.strategy_object):
+        print(f"worker done: the chief writes the run to {run_dir}/")
+        return
     record = run.record()
     _print_reports(run_dir / name for name in record["files"])
     final = record["metrics"]
@@ -348,6 +372,20 @@ def cmd_tune(args: argparse.Namespace) -> None:
     import tensorflow as tf
 
     entry = zoo.get_entry(args.name)
+    if args.strategy == "multi_worker":
+        # keras-tuner hands each process of a search its own trials; a multi-worker cluster
+        # needs every worker on the same trial, which its oracle cannot arrange.
+        raise HyperparameterError(
+            "zoo tune supports --strategy one_device or mirrored (with or without "
+            "--distributed); multi_worker is for zoo train"
+        )
+    if args.mirrored and args.strategy not in (None, "mirrored"):
+        raise HyperparameterError(f"--mirrored contradicts --strategy {args.strategy}")
+    strategy = None
+    if args.mirrored:
+        strategy = tf.distribute.MirroredStrategy()
+    elif args.strategy is not None:
+        strategy = training.make_strategy(args.strategy)
     space = entry.search_space()
     if args.search:
         searched = [key.strip() for key in args.search.split(",") if key.strip()]
@@ -371,7 +409,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         seed=args.seed,
         grid_points=args.grid_points,
-        strategy=tf.distribute.MirroredStrategy() if args.mirrored else None,
+        strategy=strategy,
         distributed=args.distributed,
         retrain=args.retrain,
         overwrite=args.overwrite,
@@ -462,6 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a hyperparameter (repeatable)")
     _dtype_policy_option(train)
+    train.add_argument("--strategy", choices=training.STRATEGIES,
+                       help="train under tf.distribute: one_device, mirrored (this machine's "
+                            "GPUs), multi_worker (the workers TF_CONFIG names; run the same "
+                            "command on each, with --run-dir on storage they all share)")
     train.add_argument("--weights", metavar="TAG_OR_PATH",
                        help="start from these weights (fine-tuning); with --set num_classes=K "
                             "the classifier head is re-initialised")
@@ -543,6 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--mirrored", action="store_true",
                       help="train each trial with tf.distribute.MirroredStrategy on this "
                            "machine's devices")
+    tune.add_argument("--strategy", choices=training.STRATEGIES,
+                      help="train each trial under this tf.distribute strategy (see zoo train); "
+                           "combines with --distributed; not multi_worker")
     tune.add_argument("--distributed", action="store_true",
                       help="join a distributed search as KERASTUNER_TUNER_ID, "
                            "KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT say")

@@ -220,10 +220,27 @@ class RunDirectory:
         Raises:
             RunError: the folder holds a run with other settings, named key by key.
         """
-        record = self.record()
-        if record is None or overwrite:
+        state = self.check(settings, overwrite=overwrite)
+        if state == NEW:
             self.clear()
             self.write_record({**settings, "status": TRAINING})
+        elif state == FINISHED:
+            self.remove_checkpoints()  # a finish cut short after its record was written
+        return state
+
+    def check(self, settings: Mapping[str, Any], *, overwrite: bool = False) -> str:
+        """What `start` would find, without writing anything: for a reader that must act as
+        the writer does (a multi-worker job's non-chief workers, which read the chief's run
+        directory but write none of it).
+
+        Returns:
+            `NEW`, `RESUMED` or `FINISHED`, as `start`.
+
+        Raises:
+            RunError: the folder holds a run with other settings, named key by key.
+        """
+        record = self.record()
+        if record is None or overwrite:
             return NEW
         differing = [key for key in RESUME_KEYS
                      if _comparable(record.get(key)) != _comparable(settings.get(key))]
@@ -238,10 +255,7 @@ class RunDirectory:
                 "recorded settings, pass --overwrite (overwrite=True) to start afresh, or "
                 "choose another --run-dir"
             )
-        if record.get("status") == FINISHED:
-            self.remove_checkpoints()  # a finish cut short after its record was written
-            return FINISHED
-        return RESUMED
+        return FINISHED if record.get("status") == FINISHED else RESUMED
 
     def finish(
         self,

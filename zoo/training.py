@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -26,9 +29,13 @@ __all__ = [
     "StopOnNonFiniteLoss",
     "adapt_preprocessing",
     "check_labels",
+    "STRATEGIES",
     "fit",
+    "is_chief",
+    "make_strategy",
     "read_history",
     "set_seed",
+    "shuffled_batches",
     "stacked_batches",
     "train_loop",
 ]
@@ -42,6 +49,134 @@ class NonFiniteLossError(FloatingPointError):
 def set_seed(seed: int) -> None:
     """Seeds Python, NumPy, TensorFlow and Keras so that runs repeat exactly on one machine."""
     keras.utils.set_random_seed(seed)
+
+
+STRATEGIES = ("one_device", "mirrored", "multi_worker")
+
+
+_STRATEGY_CACHE: dict[str, tf.distribute.Strategy] = {}
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The `tf.distribute` strategy `zoo train --strategy NAME` trains under.
+
+    - "one_device": the first GPU, else the CPU (`OneDeviceStrategy`).
+    - "mirrored": every GPU of this machine, or without GPUs every logical CPU device
+      (`MirroredStrategy`; one CPU unless logical devices were configured).
+    - "multi_worker": the workers the standard `TF_CONFIG` environment variable names
+      (`MultiWorkerMirroredStrategy`); each runs the same command, worker 0 is the chief.
+
+    Build and compile the model under `strategy.scope()`, then call `fit` outside it: `fit`
+    reads the strategy from the model (`model.distribute_strategy`). The batch size stays the
+    global batch, split across the replicas; the learning rate needs no change.
+
+    A process makes one strategy of each kind and hands it out again: a second
+    `MirroredStrategy` in one process can reuse the first one's collective instance keys,
+    and its all-reduces then meet the wrong partners ("Shape mismatch in the collective").
+    """
+    if name not in _STRATEGY_CACHE:
+        _STRATEGY_CACHE[name] = _new_strategy(name)
+    return _STRATEGY_CACHE[name]
+
+
+def _new_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
+
+
+def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
+    """Whether this process writes the run directory: always, except on the non-chief workers
+    of a `MultiWorkerMirroredStrategy` job."""
+    strategy = strategy or tf.distribute.get_strategy()
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return bool(strategy.extended.should_checkpoint)
+    return True
+
+
+def _distribution(model: keras.Model, batch_size: int) -> dict[str, Any] | None:
+    """The model's strategy, for the run record (`None` without one); checks the batch splits
+    evenly across the replicas."""
+    strategy = model.distribute_strategy
+    if strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy():
+        return None  # built outside any strategy's scope
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        # Keras divides each replica's mean loss by the replica count: that is the mean over the
+        # global batch only when every replica holds as many examples.
+        raise DataError(
+            f"batch_size {batch_size} does not split evenly across {replicas} replicas; "
+            f"give a multiple of {replicas}"
+        )
+    kinds = ((tf.distribute.MultiWorkerMirroredStrategy, "multi_worker"),
+             (tf.distribute.MirroredStrategy, "mirrored"),
+             (tf.distribute.OneDeviceStrategy, "one_device"))
+    kind = next((kind for cls, kind in kinds if isinstance(strategy, cls)), type(strategy).__name__)
+    return {"strategy": kind, "replicas": replicas}
+
+
+def _reduce_nests(strategy: tf.distribute.Strategy) -> None:
+    """Lets `strategy.reduce` take a nest of values, as Keras' `fit` asks of it.
+
+    Keras 3.15's `fit` under `MultiWorkerMirroredStrategy` asks two things of
+    `strategy.reduce` that it cannot do: to reduce the first distributed batch, an `(x, y)`
+    tuple, in one call ("Attempt to convert a value (PerReplica...) to a Tensor"), and to
+    average each step's scalar metrics "along axis 0" ("Invalid reduction dimension 0 for
+    input with 0 dimensions"). This answers a nest (only the build batch, of which Keras uses
+    the shapes and dtypes) with this worker's slice, and reduces a scalar across the replicas
+    (an all-reduce that every worker joins). Set once on the strategy object; other strategies
+    are left alone.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    if getattr(strategy, "_zoo_reduces_nests", False):
+        return
+    reduce = strategy.reduce
+
+    def reduce_nest(reduce_op: Any, value: Any, axis: Any = None) -> Any:
+        if axis is None and tf.nest.is_nested(value):
+            # Keras' build batch: it needs only its shapes and dtypes, which every replica's
+            # slice has (an all-reduce would also refuse integer images).
+            return tf.nest.map_structure(
+                lambda item: strategy.experimental_local_results(item)[0], value)
+        local = strategy.experimental_local_results(value)
+        if axis is not None and local and getattr(local[0], "shape", None) is not None and (
+            local[0].shape.rank == 0
+        ):
+            axis = None  # a scalar (a step's metric) has no axis 0: reduce across replicas
+        return reduce(reduce_op, value, axis=axis)
+
+    strategy.reduce = reduce_nest
+    strategy._zoo_reduces_nests = True
+
+
+def shuffled_batches(x: np.ndarray, y: np.ndarray | None, batch_size: int) -> tf.data.Dataset:
+    """Full mini-batches of a fresh permutation each epoch (the last `len(x) % batch_size`
+    examples of each order are skipped): what `fit` feeds under a strategy with several
+    replicas, so that every step's global batch splits into equal slices."""
+    arrays = tuple(tf.constant(array) for array in (x, y) if array is not None)
+    if len(x) < batch_size:
+        raise DataError(f"batch_size {batch_size} is larger than the {len(x)} training examples")
+
+    def gather(indices: Any) -> Any:
+        gathered = tuple(tf.gather(array, indices) for array in arrays)
+        return gathered if len(gathered) > 1 else gathered[0]
+
+    return (
+        tf.data.Dataset.range(len(x))
+        # Seeded by the global seed: every worker of a job draws the same order, which the
+        # strategy then splits between them.
+        .shuffle(len(x), reshuffle_each_iteration=True)
+        .batch(batch_size, drop_remainder=True)
+        .map(gather)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -82,16 +217,20 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     Args:
         directory: where checkpoints live.
+        restore_from: where `restore` and `training_ended` look instead of `directory` (a
+            multi-worker job's non-chief workers write their checkpoints to a scratch folder
+            but resume from the chief's, so that every worker restores the same weights).
     """
 
     FINAL = "final.weights.h5"
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, restore_from: str | Path | None = None) -> None:
         super().__init__()
         self.directory = Path(directory)
+        self.restore_from = Path(restore_from) if restore_from is not None else self.directory
 
-    def _checkpoints(self) -> list[Path]:
-        return sorted(self.directory.glob("epoch-*.weights.h5"))
+    def _checkpoints(self, directory: Path | None = None) -> list[Path]:
+        return sorted((directory or self.directory).glob("epoch-*.weights.h5"))
 
     def _save(self, name: str) -> None:
         with atomic_path(self.directory / name) as temporary:
@@ -100,19 +239,19 @@ class EpochCheckpoint(keras.callbacks.Callback):
     @property
     def training_ended(self) -> bool:
         """Whether an earlier training in `directory` ran to its end."""
-        return (self.directory / self.FINAL).is_file()
+        return (self.restore_from / self.FINAL).is_file()
 
     def restore(self, model: keras.Model, sample: Any = None) -> int:
         """Loads the final or else the latest epoch's checkpoint into `model`; returns the
         epochs it had finished (0 if there is none). A model not built yet (a subclassed
         model builds in its first step) is first called on `sample`, a batch of inputs."""
-        checkpoints = self._checkpoints()
+        checkpoints = self._checkpoints(self.restore_from)
         if not checkpoints:
             return 0
         _build(model, sample)
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)  # its state is in the checkpoint
-        model.load_weights(self.directory / self.FINAL if self.training_ended else checkpoints[-1])
+        model.load_weights(self.restore_from / self.FINAL if self.training_ended else checkpoints[-1])
         return int(checkpoints[-1].name.split(".")[0].removeprefix("epoch-"))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -260,7 +399,9 @@ def _learning_rate_schedule(
     if kind != "cosine":
         raise ValueError(f"learning_rate_schedule must be 'constant' or 'cosine', got {kind!r}")
     # Read now: a restored checkpoint would bring the optimizer's last, decayed rate.
-    initial = float(model.optimizer.learning_rate)
+    rate = model.optimizer.learning_rate
+    rate = getattr(rate, "value", rate)  # a strategy's variable (MirroredVariable) has no float()
+    initial = float(rate.numpy() if hasattr(rate, "numpy") else rate)
     return [
         keras.callbacks.LearningRateScheduler(
             lambda epoch: initial * (1 + math.cos(math.pi * epoch / epochs)) / 2
@@ -295,6 +436,17 @@ def fit(
     a finished run with the same settings, it loads the trained weights into `model` and
     returns the recorded history. Normalization layers without fixed statistics are first
     fitted to the training inputs (`adapt_preprocessing`).
+
+    Under a `tf.distribute` strategy (build and compile `model` in `make_strategy(...).scope()`,
+    call `fit` outside it): `batch_size` is the global batch, split evenly across the replicas
+    (it must be a multiple of their number); with several replicas each step takes one full
+    mini-batch of a fresh shuffle (`shuffled_batches`; `batches_per_step` becomes 1, XLA is
+    off), and the run record holds the strategy. Under `MultiWorkerMirroredStrategy` every
+    worker calls `fit` with the same arguments; only the chief (`is_chief`) claims, locks and
+    writes `run_dir`, the others write to a temporary folder and resume from the chief's
+    checkpoint, so `run_dir` must be the same path on shared storage for every worker. A worker
+    that dies stops the job (its peers wait in a collective): restart every worker with the
+    same command and all resume from the chief's last epoch.
 
     Args:
         model: a compiled model.
@@ -336,7 +488,8 @@ def fit(
     if verbose == "auto":
         callbacks, verbose = [*callbacks, Progress()], 0
     check_labels(model, splits.y_train)  # before any file is written
-    if batches_per_step > 1 and len(splits.x_train) < batch_size:
+    several_replicas = model.distribute_strategy.num_replicas_in_sync > 1
+    if (batches_per_step > 1 or several_replicas) and len(splits.x_train) < batch_size:
         # Checked here too, not only by `stacked_batches`: by then `overwrite` has cleared
         # the finished run this call was to replace.
         raise DataError(
@@ -347,34 +500,75 @@ def fit(
         validation = (splits.x_val,) if splits.y_val is None else (splits.x_val, splits.y_val)
     elif early_stopping_patience is not None:
         raise DataError("early stopping needs validation data, and the validation split is empty")
+    distribution = _distribution(model, batch_size)
+    if distribution is not None and distribution["replicas"] > 1:
+        # A strategy splits each batch's first axis across its replicas; in a stack that axis
+        # counts steps (see SparseAutoencoder.train_step), so a step takes one mini-batch.
+        batches_per_step = 1
+        # XLA compiles a step for one device; a step spread over several must run as a graph.
+        model.jit_compile = False
     settings = {
         **(record or {}),
         "fit": {"epochs": epochs, "batch_size": batch_size, "batches_per_step": batches_per_step,
                 "early_stopping_patience": early_stopping_patience,
                 "learning_rate_schedule": learning_rate_schedule},
+        **({"distribution": distribution} if distribution is not None else {}),
     }
     run = runs.RunDirectory(run_dir)
-    run.claim()
-    with run.lock():
-        state = run.start(settings, overwrite=overwrite)
+    strategy = model.distribute_strategy
+    _reduce_nests(strategy)
+    chief = is_chief(strategy)
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    with contextlib.ExitStack() as stack:
+        if chief:
+            run.claim()
+            stack.enter_context(run.lock())
+            state = run.start(settings, overwrite=overwrite)
+            checkpoint = EpochCheckpoint(run.checkpoint_dir)
+            history_path = run.history_path
+        else:
+            # A non-chief worker of a multi-worker job trains in step with the chief but writes
+            # nothing of the run: its files go to a scratch folder, and it resumes from the
+            # chief's checkpoint (the same one the chief restores; hence --run-dir on shared
+            # storage across machines). It takes no lock: the chief holds it.
+            state = run.check(settings, overwrite=overwrite)
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo-worker-")))
+            checkpoint = EpochCheckpoint(scratch / runs.CHECKPOINT_DIR, restore_from=(
+                run.checkpoint_dir if state == runs.RESUMED else None))
+            history_path = scratch / runs.HISTORY_FILE
+            if state == runs.RESUMED and run.history_path.is_file():
+                shutil.copyfile(run.history_path, history_path)
         if state == runs.FINISHED:
             _build(model, splits.x_train[:1])
             model.load_weights(run.model_path)
             return read_history(run.history_path)
-        checkpoint = EpochCheckpoint(run.checkpoint_dir)
         schedule = _learning_rate_schedule(model, learning_rate_schedule, epochs)  # before a restore
-        initial_epoch = checkpoint.restore(model, splits.x_train[:1])
+        with strategy.scope() if distribution is not None else contextlib.nullcontext():
+            if distribution is not None:
+                # Weights and optimizer state are created now, as the strategy's variables,
+                # not by a first step on distributed data, which a subclassed model cannot
+                # build from.
+                _build(model, splits.x_train[:1])
+                if model.optimizer is not None and not model.optimizer.built:
+                    model.optimizer.build(model.trainable_variables)
+            initial_epoch = checkpoint.restore(model, splits.x_train[:1])
         if initial_epoch == 0:
             adapt_preprocessing(model, splits.x_train)  # a restored checkpoint holds its statistics
         if not checkpoint.training_ended:
-            _train(model, splits, validation, run.history_path, checkpoint, epochs, initial_epoch,
+            _train(model, splits, validation, history_path, checkpoint, epochs, initial_epoch,
                    batch_size, batches_per_step, early_stopping_patience, schedule, callbacks,
                    verbose)
+        if not chief:
+            return read_history(history_path)
         runs.kill_point("trained")
         with atomic_path(run.model_path) as temporary:
             model.save(temporary)  # the temporary name keeps the .keras suffix Keras requires
         history = read_history(run.history_path)
-        drawn = list(figures(model, history)) if figures is not None else []
+        drawn = []
+        if figures is not None:
+            # A multi-worker model's predict is a collective step the other workers would have
+            # to join; the chief draws with a local copy of the trained model instead.
+            drawn = list(figures(run.load_model() if multi_worker else model, history))
         runs.kill_point("figures")
         run.finish(settings, history, drawn)
     return history
@@ -399,6 +593,9 @@ def _train(
     if batches_per_step > 1:
         train = stacked_batches(splits.x_train, splits.y_train, batch_size, batches_per_step)
         inputs, targets, fit_batch_size = train, None, None
+    elif model.distribute_strategy.num_replicas_in_sync > 1:
+        train = shuffled_batches(splits.x_train, splits.y_train, batch_size)
+        inputs, targets, fit_batch_size = train, None, None
     else:
         inputs, targets, fit_batch_size = splits.x_train, splits.y_train, batch_size
     stopping = []
@@ -416,7 +613,7 @@ def _train(
         epochs=epochs,
         initial_epoch=initial_epoch,
         batch_size=fit_batch_size,
-        shuffle=batches_per_step == 1,  # stacked batches come shuffled
+        shuffle=fit_batch_size is not None,  # stacked and shuffled batches come shuffled
         verbose=verbose,
         callbacks=[
             StopOnNonFiniteLoss(),

@@ -458,16 +458,36 @@ class SequenceClassifier(keras.Model):
     def train_step(self, data: Any) -> dict[str, Any]:
         """One step of backpropagation through time on a mini-batch.
 
-        Under a `tf.distribute` strategy each replica's loss is already divided by the number of
-        replicas (Keras' losses do that), so the summed gradients are those of the global batch.
+        Under a `tf.distribute` strategy each replica's loss is its slice's mean divided by the
+        number of replicas (Keras' compiled losses and its `model.losses` term do that), so with
+        equal slices (`zoo.training.fit` feeds full global batches that split evenly) the
+        replicas' gradients sum to the global batch's. Clipping is not linear: clipping each
+        replica's share by value or by global norm is not clipping the global gradient (the
+        shares' norms differ from the sum's, so steps would differ from one device's). With
+        clipping on, the replicas' gradients are therefore all-reduced first, clipped as the
+        global gradient on every replica, and handed to the optimizer as 1/replicas shares,
+        whose own sum over the replicas gives back the clipped global gradient. That costs a
+        second all-reduce of the gradients per step; without clipping there is none.
         """
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             predictions = self(x, training=True)
             loss = self.compute_loss(x=x, y=y, y_pred=predictions, sample_weight=sample_weight)
         gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply(self.clip_gradients(gradients), self.trainable_variables)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        context = tf.distribute.get_replica_context()
+        clipping = self.clip_value is not None or self.clip_norm is not None
+        if clipping and replicas > 1 and context is not None:
+            present = [index for index, gradient in enumerate(gradients) if gradient is not None]
+            summed = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                        [gradients[index] for index in present])
+            clipped = self.clip_gradients(summed)
+            gradients = list(gradients)
+            for index, gradient in zip(present, clipped):
+                gradients[index] = gradient / tf.cast(replicas, gradient.dtype)
+            self.optimizer.apply(gradients, self.trainable_variables)
+        else:
+            self.optimizer.apply(self.clip_gradients(gradients), self.trainable_variables)
         for metric in self.metrics:
             if metric.name == "loss":
                 metric.update_state(loss * replicas, sample_weight=tf.shape(x)[0])

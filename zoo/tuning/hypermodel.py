@@ -214,11 +214,9 @@ class EntryHyperModel(kt.HyperModel):
         settings["epochs"] = (epochs or settings["epochs"]) - initial_epoch
         if settings["epochs"] < 1:
             raise ValueError(f"nothing to train: epochs {epochs} <= initial_epoch {initial_epoch}")
+        # Under a strategy with several replicas, `training.fit` trains one mini-batch a step
+        # (stacked batches would be split by step; see SparseAutoencoder.train_step).
         strategy = model.distribute_strategy
-        if strategy.num_replicas_in_sync > 1:
-            # A strategy splits each batch across its replicas; stacked batches would be split
-            # by step instead (see SparseAutoencoder.train_step).
-            settings["batches_per_step"] = 1
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             # The cluster's workers train in step: one resuming from a checkpoint that the
             # others lack would wait for them forever, so a multi-worker trial starts afresh,
