@@ -4,6 +4,9 @@ A training run lives in a run directory (default `runs/NAME`; see `zoo.runs`): t
 to resume from, `history.csv`, `run.json` (hyperparameters, data, final metrics), `model.keras`
 and the PNG figures. `evaluate` and `export` read the trained model from there, or with `--weights TAG_OR_PATH`
 from a shipped weight set or any run, `.keras`, `.weights.h5` or export (see `zoo.weights`).
+
+`list`, `describe`, `--help` and `--version` import no TensorFlow; the other commands import it
+(and `zoo.training`, `zoo.export`, `zoo.plots`, keras-tuner) when they run.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import zoo
-from zoo import plots, runs, summaries, training, tuning, weights
+from zoo import runs, summaries, tuning, weights  # none of them imports TensorFlow
 from zoo.data import DataError
-from zoo.export import export
+from zoo.errors import UsageError, UserError
 from zoo.files import atomic_path
 from zoo.registry import Entry, HyperparameterError, UnknownModelError
 
@@ -58,6 +61,8 @@ def _train(
 ) -> tuple[Any, dict[str, list[float]]]:
     """Builds and trains one model into `run_dir` (see `zoo.training.fit`); returns it and its
     history."""
+    from zoo import training
+
     training.set_seed(args.seed)
     record = {"name": entry.name, "preset": args.preset, "hyperparameters": hyperparameters,
               "seed": args.seed, "data": splits.info}
@@ -185,6 +190,8 @@ def _trained(entry: Entry, args: argparse.Namespace) -> tuple[Any, dict[str, Any
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from zoo import training
+
     entry = zoo.get_entry(args.name)
     model, run = _trained(entry, args)
     splits = entry.task.load(args.data, seed=run.get("seed", 0))
@@ -208,6 +215,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    from zoo.export import export
+
     entry = zoo.get_entry(args.name)
     model, run = _trained(entry, args)
     if args.weights:
@@ -328,6 +337,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     def draw(axis: Any, row: int, column: int) -> None:
         entry.task.panel(models[row_values[row], column_values[column]], axis)
+
+    from zoo import plots
 
     figure = plots.panel_grid(
         [f"{row_key}={value}" for value in row_values],
@@ -549,10 +560,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # A user's mistake, told in one line; anything else is a bug and keeps its traceback.
+# `UserError` covers those raised where TensorFlow is imported (training.NonFiniteLossError,
+# tuning.TuningError, summaries.TensorBoardMissing): naming them here would import it.
 USER_ERRORS = (UnknownModelError, HyperparameterError, DataError, FileNotFoundError,
-               runs.RunError, training.NonFiniteLossError, tuning.TuningError,
-               weights.WeightsError, summaries.TensorBoardMissing)
-USAGE_ERRORS = (UnknownModelError, HyperparameterError, tuning.TuningError)
+               runs.RunError, weights.WeightsError, UserError)
+USAGE_ERRORS = (UnknownModelError, HyperparameterError, UsageError)  # exit 2, as argparse's
 
 
 def main(argv: Sequence[str] | None = None) -> int:

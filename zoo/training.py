@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from zoo import hooks, runs
 from zoo.data import DataError, Splits
+from zoo.errors import UserError
 from zoo.files import atomic_path
 
 __all__ = [
@@ -35,8 +36,9 @@ __all__ = [
 
 
 
-class NonFiniteLossError(FloatingPointError):
-    """Raised when the training loss becomes NaN or infinite."""
+class NonFiniteLossError(FloatingPointError, UserError):
+    """Raised when the training loss becomes NaN or infinite (a `zoo.errors.UserError`: the
+    command line tells it in one line)."""
 
 
 def set_seed(seed: int) -> None:
