@@ -136,6 +136,11 @@ def test_train_evaluate_export(tmp_path, patch_file, subprocess_env, cli):
         "--set", "hidden_units=8", cwd=tmp_path, env=subprocess_env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    # TensorFlow's C++ start-up lines (written to fd 2, whatever TF_CPP_MIN_LOG_LEVEL says) are
+    # hidden without --verbose.
+    noise = [line for line in result.stderr.splitlines()
+             if line.startswith(("WARNING: All log messages", "I0000", "E0000"))]
+    assert not noise, noise
     counts = re.search(r"(\d+) training, (\d+) validation examples", result.stdout)
     assert counts and int(counts[1]) + int(counts[2]) == 256 and int(counts[2]) > 0
     assert "val_reconstruction:" in result.stdout
@@ -262,3 +267,29 @@ def test_errors_raised_with_tensorflow_are_one_line_user_errors():
     assert issubclass(tuning.TuningError, ValueError)
     assert issubclass(training.NonFiniteLossError, FloatingPointError)
 
+
+FAILED_IMPORT = textwrap.dedent(
+    """
+    import os, sys
+    from zoo.cli import start_tensorflow
+
+    class NoTensorFlow:
+        def find_spec(self, name, path=None, target=None):
+            if name == "keras" or name.split(".")[0] == "tensorflow":
+                raise ImportError("no tensorflow here")
+
+    sys.meta_path.insert(0, NoTensorFlow())
+    try:
+        start_tensorflow()
+    except ImportError as error:
+        print(f"reported: {error}", file=sys.stderr, flush=True)
+    os.write(2, b"fd 2 is back\\n")
+    """
+)
+
+
+def test_a_failed_tensorflow_import_is_reported_on_a_restored_stderr(tmp_path, subprocess_env):
+    result = subprocess.run([sys.executable, "-c", FAILED_IMPORT], cwd=tmp_path,
+                            env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.splitlines() == ["reported: no tensorflow here", "fd 2 is back"]

@@ -6,17 +6,20 @@ and the PNG figures. `evaluate` and `export` read the trained model from there, 
 from a shipped weight set or any run, `.keras`, `.weights.h5` or export (see `zoo.weights`).
 
 `list`, `describe`, `--help` and `--version` import no TensorFlow; the other commands import it
-(and `zoo.training`, `zoo.export`, `zoo.plots`, keras-tuner) when they run.
+(and `zoo.training`, `zoo.export`, `zoo.plots`, keras-tuner) when they run, with TensorFlow's
+start-up log lines hidden unless `--verbose`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import itertools
 import json
+import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -439,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"zoo {zoo.__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up log lines (hidden by default)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     listing = commands.add_parser("list", help="registered models")
@@ -446,12 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--family", help=f"only this family's ({', '.join(zoo.families())})")
     listing.add_argument("--pretrained", action="store_true",
                          help="only entries with weight sets to load (--weights TAG)")
-    listing.set_defaults(run=cmd_list)
+    listing.set_defaults(run=cmd_list, tensorflow=False)
 
     describing = commands.add_parser("describe", help="defaults, ranges, search space, data")
     describing.add_argument("name")
     describing.add_argument("--json", action="store_true", help="machine-readable output")
-    describing.set_defaults(run=cmd_describe)
+    describing.set_defaults(run=cmd_describe, tensorflow=False)
 
     def training_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("name")
@@ -567,12 +572,53 @@ USER_ERRORS = (UnknownModelError, HyperparameterError, DataError, FileNotFoundEr
 USAGE_ERRORS = (UnknownModelError, HyperparameterError, UsageError)  # exit 2, as argparse's
 
 
+@contextlib.contextmanager
+def _stderr_discarded() -> Iterator[None]:
+    """File descriptor 2 goes to /dev/null inside the block, and back after it, error or not.
+
+    TensorFlow's C++ side writes its start-up lines (absl's "WARNING: All log messages before
+    absl::InitializeLog()...", oneDNN's and the CUDA stub's "I0000 ..." lines) straight to the
+    descriptor, whatever TF_CPP_MIN_LOG_LEVEL says and past any `sys.stderr` redirection.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+        finally:
+            os.close(null)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def start_tensorflow(verbose: bool = False) -> None:
+    """Imports TensorFlow and Keras for a command that needs them and lists the devices (where
+    some machines log a failed `cuInit`), hiding their C++ start-up lines unless `verbose`.
+
+    An import error is raised as usual, after the descriptor is back. Library users
+    (`import zoo`, then `zoo.get`) see TensorFlow's lines as TensorFlow prints them.
+    """
+    if "tensorflow" in sys.modules:  # started already: nothing left to hide
+        return
+    with contextlib.nullcontext() if verbose else _stderr_discarded():
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, --version, or a mistake argparse has told
         return int(exit_.code or 0)
     try:
+        if getattr(args, "tensorflow", True):  # every command but list and describe
+            start_tensorflow(args.verbose)
         code = args.run(args)
     except USER_ERRORS as error:
         if args.debug:
