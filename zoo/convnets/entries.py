@@ -20,7 +20,6 @@ from zoo.registry import Choice, Float, HParam, HyperparameterError, Int, Metric
 
 if TYPE_CHECKING:
     import keras
-    import tensorflow as tf
 
     from zoo.convnets.model import AirbenchNet, CifarSmallNet, ThreeLayerConvNet, TwoLayerNet
 
