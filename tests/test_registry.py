@@ -216,3 +216,12 @@ def test_lazy_family_names_are_the_model_modules_classes():
     assert SparseAutoencoder is zoo.autoencoder.model.SparseAutoencoder
     with pytest.raises(AttributeError, match="no attribute 'Missing'"):
         zoo.recurrent.Missing  # noqa: B018
+
+
+def test_a_lazy_name_wins_over_its_namesake_submodule():
+    # zoo.tuning.search and .hypermodel are functions, in modules of the same names.
+    import zoo.tuning.hypermodel
+    import zoo.tuning.search
+
+    assert zoo.tuning.search.__name__ == "search" and callable(zoo.tuning.search)
+    assert zoo.tuning.hypermodel.__name__ == "hypermodel" and callable(zoo.tuning.hypermodel)
