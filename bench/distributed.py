@@ -41,7 +41,7 @@ def worker(name: str, data: str, epochs: int, batch_size: int, run_dir: str) -> 
     import keras
 
     import zoo
-    from zoo import training
+    from zoo import strategies, training
 
     entry = zoo.get_entry(name)
     splits = entry.task.load(data, seed=0)
@@ -63,7 +63,7 @@ def worker(name: str, data: str, epochs: int, batch_size: int, run_dir: str) -> 
     rates: list[float] = []
     training.fit(model, splits, run_dir, epochs=epochs, batch_size=batch_size, verbose=0,
                  callbacks=[Rate()], overwrite=True)
-    if training.is_chief(strategy):
+    if strategies.is_chief(strategy):
         print("RESULT " + json.dumps({
             "steps_per_second": statistics.median(rates),
             "steps_per_epoch": len(splits.x_train) // batch_size,

@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
 
 import h5py
 import numpy as np
@@ -135,6 +136,11 @@ def test_train_evaluate_export(tmp_path, patch_file, subprocess_env, cli):
         "--set", "hidden_units=8", cwd=tmp_path, env=subprocess_env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    # TensorFlow's C++ start-up lines (written to fd 2, whatever TF_CPP_MIN_LOG_LEVEL says) are
+    # hidden without --verbose.
+    noise = [line for line in result.stderr.splitlines()
+             if line.startswith(("WARNING: All log messages", "I0000", "E0000"))]
+    assert not noise, noise
     counts = re.search(r"(\d+) training, (\d+) validation examples", result.stdout)
     assert counts and int(counts[1]) + int(counts[2]) == 256 and int(counts[2]) > 0
     assert "val_reconstruction:" in result.stdout
@@ -226,3 +232,64 @@ def test_bad_patch_file_is_refused_before_anything_is_written(cli, tmp_path, dat
     assert code == 1
     assert re.search(message, err) and "bad.h5" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.h5"]
+
+
+LIGHT_COMMANDS = textwrap.dedent(
+    """
+    import contextlib, io, sys
+    from zoo.cli import main
+    for argv in (["list"], ["list", "--family", "recurrent"], ["describe", "lstm"],
+                 ["describe", "cifar_airbench", "--json"], ["--help"], ["train", "--help"],
+                 ["tune", "--help"], ["--version"]):
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(argv) == 0, argv
+        heavy = sorted(m for m in ("tensorflow", "keras", "keras_tuner", "matplotlib")
+                       if m in sys.modules)
+        assert not heavy, (argv, heavy)
+    print("light")
+    """
+)
+
+
+def test_list_describe_and_help_import_no_tensorflow(tmp_path, subprocess_env):
+    result = subprocess.run([sys.executable, "-c", LIGHT_COMMANDS], cwd=tmp_path,
+                            env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout == "light\n", result.stderr[-3000:]
+
+
+def test_errors_raised_with_tensorflow_are_one_line_user_errors():
+    from zoo import cli, summaries, training, tuning
+
+    for error in (training.NonFiniteLossError, tuning.TuningError, summaries.TensorBoardMissing):
+        assert issubclass(error, cli.USER_ERRORS), error
+    assert issubclass(tuning.TuningError, cli.USAGE_ERRORS)
+    assert not issubclass(training.NonFiniteLossError, cli.USAGE_ERRORS)
+    assert issubclass(tuning.TuningError, ValueError)
+    assert issubclass(training.NonFiniteLossError, FloatingPointError)
+
+
+FAILED_IMPORT = textwrap.dedent(
+    """
+    import os, sys
+    from zoo.cli import start_tensorflow
+
+    class NoTensorFlow:
+        def find_spec(self, name, path=None, target=None):
+            if name == "keras" or name.split(".")[0] == "tensorflow":
+                raise ImportError("no tensorflow here")
+
+    sys.meta_path.insert(0, NoTensorFlow())
+    try:
+        start_tensorflow()
+    except ImportError as error:
+        print(f"reported: {error}", file=sys.stderr, flush=True)
+    os.write(2, b"fd 2 is back\\n")
+    """
+)
+
+
+def test_a_failed_tensorflow_import_is_reported_on_a_restored_stderr(tmp_path, subprocess_env):
+    result = subprocess.run([sys.executable, "-c", FAILED_IMPORT], cwd=tmp_path,
+                            env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.splitlines() == ["reported: no tensorflow here", "fd 2 is back"]

@@ -136,11 +136,11 @@ LOAD_IN_FLOAT32 = textwrap.dedent(
     """
     import sys, json
     import keras, numpy as np
-    import zoo  # registers the model classes
+    import zoo
     assert keras.config.dtype_policy().name == "float32"
     results, outputs = {}, {}
     for name in sys.argv[2:]:
-        model = keras.saving.load_model(f"{sys.argv[1]}/{name}.keras")
+        model = zoo.load_model(f"{sys.argv[1]}/{name}.keras")  # registers the classes first
         x = np.load(f"{sys.argv[1]}/{name}.npy")
         layers = [l for l in model._flatten_layers(include_self=False)
                   if getattr(l, "kernel", None) is not None]

@@ -1,6 +1,11 @@
 """The registry: lookup, listing, description, overrides, validation and registration errors."""
 
+import subprocess
+import sys
+import textwrap
+
 import keras
+import numpy as np
 import pytest
 
 import zoo
@@ -167,3 +172,56 @@ def test_hparam_interval_syntax_is_checked():
         HParam(1.0, "0 to 1")
     assert HParam(0.5, "(0, 1]", Float(0.1, 1.0)).check("x", 1.0) == 1.0
     assert HParam("a", ("a", "b"), Choice(("a", "b"))).check("x", "b") == "b"
+
+
+WITHOUT_TENSORFLOW = textwrap.dedent(
+    """
+    import sys
+    import zoo
+
+    def heavy():
+        return sorted(m for m in ("tensorflow", "keras", "matplotlib") if m in sys.modules)
+
+    names = zoo.list()
+    described = [zoo.describe(name) for name in names]
+    entry = zoo.get_entry("three_layer_convnet")
+    assert entry.hparams["normalization"].valid == ("none", "batch", "group")
+    assert "SequenceClassifier" in dir(zoo.recurrent) and "AirbenchNet" in dir(zoo.convnets)
+    assert not heavy(), heavy()
+
+    model = zoo.load_model(sys.argv[1])  # registers the families' Keras classes first
+    assert type(model).__name__ == "SparseAutoencoder", type(model)
+    assert zoo.recurrent.SequenceClassifier.__module__ == "zoo.recurrent.model"
+    assert zoo.convnets.AirbenchNet is zoo.convnets.model.AirbenchNet
+    print(len(names), model.hidden_units)
+    """
+)
+
+
+def test_import_zoo_needs_no_tensorflow_and_load_model_registers_the_classes(tmp_path,
+                                                                           subprocess_env):
+    model = zoo.get("sparse_autoencoder", hidden_units=4)
+    model(np.zeros((1, 256), "float32"))
+    model.save(tmp_path / "model.keras")
+    result = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW, tmp_path / "model.keras"],
+                            env=subprocess_env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == [str(len(zoo.list())), "4"]
+
+
+def test_lazy_family_names_are_the_model_modules_classes():
+    import zoo.recurrent.cells
+
+    assert zoo.recurrent.LSTMCell is zoo.recurrent.cells.LSTMCell
+    assert SparseAutoencoder is zoo.autoencoder.model.SparseAutoencoder
+    with pytest.raises(AttributeError, match="no attribute 'Missing'"):
+        zoo.recurrent.Missing  # noqa: B018
+
+
+def test_a_lazy_name_wins_over_its_namesake_submodule():
+    # zoo.tuning.search and .hypermodel are functions, in modules of the same names.
+    import zoo.tuning.hypermodel
+    import zoo.tuning.search
+
+    assert zoo.tuning.search.__name__ == "search" and callable(zoo.tuning.search)
+    assert zoo.tuning.hypermodel.__name__ == "hypermodel" and callable(zoo.tuning.hypermodel)

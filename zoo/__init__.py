@@ -4,6 +4,10 @@
 >>> zoo.list("*auto*")
 ['sparse_autoencoder']
 >>> model = zoo.get("sparse_autoencoder", hidden_units=100)
+>>> model = zoo.load_model("runs/sparse_autoencoder/model.keras")
+
+`import zoo` imports no Keras or TensorFlow: the registry's entries are plain metadata, and a
+family's models and layers are imported when first built or read (`zoo.recurrent.LSTMCell`).
 """
 
 import os
@@ -17,6 +21,7 @@ from zoo.registry import (  # noqa: E402
     families,
     get,
     get_entry,
+    load_model,
     register,
 )
 from zoo.registry import list_models as list  # noqa: E402,A001
@@ -33,6 +38,7 @@ __all__ = [
     "get",
     "get_entry",
     "list",
+    "load_model",
     "register",
 ]
 __version__ = "0.1.0"

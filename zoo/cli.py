@@ -4,6 +4,10 @@ A training run lives in a run directory (default `runs/NAME`; see `zoo.runs`): t
 to resume from, `history.csv`, `run.json` (hyperparameters, data, final metrics), `model.keras`
 and the PNG figures. `evaluate` and `export` read the trained model from there, or with `--weights TAG_OR_PATH`
 from a shipped weight set or any run, `.keras`, `.weights.h5` or export (see `zoo.weights`).
+
+`list`, `describe`, `--help` and `--version` import no TensorFlow; the other commands import it
+(and `zoo.training`, `zoo.export`, `zoo.plots`, keras-tuner) when they run, with TensorFlow's
+start-up log lines hidden unless `--verbose`.
 """
 
 from __future__ import annotations
@@ -13,15 +17,17 @@ import contextlib
 import csv
 import itertools
 import json
+import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import zoo
-from zoo import plots, runs, summaries, training, tuning, weights
+from zoo import runs, strategies, summaries, tuning, weights  # none imports TensorFlow
 from zoo.data import DataError
-from zoo.export import FORMATS, ExportError, export
+from zoo.errors import UsageError, UserError
+from zoo.export import FORMATS  # TensorFlow-free: the formats' names
 from zoo.files import atomic_path
 from zoo.registry import Entry, HyperparameterError, UnknownModelError
 
@@ -59,6 +65,8 @@ def _train(
 ) -> tuple[Any, dict[str, list[float]]]:
     """Builds and trains one model into `run_dir` (see `zoo.training.fit`); returns it and its
     history."""
+    from zoo import training
+
     training.set_seed(args.seed)
     record = {"name": entry.name, "preset": args.preset, "hyperparameters": hyperparameters,
               "seed": args.seed, "data": splits.info}
@@ -94,14 +102,14 @@ def _write_json(path: Path, content: dict[str, Any]) -> None:
 
 
 def _strategy(args: argparse.Namespace) -> Any:
-    """The `tf.distribute` strategy `--strategy` names (see `zoo.training.make_strategy`), or
+    """The `tf.distribute` strategy `--strategy` names (see `zoo.strategies.make_strategy`), or
     `None`; `multi_worker` reads the cluster and this worker's place in it from `TF_CONFIG`."""
     name = getattr(args, "strategy", None)
     if name is None:
         return None
-    strategy = training.make_strategy(name)
+    strategy = strategies.make_strategy(name)
     replicas = strategy.num_replicas_in_sync
-    role = "" if training.is_chief(strategy) else ", not the chief"
+    role = "" if strategies.is_chief(strategy) else ", not the chief"
     print(f"strategy: {name} ({replicas} replica{'s' if replicas > 1 else ''}{role})")
     return strategy
 
@@ -174,7 +182,7 @@ def cmd_train(args: argparse.Namespace) -> None:
               f"({validation.get('windows')} windows)")
     print(f"hyperparameters: {hyperparameters}")
     _, history = _train(entry, hyperparameters, splits, run_dir, args)
-    if not training.is_chief(args.strategy_object):
+    if not strategies.is_chief(args.strategy_object):
         print(f"worker done: the chief writes the run to {run_dir}/")
         return
     record = run.record()
@@ -209,6 +217,8 @@ def _trained(entry: Entry, args: argparse.Namespace) -> tuple[Any, dict[str, Any
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from zoo import training
+
     entry = zoo.get_entry(args.name)
     model, run = _trained(entry, args)
     splits = entry.task.load(args.data, seed=run.get("seed", 0))
@@ -232,6 +242,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    from zoo.export import export
+
     entry = zoo.get_entry(args.name)
     model, run = _trained(entry, args)
     if args.weights:
@@ -357,6 +369,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     def draw(axis: Any, row: int, column: int) -> None:
         entry.task.panel(models[row_values[row], column_values[column]], axis)
 
+    from zoo import plots
+
     figure = plots.panel_grid(
         [f"{row_key}={value}" for value in row_values],
         [f"{column_key}={value}" for value in column_values],
@@ -385,7 +399,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
     if args.mirrored:
         strategy = tf.distribute.MirroredStrategy()
     elif args.strategy is not None:
-        strategy = training.make_strategy(args.strategy)
+        strategy = strategies.make_strategy(args.strategy)
     space = entry.search_space()
     if args.search:
         searched = [key.strip() for key in args.search.split(",") if key.strip()]
@@ -470,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"zoo {zoo.__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up log lines (hidden by default)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     listing = commands.add_parser("list", help="registered models")
@@ -477,12 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--family", help=f"only this family's ({', '.join(zoo.families())})")
     listing.add_argument("--pretrained", action="store_true",
                          help="only entries with weight sets to load (--weights TAG)")
-    listing.set_defaults(run=cmd_list)
+    listing.set_defaults(run=cmd_list, tensorflow=False)
 
     describing = commands.add_parser("describe", help="defaults, ranges, search space, data")
     describing.add_argument("name")
     describing.add_argument("--json", action="store_true", help="machine-readable output")
-    describing.set_defaults(run=cmd_describe)
+    describing.set_defaults(run=cmd_describe, tensorflow=False)
 
     def training_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("name")
@@ -500,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a hyperparameter (repeatable)")
     _dtype_policy_option(train)
-    train.add_argument("--strategy", choices=training.STRATEGIES,
+    train.add_argument("--strategy", choices=strategies.STRATEGIES,
                        help="train under tf.distribute: one_device, mirrored (this machine's "
                             "GPUs), multi_worker (the workers TF_CONFIG names; run the same "
                             "command on each, with --run-dir on storage they all share)")
@@ -585,7 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--mirrored", action="store_true",
                       help="train each trial with tf.distribute.MirroredStrategy on this "
                            "machine's devices")
-    tune.add_argument("--strategy", choices=training.STRATEGIES,
+    tune.add_argument("--strategy", choices=strategies.STRATEGIES,
                       help="train each trial under this tf.distribute strategy (see zoo train); "
                            "combines with --distributed; not multi_worker")
     tune.add_argument("--distributed", action="store_true",
@@ -603,10 +619,50 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # A user's mistake, told in one line; anything else is a bug and keeps its traceback.
+# `UserError` covers those raised where TensorFlow is imported (training.NonFiniteLossError,
+# tuning.TuningError, summaries.TensorBoardMissing): naming them here would import it.
 USER_ERRORS = (UnknownModelError, HyperparameterError, DataError, FileNotFoundError,
-               runs.RunError, training.NonFiniteLossError, tuning.TuningError,
-               weights.WeightsError, summaries.TensorBoardMissing, ExportError)
-USAGE_ERRORS = (UnknownModelError, HyperparameterError, tuning.TuningError)
+               runs.RunError, weights.WeightsError, UserError)
+USAGE_ERRORS = (UnknownModelError, HyperparameterError, UsageError)  # exit 2, as argparse's
+
+
+@contextlib.contextmanager
+def _stderr_discarded() -> Iterator[None]:
+    """File descriptor 2 goes to /dev/null inside the block, and back after it, error or not.
+
+    TensorFlow's C++ side writes its start-up lines (absl's "WARNING: All log messages before
+    absl::InitializeLog()...", oneDNN's and the CUDA stub's "I0000 ..." lines) straight to the
+    descriptor, whatever TF_CPP_MIN_LOG_LEVEL says and past any `sys.stderr` redirection.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+        finally:
+            os.close(null)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def start_tensorflow(verbose: bool = False) -> None:
+    """Imports TensorFlow and Keras for a command that needs them and lists the devices (where
+    some machines log a failed `cuInit`), hiding their C++ start-up lines unless `verbose`.
+
+    An import error is raised as usual, after the descriptor is back. Library users
+    (`import zoo`, then `zoo.get`) see TensorFlow's lines as TensorFlow prints them.
+    """
+    if "tensorflow" in sys.modules:  # started already: nothing left to hide
+        return
+    with contextlib.nullcontext() if verbose else _stderr_discarded():
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -615,6 +671,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, or a mistake argparse has told
         return int(exit_.code or 0)
     try:
+        if getattr(args, "tensorflow", True):  # every command but list and describe
+            start_tensorflow(args.verbose)
         code = args.run(args)
     except USER_ERRORS as error:
         if args.debug:

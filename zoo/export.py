@@ -35,11 +35,13 @@ import tempfile
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
-
-import keras
+from typing import TYPE_CHECKING, Any
 
 from zoo import runs
+from zoo.errors import UserError
+
+if TYPE_CHECKING:
+    import keras
 from zoo.files import atomic_path
 
 __all__ = ["CARD_FILE", "FORMATS", "ExportError", "export", "library_versions", "next_version",
@@ -53,7 +55,7 @@ ONNX_OPSET = 17  # onnxruntime >= 1.13 runs it
 TOLERANCE = 1e-4
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """The format cannot express the model, or its converter is not installed."""
 
 
@@ -164,6 +166,8 @@ def _card(name, version, format, card, endpoints, load):  # noqa: A002
 
 
 def _archive(model: keras.Model, endpoints: Mapping[str, tuple[Any, list[Any]]]):
+    import keras  # TensorFlow: only when writing an export
+
     archive = keras.export.ExportArchive()
     archive.track(model)
     for endpoint, (function, signature) in endpoints.items():

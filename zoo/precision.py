@@ -27,9 +27,10 @@ import contextlib
 import functools
 import inspect
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
+if TYPE_CHECKING:
+    import keras
 
 __all__ = ["DTYPE_POLICIES", "keeps_dtype_policy", "policy_name", "policy_scope"]
 
@@ -39,6 +40,8 @@ DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 
 def policy_name(policy: Any) -> str:
     """The name of a policy given as a name, a `keras.DTypePolicy` or its serialised dict."""
+    import keras  # here, not at the top: `zoo.registry` imports this module without Keras
+
     return keras.dtype_policies.get(policy).name
 
 
@@ -48,6 +51,8 @@ def policy_scope(policy: Any) -> Iterator[keras.DTypePolicy]:
 
     Keras keeps the global policy per thread, so a scope affects only the current thread.
     """
+    import keras
+
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(keras.dtype_policies.get(policy))
     try:

@@ -20,9 +20,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import importlib
 import inspect
 import math
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,9 @@ __all__ = [
     "families",
     "get",
     "get_entry",
+    "import_keras_objects",
     "list_models",
+    "load_model",
     "register",
 ]
 
@@ -527,6 +531,37 @@ def list_models(pattern: str = "*", family: str | None = None, pretrained: bool 
 def families() -> list[str]:
     """The families that have registered entries, sorted."""
     return sorted({entry.family for entry in _REGISTRY.values()})
+
+
+def import_keras_objects() -> None:
+    """Imports the Keras classes of every registered family (and `zoo.schedules`), which
+    registers them with Keras (`@keras.saving.register_keras_serializable(package="zoo")`).
+
+    `import zoo` does not import them (it needs no TensorFlow), and Keras can load a zoo `.keras`
+    file only once they are registered: every zoo path that loads one calls this first. A
+    family names its Keras modules in its package's `LAZY_EXPORTS` (see `zoo._lazy`).
+    """
+    modules = {"zoo.schedules"}
+    for entry in _REGISTRY.values():
+        # The builder's package (imported already, with the builder's module).
+        package = sys.modules.get(entry.builder.__module__.rpartition(".")[0])
+        modules.update(getattr(package, "LAZY_EXPORTS", {}).values())
+    for module in sorted(modules):
+        importlib.import_module(module)
+
+
+def load_model(path: str | Path, **kwargs: Any) -> Any:
+    """A zoo `.keras` file loaded by Keras in safe mode (no arbitrary code), after
+    `import_keras_objects`: `keras.saving.load_model(path, safe_mode=True, **kwargs)`.
+
+    Example:
+
+    >>> model = zoo.load_model("runs/sparse_autoencoder/model.keras")
+    """
+    import keras
+
+    import_keras_objects()
+    return keras.saving.load_model(path, safe_mode=True, **kwargs)
 
 
 def describe(name: str) -> dict[str, Any]:

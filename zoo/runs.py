@@ -318,15 +318,16 @@ class RunDirectory:
         return record
 
     def load_model(self) -> Any:
-        """The trained `model.keras`, loaded in Keras' safe mode (no arbitrary code).
+        """The trained `model.keras`, loaded in Keras' safe mode (no arbitrary code), with the
+        families' Keras classes registered first (`zoo.load_model`).
 
         Raises:
             RunError: the file cannot be loaded (damaged, or refused by safe mode).
         """
-        import keras
+        from zoo.registry import load_model
 
         try:
-            return keras.saving.load_model(self.model_path)
+            return load_model(self.model_path)
         except (ValueError, TypeError, OSError, KeyError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise RunError(f"cannot load {self.model_path}: {reason}") from None

@@ -11,15 +11,22 @@ per trial, `LOG_DIR/trial_NN`, with keras-tuner's HParams) write them; in Python
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
-import tensorflow as tf
+
+from zoo.errors import UserError
+
+if TYPE_CHECKING:
+    import keras
+
+# Keras and TensorFlow are imported when a callback is made, not with this module: the `zoo`
+# command reads DEFAULT_EVERY and TensorBoardMissing before it knows whether it needs them.
 
 __all__ = ["DEFAULT_EVERY", "IMAGES_DIR", "ImageSummaries", "TensorBoardMissing", "callbacks",
            "require", "scalars", "tile"]
@@ -31,7 +38,7 @@ DEFAULT_EVERY = 5
 MIN_TILE_PIXELS = 24
 
 
-class TensorBoardMissing(RuntimeError):
+class TensorBoardMissing(RuntimeError, UserError):
     """Raised for TensorBoard logging without the `tensorboard` package (TensorFlow 2.21 no
     longer installs it): tf.summary and keras.callbacks.TensorBoard need it."""
 
@@ -68,42 +75,57 @@ def tile(images: Any, max_images: int = 100) -> np.ndarray:
     return np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
 
 
-class ImageSummaries(keras.callbacks.Callback):
-    """Writes `images(model)`, tiled into one picture (`tile`), with `tf.summary.image` into
-    `log_dir/images/` every `every` epochs and after the last one (step: epochs trained).
+@functools.cache
+def _image_summaries() -> type:
+    """`ImageSummaries`, defined on first use (it subclasses Keras' `Callback`)."""
+    import keras
+    import tensorflow as tf
 
-    Args:
-        log_dir: the TensorBoard log directory (the one given to `keras.callbacks.TensorBoard`).
-        images: `images(model) -> (N, H, W, C)` array of any range (a `Task.images`).
-        every: epochs between pictures; the last epoch is always drawn.
-        name: the summary's tag.
-    """
+    class ImageSummaries(keras.callbacks.Callback):
+        """Writes `images(model)`, tiled into one picture (`tile`), with `tf.summary.image` into
+        `log_dir/images/` every `every` epochs and after the last one (step: epochs trained).
 
-    def __init__(self, log_dir: str | Path, images: Callable[[Any], Any], every: int = DEFAULT_EVERY,
-                 name: str = "learned") -> None:
-        super().__init__()
-        if not (isinstance(every, int) and every >= 1):
-            raise ValueError(f"every must be an integer >= 1, got {every!r}")
-        self.log_dir, self.images, self.every, self.name = str(log_dir), images, every, name
-        self._writer: Any = None
+        Args:
+            log_dir: the TensorBoard log directory (the one given to `keras.callbacks.TensorBoard`).
+            images: `images(model) -> (N, H, W, C)` array of any range (a `Task.images`).
+            every: epochs between pictures; the last epoch is always drawn.
+            name: the summary's tag.
+        """
 
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._writer = tf.summary.create_file_writer(str(Path(self.log_dir) / IMAGES_DIR))
+        def __init__(self, log_dir: str | Path, images: Callable[[Any], Any], every: int = DEFAULT_EVERY,
+                     name: str = "learned") -> None:
+            super().__init__()
+            if not (isinstance(every, int) and every >= 1):
+                raise ValueError(f"every must be an integer >= 1, got {every!r}")
+            self.log_dir, self.images, self.every, self.name = str(log_dir), images, every, name
+            self._writer: Any = None
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        last = epoch + 1 == self.params.get("epochs")
-        if (epoch + 1) % self.every and not last:
-            return
-        if self._writer is None:
-            self.on_train_begin()
-        with self._writer.as_default():
-            tf.summary.image(self.name, tile(self.images(self.model))[None], step=epoch + 1)
-        self._writer.flush()
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+            self._writer = tf.summary.create_file_writer(str(Path(self.log_dir) / IMAGES_DIR))
 
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            last = epoch + 1 == self.params.get("epochs")
+            if (epoch + 1) % self.every and not last:
+                return
+            if self._writer is None:
+                self.on_train_begin()
+            with self._writer.as_default():
+                tf.summary.image(self.name, tile(self.images(self.model))[None], step=epoch + 1)
+            self._writer.flush()
+
+        def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+    ImageSummaries.__qualname__ = "ImageSummaries"
+    return ImageSummaries
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ImageSummaries":
+        return _image_summaries()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def callbacks(
@@ -119,7 +141,7 @@ def callbacks(
     require()
     logged: list[keras.callbacks.Callback] = [scalars(log_dir)]
     if images is not None:
-        logged.append(ImageSummaries(log_dir, images, every))
+        logged.append(_image_summaries()(log_dir, images, every))
     return logged
 
 
@@ -127,5 +149,7 @@ def scalars(log_dir: str | Path) -> keras.callbacks.TensorBoard:
     """Keras' TensorBoard callback for per-epoch scalars only: no graph (subclassed models with
     their own `train_step` trace it poorly), no profiler, no weight histograms."""
     require()
+    import keras
+
     return keras.callbacks.TensorBoard(str(log_dir), histogram_freq=0, write_graph=False,
                                        update_freq="epoch", profile_batch=0)

@@ -20,7 +20,9 @@ import tensorflow as tf
 
 from zoo import hooks, runs
 from zoo.data import DataError, Splits
+from zoo.errors import UserError
 from zoo.files import atomic_path
+from zoo.strategies import is_chief
 
 __all__ = [
     "EpochCheckpoint",
@@ -29,10 +31,7 @@ __all__ = [
     "StopOnNonFiniteLoss",
     "adapt_preprocessing",
     "check_labels",
-    "STRATEGIES",
     "fit",
-    "is_chief",
-    "make_strategy",
     "read_history",
     "set_seed",
     "shuffled_batches",
@@ -42,62 +41,14 @@ __all__ = [
 
 
 
-class NonFiniteLossError(FloatingPointError):
-    """Raised when the training loss becomes NaN or infinite."""
+class NonFiniteLossError(FloatingPointError, UserError):
+    """Raised when the training loss becomes NaN or infinite (a `zoo.errors.UserError`: the
+    command line tells it in one line)."""
 
 
 def set_seed(seed: int) -> None:
     """Seeds Python, NumPy, TensorFlow and Keras so that runs repeat exactly on one machine."""
     keras.utils.set_random_seed(seed)
-
-
-STRATEGIES = ("one_device", "mirrored", "multi_worker")
-
-
-_STRATEGY_CACHE: dict[str, tf.distribute.Strategy] = {}
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The `tf.distribute` strategy `zoo train --strategy NAME` trains under.
-
-    - "one_device": the first GPU, else the CPU (`OneDeviceStrategy`).
-    - "mirrored": every GPU of this machine, or without GPUs every logical CPU device
-      (`MirroredStrategy`; one CPU unless logical devices were configured).
-    - "multi_worker": the workers the standard `TF_CONFIG` environment variable names
-      (`MultiWorkerMirroredStrategy`); each runs the same command, worker 0 is the chief.
-
-    Build and compile the model under `strategy.scope()`, then call `fit` outside it: `fit`
-    reads the strategy from the model (`model.distribute_strategy`). The batch size stays the
-    global batch, split across the replicas; the learning rate needs no change.
-
-    A process makes one strategy of each kind and hands it out again: a second
-    `MirroredStrategy` in one process can reuse the first one's collective instance keys,
-    and its all-reduces then meet the wrong partners ("Shape mismatch in the collective").
-    """
-    if name not in _STRATEGY_CACHE:
-        _STRATEGY_CACHE[name] = _new_strategy(name)
-    return _STRATEGY_CACHE[name]
-
-
-def _new_strategy(name: str) -> tf.distribute.Strategy:
-    if name == "one_device":
-        gpus = tf.config.list_logical_devices("GPU")
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    if name == "mirrored":
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([device.name for device in devices])
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
-
-
-def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
-    """Whether this process writes the run directory: always, except on the non-chief workers
-    of a `MultiWorkerMirroredStrategy` job."""
-    strategy = strategy or tf.distribute.get_strategy()
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return bool(strategy.extended.should_checkpoint)
-    return True
 
 
 def _distribution(model: keras.Model, batch_size: int) -> dict[str, Any] | None:
@@ -437,7 +388,7 @@ def fit(
     returns the recorded history. Normalization layers without fixed statistics are first
     fitted to the training inputs (`adapt_preprocessing`).
 
-    Under a `tf.distribute` strategy (build and compile `model` in `make_strategy(...).scope()`,
+    Under a `tf.distribute` strategy (build and compile `model` in `zoo.strategies.make_strategy(...).scope()`,
     call `fit` outside it): `batch_size` is the global batch, split evenly across the replicas
     (it must be a multiple of their number); with several replicas each step takes one full
     mini-batch of a fresh shuffle (`shuffled_batches`; `batches_per_step` becomes 1, XLA is

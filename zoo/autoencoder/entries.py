@@ -1,20 +1,23 @@
-"""Registry entry for the sparse autoencoder, with its task: data, metric, figures, export."""
+"""Registry entry for the sparse autoencoder, with its task: data, metric, figures, export.
+
+Keras, TensorFlow, the model and the plots are imported inside the functions that use them, so
+that the entry registers without them (`zoo list` and `zoo describe` need no TensorFlow).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from zoo import plots
 from zoo.autoencoder import data
-from zoo.autoencoder.model import SparseAutoencoder
 from zoo.autoencoder.objective import sparse_code
 from zoo.data import Splits
 from zoo.registry import Float, HParam, Int, Metric, Task, register
+
+if TYPE_CHECKING:
+    from zoo.autoencoder.model import SparseAutoencoder
 
 __all__ = ["PATCH_RECONSTRUCTION", "sparse_autoencoder"]
 
@@ -27,6 +30,8 @@ def _as_patches(rows: Any) -> np.ndarray:
 
 def _patches_figure(info: dict[str, Any], out_dir: Path) -> Path:
     """The course's first figure: random patches in colour beside what the autoencoder sees."""
+    from zoo import plots
+
     colour, preprocessed = data.colour_patches(info)
     grey = "whitened luminance" if info["preprocessing"]["whitened_images"] else "luminance"
     preprocessing = f"after preprocessing\n({grey}, patch mean removed, +-3 std clip, [0.1, 0.9])"
@@ -39,6 +44,8 @@ def _patches_figure(info: dict[str, Any], out_dir: Path) -> Path:
 
 
 def _figures(model: SparseAutoencoder, splits: Splits, out_dir: Path) -> list[Path]:
+    from zoo import plots
+
     originals = splits.x_val[:10] if len(splits.x_val) else splits.x_train[:10]
     hidden = model.encode(splits.x_train).numpy()
     # Splits built by hand (not by `data.load`) have no record to cut colour patches from.
@@ -63,6 +70,8 @@ def _figures(model: SparseAutoencoder, splits: Splits, out_dir: Path) -> list[Pa
 
 
 def _endpoints(model: SparseAutoencoder) -> dict[str, Any]:
+    import tensorflow as tf
+
     signature = [tf.TensorSpec([None, model.input_dim], tf.float32, name="patches")]
     # Named outputs: the serving signature gives both the reconstruction and the hidden code.
     return {
@@ -76,10 +85,14 @@ def _endpoints(model: SparseAutoencoder) -> dict[str, Any]:
 def _images(model: SparseAutoencoder) -> np.ndarray:
     """The hidden units' features as 16x16 grey patches, `(hidden_units, 16, 16, 1)`, for
     TensorBoard."""
+    import keras
+
     return _as_patches(keras.ops.convert_to_numpy(model.features()))[..., None]
 
 
 def _panel(model: SparseAutoencoder, axis: Any) -> None:
+    from zoo import plots
+
     plots.draw_image_grid(axis, _as_patches(model.features()))
 
 
@@ -91,6 +104,9 @@ def _predict(model: SparseAutoencoder, inputs: list[str], options: dict[str, Any
     it, else the image's own, mapped to [0.1, 0.9]). Writes `OUT/<stem>.code.npy` (patches x
     hidden units), `OUT/<stem>.reconstruction.npy` (patches x 256) and
     `OUT/<stem>.reconstruction.png` (up to 16 patches over their reconstructions)."""
+    import keras
+
+    from zoo import plots
     from zoo.data import DataError
     from zoo.predicting import Prediction, expand
 
@@ -212,6 +228,10 @@ def sparse_autoencoder(
     features are blobs, since a target of 0.2 is too dense and beta 0.01 too weak to enforce it.
     The features, one 16x16 image per hidden unit, are the encoder weights.
     """
+    import keras
+
+    from zoo.autoencoder.model import SparseAutoencoder
+
     model = SparseAutoencoder(
         input_dim=INPUT_DIM,
         hidden_units=hidden_units,

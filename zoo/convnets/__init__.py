@@ -1,6 +1,9 @@
 """Convolutional family for CIFAR-10: the fully-connected baseline TwoLayerNet, ThreeLayerConvNet,
-the course's challenge net, airbench's fast net, CIFAR-10 readers and pipeline, registry entries."""
+the course's challenge net, airbench's fast net, CIFAR-10 readers and pipeline, registry entries.
 
+The Keras classes are imported on first use (`zoo._lazy`): `import zoo` needs no TensorFlow."""
+
+from zoo._lazy import lazy_exports
 from zoo.convnets.entries import (
     CIFAR10,
     cifar_airbench,
@@ -8,8 +11,15 @@ from zoo.convnets.entries import (
     three_layer_convnet,
     two_layer_fc,
 )
-from zoo.convnets.layers import FastShiftBatchNorm, PartialIdentity, PatchWhitening, RandomCropFlip
-from zoo.convnets.model import AirbenchNet, CifarSmallNet, ThreeLayerConvNet, TwoLayerNet
+
+#: Names read from their module on first use; `zoo.registry.import_keras_objects` imports them.
+LAZY_EXPORTS = {
+    **dict.fromkeys(("FastShiftBatchNorm", "PartialIdentity", "PatchWhitening", "RandomCropFlip"),
+                    "zoo.convnets.layers"),
+    **dict.fromkeys(("AirbenchNet", "CifarSmallNet", "ThreeLayerConvNet", "TwoLayerNet"),
+                    "zoo.convnets.model"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, LAZY_EXPORTS)
 
 __all__ = [
     "CIFAR10",

@@ -10,6 +10,9 @@ Readers, all local (nothing is downloaded):
 
 Images stay uint8 `(N, 32, 32, 3)`: the models scale them themselves, so a SavedModel takes
 camera-ready pixels. Labels become one-hot float32 rows (label smoothing needs them).
+
+TensorFlow is imported by the functions that decode images or build `tf.data` pipelines, not
+with this module: the registry's task reads `load` and `example` without it.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ import pickle
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorflow as tf
 
 from zoo.data import DataError, Splits, check_array, check_classes, decode_image
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 __all__ = [
     "CLASS_NAMES",
@@ -196,12 +201,16 @@ def read_binary_batches(directory: str | Path) -> dict[str, tuple[np.ndarray, np
 
 
 def _decode(path: tf.Tensor) -> tf.Tensor:
+    import tensorflow as tf
+
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     return fit_image(image)
 
 
 def fit_image(image: tf.Tensor) -> tf.Tensor:
     """A decoded uint8 RGB image `(H, W, 3)` at 32x32, resized as class-folder images are."""
+    import tensorflow as tf
+
     image = tf.convert_to_tensor(image)
     image.set_shape([None, None, 3])
 
@@ -222,6 +231,8 @@ def read_image_folder(
     and dogs to evaluate on); labels are indices into `class_names`. Images of another size are
     resized to 32x32, greyscale ones repeated to RGB.
     """
+    import tensorflow as tf
+
     root = Path(root)
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     unknown = [p.name for p in folders if p.name not in class_names]
@@ -463,6 +474,8 @@ def dataset(
     >>> images.shape, labels.shape
     (TensorShape([32, 32, 32, 3]), TensorShape([32, 10]))
     """
+    import tensorflow as tf
+
     tensors = images if labels is None else (images, labels)
     pipeline = tf.data.Dataset.from_tensor_slices(tensors).cache()
     if shuffle_seed is not None:

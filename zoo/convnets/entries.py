@@ -3,35 +3,34 @@
 There is no embedded default data set (50,000 images are too many to ship): without `--data`,
 `CIFAR10.load` looks in the usual places (`zoo.convnets.data.default_locations`) and otherwise
 fails with a `DataError` that says where it looked and how to provide CIFAR-10.
+
+Keras, TensorFlow and the models are imported inside the functions that use them, so that the
+entries register without them (`zoo list` and `zoo describe` need no TensorFlow).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
-import tensorflow as tf
-
-from zoo import classification, plots
 from zoo.convnets import data
-from zoo.convnets.model import (
-    INITIALIZATIONS,
-    NORMALIZATIONS,
-    TEST_AUGMENTATIONS,
-    AirbenchNet,
-    CifarSmallNet,
-    ThreeLayerConvNet,
-    TwoLayerNet,
-)
+from zoo.convnets.options import INITIALIZATIONS, NORMALIZATIONS, TEST_AUGMENTATIONS
 from zoo.data import Splits
 from zoo.registry import Choice, Float, HParam, HyperparameterError, Int, Metric, Task, register
-from zoo.schedules import OneCycle
+
+if TYPE_CHECKING:
+    import keras
+
+    from zoo.convnets.model import AirbenchNet, CifarSmallNet, ThreeLayerConvNet, TwoLayerNet
 
 __all__ = ["CIFAR10", "cifar_airbench", "cifar_small", "three_layer_convnet", "two_layer_fc"]
 
 
 def _figures(model: keras.Model, splits: Splits, out_dir: Path) -> list[Path]:
+    import keras
+
+    from zoo import classification, plots
+
     filters = keras.ops.convert_to_numpy(model.first_filters())
     title = f"{model.name}: first-layer filters ({len(filters)}, {filters.shape[1]}x{filters.shape[2]} RGB)"
     return [
@@ -43,6 +42,10 @@ def _figures(model: keras.Model, splits: Splits, out_dir: Path) -> list[Path]:
 def _endpoints(model: keras.Model) -> dict[str, Any]:
     # uint8 pixels in, named outputs out (probabilities, class_index): the scaling to zero mean
     # and unit variance is a layer of the model, so it is part of the exported graph.
+    import tensorflow as tf
+
+    from zoo import classification
+
     signature = [tf.TensorSpec([None, *data.IMAGE_SHAPE], tf.uint8, name="images")]
 
     def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -53,16 +56,24 @@ def _endpoints(model: keras.Model) -> dict[str, Any]:
 
 def _images(model: keras.Model) -> Any:
     """The first-layer filters, `(N, size, size, 3)`, for TensorBoard."""
+    import keras
+
     return keras.ops.convert_to_numpy(model.first_filters())
 
 
 def _panel(model: keras.Model, axis: Any) -> None:
+    import keras
+
+    from zoo import plots
+
     plots.draw_image_grid(axis, keras.ops.convert_to_numpy(model.first_filters()))
 
 
 def _predict(model: keras.Model, inputs: list[str], options: dict[str, Any]) -> list[Any]:
     """Image files (any size, resized to 32x32 as class-folder images are) or folders of them:
     the top-3 classes with their probabilities, per image."""
+    import keras
+
     from zoo.data import DataError, decode_image
     from zoo.predicting import Prediction, class_rows, expand
 
@@ -119,6 +130,10 @@ def _check_groups(normalization: str, groups: int, filters: tuple[int, ...]) -> 
 
 def _compile(model: keras.Model, optimizer: keras.optimizers.Optimizer,
              label_smoothing: float = 0.0) -> keras.Model:
+    import keras
+
+    from zoo import classification
+
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
@@ -166,6 +181,10 @@ def three_layer_convnet(
     normalisation after the convolution. Takes channels-last or channels-first (N, 3, 32, 32)
     pixels. The `one_epoch` preset is the course's run: hidden 500, reg 1e-3, one epoch.
     """
+    import keras
+
+    from zoo.convnets.model import ThreeLayerConvNet
+
     _check_groups(normalization, groups, (num_filters,))
     model = ThreeLayerConvNet(
         num_filters=num_filters, filter_size=filter_size, hidden_dim=hidden_dim,
@@ -210,6 +229,10 @@ def two_layer_fc(
     Takes channels-last or channels-first (N, 3, 32, 32) pixels. The filter figure shows the
     first 100 hidden units' weights as 32x32 RGB images.
     """
+    import keras
+
+    from zoo.convnets.model import TwoLayerNet
+
     model = TwoLayerNet(hidden_dim=hidden_dim, weight_scale=weight_scale, init=init, reg=reg,
                         name="two_layer_fc")
     return _compile(model, keras.optimizers.SGD(learning_rate, momentum=momentum))
@@ -246,6 +269,11 @@ def cifar_small(
     training adds 2-pixel random shifts with horizontal flips and a one-cycle learning rate
     (peak `learning_rate`); the `course` preset is the course's plain recipe.
     """
+    import keras
+
+    from zoo.convnets.model import CifarSmallNet
+    from zoo.schedules import OneCycle
+
     widths = (filters, 2 * filters, 4 * filters)
     _check_groups(normalization, groups, widths)
     model = CifarSmallNet(
@@ -294,6 +322,11 @@ def cifar_airbench(
     (0.15 -> 0.75 over 23% of the steps -> 0.05); Lookahead every 5 steps after 30% of
     training; inference averaged over mirror and 1-pixel shifts.
     """
+    import keras
+
+    from zoo.convnets.model import AirbenchNet
+    from zoo.schedules import OneCycle
+
     model = AirbenchNet(
         widths=(width, 2 * width, 2 * width), crop_padding=crop_padding,
         test_augmentation=test_augmentation, weight_decay=weight_decay, lookahead=lookahead,

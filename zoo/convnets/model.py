@@ -29,6 +29,7 @@ from keras import ops
 
 from zoo.precision import keeps_dtype_policy
 from zoo.convnets.layers import FastShiftBatchNorm, PartialIdentity, PatchWhitening, RandomCropFlip
+from zoo.convnets.options import INITIALIZATIONS, NORMALIZATIONS, TEST_AUGMENTATIONS
 from zoo.schedules import Lookahead, ScheduledModel
 
 __all__ = [
@@ -41,9 +42,6 @@ __all__ = [
     "TwoLayerNet",
     "normalization_layer",
 ]
-
-NORMALIZATIONS = ("none", "batch", "group")
-INITIALIZATIONS = ("normal", "kaiming")
 
 
 def normalization_layer(
@@ -395,9 +393,6 @@ class CifarSmallNet(ScheduledModel):
             "crop_padding": self.crop_padding,
             "num_classes": self.num_classes,
         }
-
-
-TEST_AUGMENTATIONS = ("none", "flip", "flip_translate")
 
 
 @keras.saving.register_keras_serializable(package="zoo")

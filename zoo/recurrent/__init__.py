@@ -1,9 +1,19 @@
 """Recurrent family: RNN, LSTM and GRU cells from their equations, the BPTT sequence classifier,
-accelerometer data, and the registry entries rnn/lstm/gru and keras_rnn/keras_lstm/keras_gru."""
+accelerometer data, and the registry entries rnn/lstm/gru and keras_rnn/keras_lstm/keras_gru.
 
-from zoo.recurrent.cells import GRUCell, LSTMCell, Recurrent, RecurrentCell, RNNCell
+The Keras classes are imported on first use (`zoo._lazy`): `import zoo` needs no TensorFlow."""
+
+from zoo._lazy import lazy_exports
 from zoo.recurrent.entries import ACTIVITY_RECOGNITION
-from zoo.recurrent.model import LowPass, Magnitude, SensorAugmentation, SequenceClassifier
+
+#: Names read from their module on first use; `zoo.registry.import_keras_objects` imports them.
+LAZY_EXPORTS = {
+    **dict.fromkeys(("GRUCell", "LSTMCell", "Recurrent", "RecurrentCell", "RNNCell"),
+                    "zoo.recurrent.cells"),
+    **dict.fromkeys(("LowPass", "Magnitude", "SensorAugmentation", "SequenceClassifier"),
+                    "zoo.recurrent.model"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, LAZY_EXPORTS)
 
 __all__ = [
     "ACTIVITY_RECOGNITION",

@@ -5,6 +5,9 @@ Six entries, one per cell and implementation: "rnn", "lstm", "gru" (hand-written
 "keras_rnn", "keras_lstm", "keras_gru" (Keras' built-in layers), all with the same head,
 hyperparameters and recipes, so that every comparison is one call:
 `zoo.get("lstm", preset="course")` against `zoo.get("keras_lstm", preset="course")`.
+
+Keras, TensorFlow and the model are imported inside the functions that use them, so that the
+entries register without them (`zoo list` and `zoo describe` need no TensorFlow).
 """
 
 from __future__ import annotations
@@ -12,17 +15,16 @@ from __future__ import annotations
 import dataclasses
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from zoo import classification
 from zoo.data import Splits
 from zoo.recurrent import data
-from zoo.recurrent.model import SequenceClassifier
 from zoo.registry import Choice, Float, HParam, Int, Metric, Task, register
+
+if TYPE_CHECKING:
+    from zoo.recurrent.model import SequenceClassifier
 
 __all__ = [
     "ACTIVITY_RECOGNITION",
@@ -37,12 +39,18 @@ __all__ = [
 
 
 def _figures(model: SequenceClassifier, splits: Splits, out_dir: Path) -> list[Path]:
+    from zoo import classification
+
     return classification.report(
         model, splits, splits.info["classes"], out_dir, f"{model.name}: activity recognition"
     )
 
 
 def _endpoints(model: SequenceClassifier) -> dict[str, Any]:
+    import tensorflow as tf
+
+    from zoo import classification
+
     signature = [tf.TensorSpec([None, data.STEPS, data.AXES], tf.float32, name="windows")]
     # Named outputs: probabilities and the int64 class_index.
     return {"serve": (lambda windows: classification.serving_outputs(model(windows)), signature)}
@@ -80,6 +88,8 @@ def _predict(model: SequenceClassifier, inputs: list[str], options: dict[str, An
     """HDF5 (`options["key"]`, default the first of trX/tstX/X) or .npy files of
     `(N, 150, 3)` windows: the predicted activity and its probabilities per window. A file that
     cannot be read, or a window with NaN/inf, fails alone."""
+    import keras
+
     from zoo.data import DataError
     from zoo.predicting import Prediction, class_rows
 
@@ -205,6 +215,11 @@ PRESETS = {
 
 
 def _build(cell: str, implementation: str, name: str, **hparams: Any) -> SequenceClassifier:
+    import keras
+
+    from zoo import classification
+    from zoo.recurrent.model import SequenceClassifier
+
     augmentation = {
         key: hparams.pop(key) for key in ("rotation", "scaling", "time_shift", "time_warp", "jitter")
     }

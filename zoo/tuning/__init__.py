@@ -20,11 +20,23 @@ best: trial ..., val_sparse_reconstruction ...
 best hyperparameters: hidden_units=..., learning_rate=..., dtype_policy=float32
 export it: zoo export sparse_autoencoder --run-dir runs/tuning/sparse_autoencoder/best
 results in runs/tuning/sparse_autoencoder/: trials.csv, trials.md, ..., best.json, best.md
+
+The package imports keras-tuner and TensorFlow when one of its names is first read (`zoo._lazy`),
+so that the `zoo` command can name the tuners without them.
 """
 
-from zoo.tuning.hypermodel import EntryHyperModel, TuningError, declare, hypermodel
-from zoo.tuning.report import TrialRecord
-from zoo.tuning.search import BEST_RUN_DIR, TUNERS, SearchResult, search
+from zoo._lazy import lazy_exports
+
+#: The search algorithms `search(..., tuner=...)` takes.
+TUNERS = ("random", "bayesian", "hyperband", "grid")
+
+LAZY_EXPORTS = {
+    **dict.fromkeys(("EntryHyperModel", "TuningError", "declare", "hypermodel"),
+                    "zoo.tuning.hypermodel"),
+    "TrialRecord": "zoo.tuning.report",
+    **dict.fromkeys(("BEST_RUN_DIR", "SearchResult", "search"), "zoo.tuning.search"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, LAZY_EXPORTS)
 
 __all__ = [
     "BEST_RUN_DIR",

@@ -16,6 +16,7 @@ import tensorflow as tf
 import zoo
 from zoo import runs, training
 from zoo.data import Splits
+from zoo.errors import UsageError
 from zoo.registry import Choice, Entry, Float, HyperparameterError, Int, Objective
 
 __all__ = ["EntryHyperModel", "TuningError", "declare", "hypermodel"]
@@ -23,9 +24,10 @@ __all__ = ["EntryHyperModel", "TuningError", "declare", "hypermodel"]
 Space = Float | Int | Choice
 
 
-class TuningError(ValueError):
+class TuningError(ValueError, UsageError):
     """Raised for search settings that cannot work: an unknown tuner, no trials, a clash with an
-    earlier search in the same directory, a distributed role without its environment."""
+    earlier search in the same directory, a distributed role without its environment (a
+    `zoo.errors.UsageError`: the command line tells it in one line and exits 2)."""
 
 
 def _grid_step(space: Float | Int, points: int) -> float | int:

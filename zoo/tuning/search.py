@@ -39,12 +39,11 @@ from zoo import runs, summaries, training
 from zoo.data import Splits
 from zoo.files import atomic_path
 from zoo.registry import Choice, Float, Int, Objective
-from zoo.tuning import report
+from zoo.tuning import TUNERS, report  # TUNERS: in the package, for the command line
 from zoo.tuning.hypermodel import EntryHyperModel, TuningError
 
 __all__ = ["BEST_RUN_DIR", "SearchResult", "TUNERS", "search"]
 
-TUNERS = ("random", "bayesian", "hyperband", "grid")
 SETTINGS_FILE = "search.json"
 SUMMARY_FILE = "best.md"
 BEST_FILE = "best.json"
