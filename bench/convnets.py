@@ -100,10 +100,13 @@ def accuracy(args: argparse.Namespace) -> None:
             fit[option] = getattr(args, option)
     training.set_seed(args.seed)
     model = zoo.get(args.name, preset=args.preset, **overrides)
+    # The run record of `zoo train`, so that the run loads by path (zoo.get(weights=RUN_DIR)).
+    record = {"name": args.name, "preset": args.preset, "seed": args.seed, "data": splits.info,
+              "hyperparameters": entry.resolve(args.preset, **overrides)}
     print(f"{args.name} (preset {args.preset}, {overrides}): {len(splits.x_train)} training, "
           f"{len(splits.x_val)} held-out images, {fit}", flush=True)
     history = training.fit(model, splits, Path("runs") / f"bench-{args.name}", **fit,
-                           callbacks=[EpochClock()], verbose=0)
+                           callbacks=[EpochClock()], verbose=0, record=record)
     print("val_accuracy per epoch: " + ", ".join(f"{v:.4f}" for v in history["val_accuracy"]))
 
 
