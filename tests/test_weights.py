@@ -6,6 +6,7 @@ that `$ZOO_WEIGHTS_PATH` points the lookup at.
 """
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -131,6 +132,35 @@ def test_every_shipped_set_verifies_and_gives_its_recorded_outputs(name, tag, pa
     weights.verify(path, weights.card(name, tag))
     assert weights.check_file(name, tag) is not None, f"{path}: no .check.npz beside it"
     assert_recorded_outputs(name, tag)
+
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+def shipped_data(card):
+    """The data a shipped set was measured on, here: `None` for embedded data, the file of that
+    name under ../shared/data, or a skip where it is absent."""
+    source = str(card["data"]["source"])
+    if source.startswith("embedded"):
+        return None
+    found = sorted(SHARED.rglob(Path(source).name)) if SHARED.is_dir() else []
+    if not found:
+        pytest.skip(f"{Path(source).name} is not under {SHARED}")
+    return found[0]
+
+
+@pytest.mark.parametrize("name,tag,path", weights.shipped())
+def test_zoo_evaluate_reproduces_every_shipped_sets_recorded_metrics(name, tag, path, cli,
+                                                                     tmp_path):
+    card = weights.card(name, tag)
+    data = shipped_data(card)
+    code, _, err = cli("evaluate", name, "--weights", tag, "--out", tmp_path / "evaluation",
+                       *(("--data", data) if data else ()))
+    assert code == 0, err
+    split = "test" if card["data"]["measured_on"] == "the test split" else "val"
+    measured = json.loads((tmp_path / "evaluation" / "metrics.json").read_text())["metrics"][split]
+    for metric, recorded in card["metrics"].items():
+        assert measured[metric] == pytest.approx(recorded, abs=1e-3), metric
 
 
 def test_shipped_sets_fit_the_size_budget():
