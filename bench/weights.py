@@ -67,7 +67,7 @@ def main() -> None:
     this = " ".join(shlex.quote(word) for word in ["python", "bench/weights.py", *sys.argv[1:]])
     fields = {
         "data": {"source": record["data"].get("source"), "measured_on": f"the {split} split",
-                 "validation": record["data"].get("validation")},
+                 "validation": record["data"].get("validation"), "load_options": options},
         "licence": LICENCES[entry.family],
         "recipe": {key: record[key] for key in ("preset", "hyperparameters", "seed", "fit",
                                                   "epochs_trained")},
