@@ -2,8 +2,9 @@
 
 A training run lives in a run directory (default `runs/NAME`; see `zoo.runs`): the checkpoint
 to resume from, `history.csv`, `run.json` (hyperparameters, data, final metrics), `model.keras`
-and the PNG figures. `evaluate` and `export` read the trained model from there, or with `--weights TAG_OR_PATH`
-from a shipped weight set or any run, `.keras`, `.weights.h5` or export (see `zoo.weights`).
+and the PNG figures. `evaluate` and `export` read the trained model from there, or with
+`--weights TAG_OR_PATH` from a shipped weight set or any run, `.keras`, `.weights.h5` or export
+(see `zoo.weights`).
 
 `list`, `describe`, `--help` and `--version` import no TensorFlow; the other commands import it
 (and `zoo.training`, `zoo.export`, `zoo.plots`, keras-tuner) when they run, with TensorFlow's
