@@ -64,13 +64,16 @@ def main() -> None:
     options = {key: int(value) for key, _, value in (pair.partition("=") for pair in args.load)}
     splits = entry.task.load(args.data, seed=record["seed"], **options)
     split, metrics = measure(model, splits)
+    source = record["data"].get("source")
+    if source and Path(source).exists():  # a local path says nothing elsewhere: its name does
+        source = Path(source).name
     this = " ".join(shlex.quote(word) for word in ["python", "bench/weights.py", *sys.argv[1:]])
     fields = {
-        "data": {"source": record["data"].get("source"), "measured_on": f"the {split} split",
+        "data": {"source": source, "measured_on": f"the {split} split",
                  "validation": record["data"].get("validation"), "load_options": options},
         "licence": LICENCES[entry.family],
-        "recipe": {key: record[key] for key in ("preset", "hyperparameters", "seed", "fit",
-                                                  "epochs_trained")},
+        "recipe": {"epochs": record["epochs_trained"],
+                   **{key: record[key] for key in ("preset", "hyperparameters", "seed", "fit")}},
         "metrics": metrics,
         "command": f"{args.train_command} && {this}",
     }
