@@ -264,7 +264,8 @@ def test_entries_cover_hand_written_and_built_in_cells():
     for name in ("gru", "keras_gru"):
         assert zoo.get_entry(name).resolve()["bidirectional"] is True
         assert zoo.get_entry(name).resolve("course")["bidirectional"] is False
-    assert zoo.get_entry("keras_lstm").resolve()["learning_rate"] == 5e-3
+    assert zoo.get_entry("keras_lstm").resolve()["learning_rate"] == \
+        zoo.get_entry("lstm").resolve()["learning_rate"] == 8.1e-3
 
     set_seed(0)
     ours = zoo.get("lstm", preset="course")
@@ -342,8 +343,9 @@ def test_entries_take_the_gravity_and_magnitude_options():
                     magnitude=True)
     assert model.get_config()["gravity_filter"] == "lowpass" and model.magnitude
     assert model(sequences((2, 150, 3))).shape == (2, 6)
+    # The search chose the low-pass filter for every cell, and no magnitude channels.
     defaults = zoo.get_entry("rnn").resolve()
-    assert defaults["gravity_filter"] == "window_mean" and defaults["magnitude"] is False
+    assert defaults["gravity_filter"] == "lowpass" and defaults["magnitude"] is False
 
 
 class RecordWeights(keras.callbacks.Callback):

@@ -85,7 +85,7 @@ def test_a_written_set_loads_by_tag_and_gives_its_recorded_outputs(name, weight_
     assert card["size_bytes"] == file.stat().st_size and card["sha256"] == weights.sha256(file)
     with h5py.File(file) as handle:
         assert "optimizer" not in handle  # weights only
-    assert set(weights.available(name)) == {"tiny"} and name in zoo.list(pretrained=True)
+    assert "tiny" in weights.available(name) and name in zoo.list(pretrained=True)
     assert "tiny" in zoo.describe(name)["weights"]
     assert_recorded_outputs(name, "tiny")
     x = fixed_inputs(TINY[name][1])
@@ -106,7 +106,7 @@ def test_a_damaged_set_fails_clearly(weight_dir):
 
 def test_unknown_tag_names_the_sets(weight_dir):
     make_set("sparse_autoencoder", weight_dir)
-    with pytest.raises(weights.WeightsError, match="no weight set 'other'.*sets: tiny"):
+    with pytest.raises(weights.WeightsError, match="no weight set 'other'.*sets: .*tiny"):
         zoo.get("sparse_autoencoder", weights="other")
 
 
@@ -302,7 +302,7 @@ def test_describe_and_export_carry_the_card(cli, weight_dir, tmp_path):
     code, out, _ = cli("describe", "sparse_autoencoder")
     assert code == 0 and "weights 'tiny'" in out and "licence: CC0" in out and "sha256" in out
     code, out, _ = cli("list", "--pretrained")
-    assert code == 0 and out.split()[0] == "sparse_autoencoder"
+    assert code == 0 and "sparse_autoencoder" in out.split()
     code, out, err = cli("export", "sparse_autoencoder", "--weights", "tiny", "--root",
                          tmp_path / "saved")
     assert code == 0, err

@@ -4,7 +4,9 @@
 >>> zoo.list("*auto*")
 ['sparse_autoencoder']
 >>> model = zoo.get("sparse_autoencoder", hidden_units=100)
->>> model = zoo.load_model("runs/sparse_autoencoder/model.keras")
+>>> model.save("autoencoder.keras")
+>>> zoo.load_model("autoencoder.keras").hidden_units
+100
 
 `import zoo` imports no Keras or TensorFlow: the registry's entries are plain metadata, and a
 family's models and layers are imported when first built or read (`zoo.recurrent.LSTMCell`).

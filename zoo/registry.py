@@ -556,7 +556,9 @@ def load_model(path: str | Path, **kwargs: Any) -> Any:
 
     Example:
 
-    >>> model = zoo.load_model("runs/sparse_autoencoder/model.keras")
+    >>> zoo.get("lstm", preset="tiny").save("lstm.keras")
+    >>> zoo.load_model("lstm.keras").units
+    8
     """
     import keras
 

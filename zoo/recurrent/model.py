@@ -350,9 +350,10 @@ class SequenceClassifier(keras.Model):
         self.normalize, self.augmentation = normalize, dict(augmentation) if augmentation else None
         self.separate_gravity, self.pool_steps = separate_gravity, pool_steps
         self.gravity_filter, self.gravity_width, self.magnitude = gravity_filter, gravity_width, magnitude
-        self.lowpass = (LowPass(gravity_width) if separate_gravity and gravity_filter == "lowpass"
-                        else None)
-        self.magnitudes = Magnitude() if magnitude else None
+        # Full precision, as the normalised windows they filter: fixed preprocessing.
+        self.lowpass = (LowPass(gravity_width, dtype=self.variable_dtype)
+                        if separate_gravity and gravity_filter == "lowpass" else None)
+        self.magnitudes = Magnitude(dtype=self.variable_dtype) if magnitude else None
         self.clip_value, self.clip_norm, self.truncate_steps = clip_value, clip_norm, truncate_steps
         self.reset_after, self.kernel_initializer, self.seed = reset_after, kernel_initializer, seed
 
