@@ -110,24 +110,9 @@ def _reduce_nests(strategy: tf.distribute.Strategy) -> None:
 def shuffled_batches(x: np.ndarray, y: np.ndarray | None, batch_size: int) -> tf.data.Dataset:
     """Full mini-batches of a fresh permutation each epoch (the last `len(x) % batch_size`
     examples of each order are skipped): what `fit` feeds under a strategy with several
-    replicas, so that every step's global batch splits into equal slices."""
-    arrays = tuple(tf.constant(array) for array in (x, y) if array is not None)
-    if len(x) < batch_size:
-        raise DataError(f"batch_size {batch_size} is larger than the {len(x)} training examples")
-
-    def gather(indices: Any) -> Any:
-        gathered = tuple(tf.gather(array, indices) for array in arrays)
-        return gathered if len(gathered) > 1 else gathered[0]
-
-    return (
-        tf.data.Dataset.range(len(x))
-        # Seeded by the global seed: every worker of a job draws the same order, which the
-        # strategy then splits between them.
-        .shuffle(len(x), reshuffle_each_iteration=True)
-        .batch(batch_size, drop_remainder=True)
-        .map(gather)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    replicas, so that every step's global batch splits into equal slices. The order follows
+    the global seed, so every worker of a job draws the same one, which the strategy splits."""
+    return _index_batches(x, y, batch_size, stack=None)
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -291,24 +276,31 @@ def stacked_batches(
     Shuffles indices and gathers whole stacks from in-memory tensors: shuffling the examples
     themselves through tf.data costs more per epoch than a small model's training does.
     """
+    return _index_batches(x, y, batch_size, stack=batches_per_step)
+
+
+def _index_batches(
+    x: np.ndarray, y: np.ndarray | None, batch_size: int, stack: int | None
+) -> tf.data.Dataset:
+    """Full mini-batches (stacked `stack` at a time when given) of a new permutation every
+    epoch, gathered by index from in-memory tensors."""
     arrays = tuple(tf.constant(array) for array in (x, y) if array is not None)
-    batches = len(x) // batch_size
-    if batches == 0:
+    if len(x) < batch_size:
         raise DataError(f"batch_size {batch_size} is larger than the {len(x)} training examples")
 
     def gather(indices: Any) -> Any:
         gathered = tuple(tf.gather(array, indices) for array in arrays)
         return gathered if len(gathered) > 1 else gathered[0]
 
-    return (
+    batches = (
         tf.data.Dataset.range(len(x))
         # A new order every epoch, also under a global seed (Keras re-iterates the dataset).
         .shuffle(len(x), reshuffle_each_iteration=True)
         .batch(batch_size, drop_remainder=True)
-        .batch(batches_per_step)
-        .map(gather)
-        .prefetch(tf.data.AUTOTUNE)
     )
+    if stack is not None:
+        batches = batches.batch(stack)
+    return batches.map(gather).prefetch(tf.data.AUTOTUNE)
 
 
 def adapt_preprocessing(model: keras.Model, x: np.ndarray) -> list[str]:
