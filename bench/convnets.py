@@ -9,8 +9,10 @@ Two modes:
 
     python bench/convnets.py accuracy NAME [--preset P] [--set KEY=VALUE ...] [--epochs N]
                                            [--batch-size B] [--seed S] [--validation 5000]
+                                           [--run-dir runs/bench-NAME]
         A full training run with `zoo.training.fit` on the shared CIFAR-10 folder: seconds and
-        held-out accuracy for every epoch, into runs/bench-NAME/ (history.csv, log).
+        held-out accuracy for every epoch, into the run directory (history.csv, log), and the
+        whole run's wall time.
 
 Data: ../shared/data/cifar10 (relative to the repository), or --data PATH in any format
 `zoo.convnets.data.load` reads.
@@ -105,9 +107,11 @@ def accuracy(args: argparse.Namespace) -> None:
               "hyperparameters": entry.resolve(args.preset, **overrides)}
     print(f"{args.name} (preset {args.preset}, {overrides}): {len(splits.x_train)} training, "
           f"{len(splits.x_val)} held-out images, {fit}", flush=True)
-    history = training.fit(model, splits, Path("runs") / f"bench-{args.name}", **fit,
+    start = time.perf_counter()
+    history = training.fit(model, splits, args.run_dir or Path("runs") / f"bench-{args.name}", **fit,
                            callbacks=[EpochClock()], verbose=0, record=record)
     print("val_accuracy per epoch: " + ", ".join(f"{v:.4f}" for v in history["val_accuracy"]))
+    print(f"wall time of the run (training, evaluations, figures): {time.perf_counter() - start:.0f} s")
 
 
 def main() -> int:
@@ -129,6 +133,7 @@ def main() -> int:
     full.add_argument("--seed", type=int, default=0,
                       help="seeds initial weights and training order (the held-out split stays seed 0)")
     full.add_argument("--validation", type=int, default=5000, help="held-out training images")
+    full.add_argument("--run-dir", type=Path, help="default runs/bench-NAME")
     full.set_defaults(run=accuracy)
     args = parser.parse_args()
     args.run(args)

@@ -155,11 +155,16 @@ def test_train_evaluate_export(tmp_path, patch_file, subprocess_env, cli):
     assert run["metrics"]["val_reconstruction"] > 0
     assert (run_dir / "model.keras").is_file() and not (run_dir / "backup").exists()
 
-    code, out, err = cli("evaluate", NAME, "--data", patch_file)
+    code, out, err = cli("evaluate", NAME, "--data", patch_file, "--splits", "val, train")
     assert code == 0, err
     assert out.startswith("train ") and "\nval " in out
     metrics = json.loads((run_dir / "evaluation" / "metrics.json").read_text())["metrics"]
     assert set(metrics) == {"train", "val"}
+    code, out, err = cli("evaluate", NAME, "--data", patch_file, "--splits", "val,tset")
+    assert code == 2 and "expected splits among train, val, test, got 'val,tset'" in err
+    code, out, err = cli("evaluate", NAME, "--data", patch_file)  # the held-out split by default
+    assert code == 0, err
+    assert out.startswith("val ") and "train " not in out
     assert metrics["val"]["reconstruction"] == pytest.approx(
         run["metrics"]["val_reconstruction"], rel=1e-4
     )

@@ -288,7 +288,9 @@ def cifar_small(
     task=CIFAR10,
     hparams={
         "width": HParam(64, "[1, 1024]", Choice((32, 48, 64, 96)),
-                        "first block's filters; the second and third have 2x"),
+                        "first block's filters; the second and third have `expansion` times as many"),
+        "expansion": HParam(2, "[1, 8]", Choice((2, 3, 4)),
+                            "second and third blocks' filters per first-block filter"),
         "crop_padding": HParam(2, "[0, 15]", None, "random shift in training, pixels"),
         "test_augmentation": HParam("flip_translate", TEST_AUGMENTATIONS, None,
                                     "inference averages over mirror ('flip') and 1-pixel shifts"),
@@ -305,6 +307,7 @@ def cifar_small(
 )
 def cifar_airbench(
     width: int,
+    expansion: int,
     crop_padding: int,
     test_augmentation: str,
     label_smoothing: float,
@@ -328,7 +331,7 @@ def cifar_airbench(
     from zoo.schedules import OneCycle
 
     model = AirbenchNet(
-        widths=(width, 2 * width, 2 * width), crop_padding=crop_padding,
+        widths=(width, expansion * width, expansion * width), crop_padding=crop_padding,
         test_augmentation=test_augmentation, weight_decay=weight_decay, lookahead=lookahead,
         name="cifar_airbench",
     )
