@@ -1,8 +1,9 @@
 """Activity recognition on people the model has not seen: the recurrent entries on USC-HAD.
 
 Every run trains exactly as `zoo train NAME --data FILE --seed S [--preset P]` does (the
-entry's build, `zoo.training.fit`, the validation subjects `zoo.recurrent.data.load` holds
-out), then scores windows of people who took no part in training or in choosing anything.
+entry's build, `zoo.training.fit`, the loader options of the entry and preset: every training
+subject for the defaults, validation subjects held out for the course preset's early stopping),
+then scores windows of people who took no part in training or in choosing anything.
 
     python bench/har.py seeds [--cells rnn lstm gru] [--presets strong course] [--seeds 0 1 2]
         Test accuracy and macro-F1 on the file's test subjects (USC-HAD: 10 and 11) for each
@@ -12,8 +13,9 @@ out), then scores windows of people who took no part in training or in choosing 
 
     python bench/har.py loso [--cells lstm] [--preset strong] [--seed 0]
         Leave-one-subject-out cross-validation over every subject of the file (training and
-        test subjects together: USC-HAD's 1-11): for each subject, train on the others (their
-        own validation subjects held out as `load` holds them out) and score that subject.
+        test subjects together: USC-HAD's 1-11): for each subject, train on the others (with
+        validation subjects held out among them where the preset validates) and score that
+        subject.
 
 Data: ../shared/data/har/usc_had.h5 (relative to the repository), or --data FILE with subject
 ids (`trS`, `tstS`).
@@ -61,8 +63,9 @@ def seeds(args: argparse.Namespace) -> None:
     for name in args.cells:
         for preset in args.presets:
             results = []
+            options = zoo.get_entry(name).load_settings(None if preset == "strong" else preset)
             for seed in args.seeds:
-                splits = data.load(args.data, seed=seed)
+                splits = data.load(args.data, seed=seed, **options)
                 run_dir = RUNS / f"{name}-{preset}-s{seed}"
                 accuracy, f1, matrix = train_and_score(
                     name, None if preset == "strong" else preset, seed, splits, run_dir)
@@ -92,9 +95,12 @@ def loso(args: argparse.Namespace) -> None:
     ids = np.concatenate([subjects["trS"], subjects["tstS"]])
     for name in args.cells:
         scores = {}
+        fraction = zoo.get_entry(name).load_settings(
+            None if args.preset == "strong" else args.preset)["validation_fraction"]
         for subject in np.unique(ids):
             rest = ids != subject
-            held = data.hold_out_subjects(ids[rest], y[rest].argmax(axis=1), 0.1, args.seed)
+            held = (data.hold_out_subjects(ids[rest], y[rest].argmax(axis=1), fraction, args.seed)
+                    if fraction else [])
             is_validation = np.isin(ids, held) & rest
             is_training = rest & ~is_validation
             splits = Splits(
@@ -102,7 +108,8 @@ def loso(args: argparse.Namespace) -> None:
                 x_val=x[is_validation], y_val=y[is_validation],
                 x_test=x[~rest], y_test=y[~rest],
                 info={"source": str(args.data), "classes": list(names),
-                      "validation": {"split": "subjects", "subjects": held},
+                      "validation": ({"split": "subjects", "subjects": held} if held
+                                     else {"split": "none", "windows": 0}),
                       "test_subject": int(subject)},
             )
             run_dir = RUNS / f"loso-{name}-{args.preset}-s{args.seed}-subject{subject}"

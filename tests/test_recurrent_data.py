@@ -232,6 +232,36 @@ def test_usc_had_holds_out_whole_subjects_covering_every_class():
         assert (splits.y_val.sum(axis=0) > 0).all() and (splits.y_train.sum(axis=0) > 0).all()
 
 
+def test_cli_trains_on_every_subject_unless_told_to_hold_some_out(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = subject_file(tmp_path / "subjects.h5")
+    ids = subject_ids()
+    options = ["--data", str(path), "--preset", "tiny"]
+
+    assert main(["train", "lstm", *options, "--run-dir", "all"]) == 0
+    assert "(200 training, 0 validation examples)" in capsys.readouterr().out
+    record = json.loads((tmp_path / "all" / "run.json").read_text())["data"]
+    assert record["validation"] == {"split": "none", "windows": 0}
+    assert record["load_options"] == {"validation_fraction": 0.0}
+
+    assert main(["train", "lstm", *options, "--run-dir", "held", "--load", "validation_fraction=0.2"]) == 0
+    out = capsys.readouterr().out
+    record = json.loads((tmp_path / "held" / "run.json").read_text())["data"]
+    held = record["validation"]["subjects"]
+    assert f"validation: subjects {held} held out whole" in out
+    assert record["load_options"] == {"validation_fraction": 0.2}
+    # `zoo evaluate` holds out the subjects the run held out.
+    assert main(["evaluate", "lstm", "--data", str(path), "--run-dir", "held"]) == 0
+    capsys.readouterr()
+    metrics = json.loads((tmp_path / "held" / "evaluation" / "metrics.json").read_text())
+    assert metrics["data"]["validation"]["subjects"] == held
+    assert metrics["data"]["validation"]["windows"] == np.isin(ids, held).sum()
+
+    assert main(["train", "lstm", *options, "--run-dir", "bad", "--load", "validation=0.2"]) == 2
+    assert "loader has no option 'validation'; it takes validation_fraction" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_cli_train_evaluate_export_and_reload_without_zoo(tmp_path, windows_file, subprocess_env,
                                                           capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -249,7 +279,7 @@ def test_cli_train_evaluate_export_and_reload_without_zoo(tmp_path, windows_file
     evaluated = capsys.readouterr().out
     assert "macro_f1" in evaluated and "test: accuracy" in evaluated
     metrics = json.loads((tmp_path / "run" / "evaluation" / "metrics.json").read_text())
-    assert set(metrics["metrics"]) == {"train", "val", "test"}
+    assert set(metrics["metrics"]) == {"val", "test"}  # the held-out splits, by default
 
     assert main(["export", "gru", "--run-dir", "run", "--root", "exports"]) == 0
     card = json.loads((tmp_path / "exports" / "gru" / "1" / "model_card.json").read_text())

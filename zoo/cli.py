@@ -14,8 +14,10 @@ start-up log lines hidden unless `--verbose`.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import csv
+import inspect
 import itertools
 import json
 import os
@@ -42,6 +44,25 @@ def _overrides(entry: Entry, pairs: Sequence[str]) -> dict[str, Any]:
             raise HyperparameterError(f"--set expects KEY=VALUE, got {pair!r}")
         overrides[key] = entry.parse(key, text)
     return overrides
+
+
+def _load_options(entry: Entry, args: argparse.Namespace) -> dict[str, Any]:
+    """The task loader's options for training: the entry's, its preset's, then `--load`'s."""
+    options = entry.load_settings(args.preset)
+    accepted = [name for name in inspect.signature(entry.task.load).parameters
+                if name not in ("path", "seed")]
+    for pair in args.load:
+        key, separator, text = pair.partition("=")
+        if not separator:
+            raise UsageError(f"--load expects KEY=VALUE, got {pair!r}")
+        if key not in accepted:
+            raise UsageError(f"the {entry.task.name} loader has no option {key!r}; it takes "
+                             f"{', '.join(accepted) or 'none'}")
+        try:
+            options[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            options[key] = text
+    return options
 
 
 def _run_dir(args: argparse.Namespace) -> Path:
@@ -174,7 +195,10 @@ def cmd_train(args: argparse.Namespace) -> None:
             f"zoo evaluate {run.record().get('name')} --run-dir {run_dir}; pass --overwrite to "
             "train it again, or choose another --run-dir"
         )
-    splits = entry.task.load(args.data, seed=args.seed)
+    options = _load_options(entry, args)
+    splits = entry.task.load(args.data, seed=args.seed, **options)
+    # Recorded, so that `zoo evaluate` holds out the same split.
+    splits.info["load_options"] = options
     print(f"training {entry.name} on {splits.info.get('source')} "
           f"({len(splits.x_train)} training, {len(splits.x_val)} validation examples)")
     validation = splits.info.get("validation")
@@ -531,6 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     training_options(train)
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a hyperparameter (repeatable)")
+    train.add_argument("--load", action="append", default=[], metavar="KEY=VALUE",
+                       help="an option of the data loader (repeatable; see zoo describe), e.g. "
+                            "validation_fraction=0.1 to hold out subjects for validation")
     _dtype_policy_option(train)
     train.add_argument("--strategy", choices=strategies.STRATEGIES,
                        help="train under tf.distribute: one_device, mirrored (this machine's "

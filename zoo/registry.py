@@ -305,6 +305,7 @@ class Entry:
     presets: Mapping[str, Mapping[str, Any]]
     sweep: Mapping[str, Sequence[Any]]
     weights_from: str | None = None  # the entry whose weight sets this one loads too
+    load: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # training's loader options
 
     @property
     def family(self) -> str:
@@ -345,6 +346,12 @@ class Entry:
         """The `fit` arguments (epochs, batch size, ...): the entry's, updated by the preset's."""
         return {**self.fit, **{k: v for k, v in self._preset(preset).items() if k in self.fit}}
 
+    def load_settings(self, preset: str | None = None) -> dict[str, Any]:
+        """The task loader's options for training (`zoo train`): the entry's, updated by the
+        preset's. Searches and sweeps keep the loader's own defaults: they select on its
+        validation split."""
+        return {**self.load, **{k: v for k, v in self._preset(preset).items() if k in self.load}}
+
     def build(self, hyperparameters: Mapping[str, Any]) -> Any:
         """The model of resolved `hyperparameters` (see `resolve`): the builder called with all
         but `dtype_policy`, under that Keras dtype policy (`zoo.precision.policy_scope`), so the
@@ -373,6 +380,7 @@ class Entry:
             },
             "presets": {name: dict(values) for name, values in self.presets.items()},
             "fit": dict(self.fit),
+            "load": dict(self.load),
         }
 
 
@@ -401,6 +409,7 @@ def register(
     notes: str = "",
     dtype_policy: str = "float32",
     weights_from: str | None = None,
+    load: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator that registers a builder function as a zoo entry.
 
@@ -414,7 +423,7 @@ def register(
         hparams: the builder's keyword arguments as `HParam`s; they must match its signature,
             unless it takes `**hparams`.
         fit: default `fit` arguments (`epochs`, `batch_size`).
-        presets: named sets of hyperparameter values and `fit` arguments, e.g.
+        presets: named sets of hyperparameter values, `fit` arguments and `load` options, e.g.
             `{"course": {"sparsity_weight": 0.01, "batch_size": 16}}`.
         sweep: the default grid for `zoo sweep`, two hyperparameters with their values.
         notes: text several entries share (a family's recipe), appended to the description.
@@ -423,6 +432,9 @@ def register(
             builder does not take it.
         weights_from: an entry with the same variables in the same order whose weight sets
             this one loads too (`keras_lstm` loads `lstm`'s).
+        load: options of the task's loader for training, which presets may change, e.g.
+            `{"validation_fraction": 0.0}`: the recipe was selected on held-out data (by
+            `zoo tune`, which keeps the loader's validation split), so training uses it all.
 
     Returns:
         The builder, unchanged.
@@ -454,9 +466,10 @@ def register(
             presets={key: dict(values) for key, values in (presets or {}).items()},
             sweep={key: tuple(values) for key, values in (sweep or {}).items()},
             weights_from=weights_from,
+            load=dict(load or {}),
         )
         for preset, values in entry.presets.items():  # fail at import, not in a user's hands
-            stray = sorted(set(values) - set(entry.hparams) - set(entry.fit))
+            stray = sorted(set(values) - set(entry.hparams) - set(entry.fit) - set(entry.load))
             if stray:
                 raise ValueError(f"{entry_name}: preset {preset!r} sets unknown keys {stray}")
             entry.resolve(preset)
