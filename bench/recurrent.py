@@ -2,13 +2,15 @@
 
 The course's workload: windows of 150 steps x 3 axes, 128 hidden units, batch 32, one dense head
 layer, SGD; one epoch is 46 mini-batches (1,472 windows, about the USC-HAD training set).
-Every entry is built by `zoo.get(name, preset="course")`, so both sides compile the same way.
+Every entry is built by `zoo.get(name, preset="course", dtype_policy=P)`, so both sides
+compile the same way, under each Keras dtype policy asked for (`--dtype-policies`).
 Variants run interleaved, round after round, so machine noise hits them alike; the table gives
-medians and the ratio of each hand-written cell to its built-in twin. The FLOP count of an epoch
-(matrix products only, forward + backward = 3x forward) is compared with this machine's peak,
-measured in the same run as the median rate of a 2048x2048 float32 matmul.
+medians, the ratio of each hand-written cell to its built-in twin under the same policy and to
+the built-in twin in float32. The FLOP count of an epoch (matrix products only, forward +
+backward = 3x forward) is compared with this machine's peak in the policy's compute dtype,
+measured in the same run as the median rate of a 2048x2048 matmul.
 
-    python bench/recurrent.py [--rounds 5]
+    python bench/recurrent.py [--rounds 5] [--cells rnn lstm gru] [--dtype-policies float32 mixed_bfloat16]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import zoo  # noqa: E402
 
 STEPS, AXES, UNITS, BATCH, WINDOWS, CLASSES = 150, 3, 128, 32, 1472, 6
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+COMPUTE_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16"}
 
 
 def epoch_flops(cell: str) -> float:
@@ -38,8 +41,8 @@ def epoch_flops(cell: str) -> float:
     return 3 * WINDOWS * (recurrent + head)
 
 
-def peak_flops(repeats: int = 10) -> float:
-    a = tf.random.normal((2048, 2048))
+def peak_flops(dtype: str, repeats: int = 10) -> float:
+    a = tf.cast(tf.random.normal((2048, 2048)), dtype)
     tf.matmul(a, a).numpy()
     rates = []
     for _ in range(repeats):
@@ -49,8 +52,8 @@ def peak_flops(repeats: int = 10) -> float:
     return statistics.median(rates)
 
 
-def epoch_runner(name: str, x: np.ndarray, y: np.ndarray):
-    model = zoo.get(name, preset="course")
+def epoch_runner(name: str, policy: str, x: np.ndarray, y: np.ndarray):
+    model = zoo.get(name, preset="course", dtype_policy=policy)
     timings = []
 
     class Timer(keras.callbacks.Callback):
@@ -71,30 +74,43 @@ def epoch_runner(name: str, x: np.ndarray, y: np.ndarray):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cells", nargs="+", choices=list(GATES), default=list(GATES))
+    parser.add_argument("--dtype-policies", nargs="+", choices=list(COMPUTE_DTYPES),
+                        default=["float32"])
     args = parser.parse_args()
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(WINDOWS, STEPS, AXES)).astype("float32")
     y = np.eye(CLASSES, dtype="float32")[rng.integers(0, CLASSES, WINDOWS)]
-    names = [f"{prefix}{cell}" for cell in GATES for prefix in ("", "keras_")]
-    runners = {name: epoch_runner(name, x, y) for name in names}
-    seconds: dict[str, list[float]] = {name: [] for name in names}
-    peaks = []
+    policies = list(dict.fromkeys(["float32", *args.dtype_policies]))  # float32: the reference
+    variants = [(f"{prefix}{cell}", policy) for cell in args.cells for policy in policies
+                for prefix in ("", "keras_")]
+    runners = {variant: epoch_runner(*variant, x, y) for variant in variants}
+    seconds: dict[tuple[str, str], list[float]] = {variant: [] for variant in variants}
+    peaks: dict[str, list[float]] = {policy: [] for policy in policies}
     for round_ in range(args.rounds):
-        peaks.append(peak_flops())
-        for name in names:
-            seconds[name].append(runners[name]())
-        print(f"round {round_ + 1}: " + ", ".join(f"{n} {seconds[n][-1]:.2f}s" for n in names), flush=True)
-    peak = statistics.median(peaks)
+        for policy in policies:
+            peaks[policy].append(peak_flops(COMPUTE_DTYPES[policy]))
+        for variant in variants:
+            seconds[variant].append(runners[variant]())
+        print(f"round {round_ + 1}: " + ", ".join(
+            f"{name}/{policy} {seconds[name, policy][-1]:.2f}s" for name, policy in variants), flush=True)
+    peak = {policy: statistics.median(rates) for policy, rates in peaks.items()}
     print(f"\n{platform.processor() or platform.machine()}, TF {tf.__version__}, Keras {keras.__version__}; "
-          f"measured peak {peak / 1e9:.0f} GFLOP/s (2048^2 float32 matmul, median)")
-    print("| cell | zoo s/epoch | Keras s/epoch | zoo / Keras | GFLOP/epoch | zoo % of peak | Keras % of peak |")
-    print("|---|---|---|---|---|---|---|")
-    for cell in GATES:
-        ours, theirs = statistics.median(seconds[cell]), statistics.median(seconds[f"keras_{cell}"])
-        flops = epoch_flops(cell)
-        print(f"| {cell} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f} | {flops / 1e9:.1f} | "
-              f"{100 * flops / ours / peak:.1f} | {100 * flops / theirs / peak:.1f} |")
+          "measured peak (2048^2 matmul, median): " + ", ".join(
+              f"{COMPUTE_DTYPES[p]} {rate / 1e9:.0f} GFLOP/s" for p, rate in peak.items()))
+    print("| cell | policy | zoo s/epoch | Keras s/epoch | zoo / Keras | zoo / Keras float32 | "
+          "GFLOP/epoch | zoo % of peak | Keras % of peak |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for cell in args.cells:
+        reference = statistics.median(seconds[f"keras_{cell}", "float32"])
+        for policy in policies:
+            ours = statistics.median(seconds[cell, policy])
+            theirs = statistics.median(seconds[f"keras_{cell}", policy])
+            flops = epoch_flops(cell)
+            print(f"| {cell} | {policy} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f} | "
+                  f"{ours / reference:.2f} | {flops / 1e9:.1f} | {100 * flops / ours / peak[policy]:.1f} | "
+                  f"{100 * flops / theirs / peak[policy]:.1f} |")
 
 
 if __name__ == "__main__":

@@ -153,6 +153,7 @@ def cmd_describe(args: argparse.Namespace) -> None:
     metric = described["metric"]
     print(f"metric: {metric['name']} ({metric['direction']}imise) - {metric['description']}")
     print(f"fit:    {described['fit']}")
+    print(f"load:   {described['load']} (the data loader's, for zoo train; --load KEY=VALUE)")
     print("\nhyperparameters (default, valid range, search space):")
     for name, hp in described["hyperparameters"].items():
         space = described["search_space"].get(name)

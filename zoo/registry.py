@@ -347,10 +347,14 @@ class Entry:
         return {**self.fit, **{k: v for k, v in self._preset(preset).items() if k in self.fit}}
 
     def load_settings(self, preset: str | None = None) -> dict[str, Any]:
-        """The task loader's options for training (`zoo train`): the entry's, updated by the
-        preset's. Searches and sweeps keep the loader's own defaults: they select on its
-        validation split."""
-        return {**self.load, **{k: v for k, v in self._preset(preset).items() if k in self.load}}
+        """The task loader's options for training (`zoo train`): the loader's defaults, updated
+        by the entry's, then the preset's. Searches and sweeps keep the loader's own defaults:
+        they select on its validation split."""
+        defaults = {name: parameter.default
+                    for name, parameter in inspect.signature(self.task.load).parameters.items()
+                    if name not in ("path", "seed") and parameter.default is not parameter.empty}
+        return {**defaults, **self.load,
+                **{k: v for k, v in self._preset(preset).items() if k in self.load}}
 
     def build(self, hyperparameters: Mapping[str, Any]) -> Any:
         """The model of resolved `hyperparameters` (see `resolve`): the builder called with all
@@ -380,7 +384,7 @@ class Entry:
             },
             "presets": {name: dict(values) for name, values in self.presets.items()},
             "fit": dict(self.fit),
-            "load": dict(self.load),
+            "load": self.load_settings(),
         }
 
 
