@@ -94,6 +94,7 @@ def speed(args: argparse.Namespace) -> None:
 
 def accuracy(args: argparse.Namespace) -> None:
     splits = data.load(args.data, seed=0, validation_size=args.validation)
+    splits.info["load_options"] = {"validation_size": args.validation}  # as zoo train records them
     entry = zoo.get_entry(args.name)
     fit = entry.fit_settings(args.preset)
     overrides = {key: entry.parse(key, text) for key, _, text in (s.partition("=") for s in args.set)}

@@ -66,6 +66,7 @@ def seeds(args: argparse.Namespace) -> None:
             options = zoo.get_entry(name).load_settings(None if preset == "strong" else preset)
             for seed in args.seeds:
                 splits = data.load(args.data, seed=seed, **options)
+                splits.info["load_options"] = options  # recorded, as zoo train records them
                 run_dir = RUNS / f"{name}-{preset}-s{seed}"
                 accuracy, f1, matrix = train_and_score(
                     name, None if preset == "strong" else preset, seed, splits, run_dir)

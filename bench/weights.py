@@ -53,7 +53,8 @@ def main() -> None:
     parser.add_argument("--run-dir", required=True, type=Path)
     parser.add_argument("--data", help="the run's data (default: the entry's embedded data)")
     parser.add_argument("--load", action="append", default=[], metavar="KEY=INT",
-                        help="the loader's options the run used (e.g. validation_size=5000)")
+                        help="the loader's options the run used (e.g. validation_size=5000), "
+                             "where its record lacks them")
     parser.add_argument("--train-command", required=True,
                         help="the zoo train command that wrote --run-dir, for the card")
     args = parser.parse_args()
@@ -61,7 +62,8 @@ def main() -> None:
     entry = zoo.get_entry(args.name)
     record = runs.RunDirectory(args.run_dir).finished_record(args.name)
     model = zoo.get(args.name, weights=str(args.run_dir))
-    options = {key: int(value) for key, _, value in (pair.partition("=") for pair in args.load)}
+    options = {**record["data"].get("load_options", {}),
+               **{key: int(value) for key, _, value in (pair.partition("=") for pair in args.load)}}
     splits = entry.task.load(args.data, seed=record["seed"], **options)
     split, metrics = measure(model, splits)
     source = record["data"].get("source")
