@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from zoo.files import atomic_path
-from zoo.registry import Entry, HyperparameterError, get_entry, list_models
+from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError, get_entry, list_models
 
 __all__ = [
     "PATH_VARIABLE",
@@ -475,8 +475,8 @@ def write_set(
             metrics before the cast, so the card shows the accuracy is unchanged.
         directory: default the family's package folder `zoo/<family>/weights/`.
         float16: store floating-point variables as float16 (loading casts them back).
-        check_inputs: 8 or so inputs whose outputs (of the stored weights) are kept beside the
-            set, for the test that every shipped set still gives them.
+        check_inputs: 8 or so inputs whose outputs (of the stored weights, computed in float32)
+            are kept beside the set, for the test that every shipped set still gives them.
 
     Returns:
         The card's path.
@@ -525,9 +525,11 @@ def write_set(
         "sha256": sha256(weights_path),
     }
     if check_inputs is not None:
-        stored = ensure_built(entry.build(entry.resolve(None, **{
-            k: v for k, v in card_fields["recipe"]["hyperparameters"].items() if k in entry.hparams
-        })), entry)
+        # In float32 whatever the recipe's policy: bfloat16 outputs depend on a CPU's kernels.
+        recipe = {k: v for k, v in card_fields["recipe"]["hyperparameters"].items()
+                  if k in entry.hparams}
+        stored = ensure_built(entry.build(entry.resolve(None, **{**recipe, DTYPE_POLICY: "float32"})),
+                              entry)
         load_file(stored, weights_path)
         outputs = np.asarray(stored(np.asarray(check_inputs, np.float32), training=False))
         with atomic_path(stem.with_name(stem.name + CHECK_SUFFIX)) as temporary:
