@@ -49,6 +49,14 @@ def test_course_preset_sets_the_course_values_and_fit_settings():
     assert entry.fit_settings()["batch_size"] == 128
 
 
+def test_loader_options_for_training_are_the_loaders_the_entrys_then_the_presets():
+    lstm = zoo.get_entry("lstm")
+    assert lstm.load_settings() == {"validation_fraction": 0.0}  # trains on every subject
+    assert lstm.load_settings("course") == {"validation_fraction": 0.1}  # its early stopping's
+    assert zoo.get_entry("cifar_small").load_settings() == {"validation_size": None}
+    assert zoo.describe("lstm")["load"] == {"validation_fraction": 0.0}
+
+
 def test_overrides_and_presets_apply_in_order():
     model = zoo.get("sparse_autoencoder", preset="course", hidden_units=25, learning_rate=0.5)
     assert model.hidden_units == 25
