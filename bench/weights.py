@@ -88,6 +88,7 @@ def main() -> None:
         os.environ[weights.PATH_VARIABLE] = scratch
         _, half = measure(zoo.get(args.name, weights=args.tag), splits)
         del os.environ[weights.PATH_VARIABLE]
+    print(f"{args.name}.{args.tag} stored as float16 would measure {half}")
     float16 = all(np.isclose(half[key], metrics[key], atol=5e-5) for key in metrics)
     if float16:
         fields["metrics_float32"] = metrics
