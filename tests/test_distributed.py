@@ -20,7 +20,6 @@ machine); every process has a timeout and is killed in a `finally`.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -47,6 +46,9 @@ FAMILIES = {
     "lstm": ["optimizer=sgd", "learning_rate=0.5", "clip_norm=0.05", *NO_AUGMENTATION],
     "two_layer_fc": ["learning_rate=0.05"],
 }
+# name -> --load options: the LSTM trains on every subject by default; hold some out, so that
+# the validation metrics are compared too.
+LOAD = {"lstm": ["validation_fraction=0.1"]}
 KILLED = "two_layer_fc"  # the family of the kill-and-restart test (the quickest)
 
 MIRRORED = """
@@ -105,6 +107,8 @@ def train_arguments(name: str, data: Path, batch: int, run_dir: Path, epochs: in
                  str(batch), "--epochs", str(epochs), "--run-dir", str(run_dir), "--seed", "0"]
     for pair in FAMILIES[name]:
         arguments += ["--set", pair]
+    for pair in LOAD.get(name, []):
+        arguments += ["--load", pair]
     return arguments
 
 
@@ -139,9 +143,9 @@ def kill_all(processes):
 
 
 def history(run_dir: Path) -> dict[str, list[float]]:
-    with open(run_dir / "history.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return {key: [float(row[key]) for row in rows] for key in rows[0] if key != "epoch"}
+    from zoo.training import read_history
+
+    return read_history(run_dir / "history.csv")
 
 
 def weights(run_dir: Path) -> list[np.ndarray]:
