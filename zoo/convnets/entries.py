@@ -307,6 +307,7 @@ def cifar_small(
     },
     fit={"epochs": 10, "batch_size": 512},
     presets={"tiny": {"width": 8, **_TINY_FIT}},
+    dtype_policy="mixed_bfloat16",
 )
 def cifar_airbench(
     width: int,
@@ -327,6 +328,13 @@ def cifar_airbench(
     SGD with Nesterov momentum 0.85, batch 512, weight decay 1.3e-3, one-cycle learning rate
     (0.15 -> 0.75 over 23% of the steps -> 0.05); Lookahead every 5 steps after 30% of
     training; inference averaged over mirror and 1-pixel shifts.
+
+    Trains in `mixed_bfloat16` by default (float32 weights, statistics, whitening, logits):
+    a training step is 1.51x faster than in float32 (`python bench/dtype_policy.py --models
+    cifar_airbench`), and on 5,000 held-out images, seeds 0 and 1, it reached 89.1% and 88.9%
+    against float32's 89.2% and 88.7% (`python bench/convnets.py accuracy cifar_airbench
+    --seed S --set dtype_policy=float32|mixed_bfloat16`). The 10 epochs took 13.5 minutes on
+    2 quiet CPU cores, evaluations included. `dtype_policy="float32"` trains as before.
     """
     import keras
 
