@@ -44,6 +44,10 @@ PRESET = "tiny"
 FIXED_BATCH = 16  # examples in the fixed batch the loss must fall on
 STEPS = 8  # optimizer steps on it
 TOLERANCE = 1e-5  # outputs of a restored or exported model against the original
+# An export runs the model as a graph TensorFlow optimises (fused ops), so in bfloat16 its
+# roundings fall elsewhere than in Keras' call: a probability may move by a fraction of one
+# bfloat16 step (2^-8 relative); cifar_airbench's tiny model moved 3e-5.
+BFLOAT16_EXPORT_TOLERANCE = 1e-3
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -311,5 +315,7 @@ def test_export_endpoints_load_without_zoo(name, exported):
     assert "error" not in result, f"{name}: {result.get('error')}"
     assert "serve" in result["differences"], f"{entry.name} exports no 'serve' endpoint"
     assert set(result["differences"]) <= set(result["signatures"])
+    bfloat16 = entry.hparams["dtype_policy"].default == "mixed_bfloat16"
+    tolerance = BFLOAT16_EXPORT_TOLERANCE if bfloat16 else TOLERANCE
     for endpoint, difference in result["differences"].items():
-        assert difference <= TOLERANCE, f"{name}: endpoint {endpoint} differs by {difference}"
+        assert difference <= tolerance, f"{name}: endpoint {endpoint} differs by {difference}"

@@ -100,7 +100,9 @@ def exports(tmp_path_factory, subprocess_env):
         entry = zoo.get_entry(name)
         splits = entry.task.load(entry.task.example(directory / name, 0), seed=0)
         set_seed(0)
-        model = zoo.get(entry.name, preset="tiny")
+        # float32: ONNX and LiteRT have no bfloat16 convolutions; `zoo export` converts a
+        # bfloat16 model's float32 twin (tested below).
+        model = zoo.get(entry.name, preset="tiny", dtype_policy="float32")
         adapt_preprocessing(model, splits.x_train)
         endpoints = entry.task.endpoints(model)
         function, signature = endpoints["serve"]
@@ -189,6 +191,18 @@ def test_formats_share_the_version_sequence(exports):
                if format not in missing]
     versions = [int(target.name) for target in targets if target is not None]
     assert versions == list(range(1, len(versions) + 1))
+
+
+def test_cli_converts_a_bfloat16_model_in_float32(cli, tmp_path):
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    assert zoo.get_entry("cifar_airbench").hparams["dtype_policy"].default == "mixed_bfloat16"
+    code, out, err = cli("export", "cifar_airbench", "--weights", "cifar10", "--format", "onnx")
+    assert code == 0, err  # export verified the ONNX file against the float32 twin's outputs
+    target = tmp_path / "saved_models" / "cifar_airbench" / "1"
+    assert (target / "cifar_airbench.onnx").is_file()
+    card = json.loads((target / CARD_FILE).read_text())
+    assert card["dtype_policy_converted"] == "trained in mixed_bfloat16, converted in float32"
 
 
 def test_cli_refuses_in_one_line_and_names_the_missing_extra(cli, tmp_path, monkeypatch):

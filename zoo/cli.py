@@ -32,7 +32,7 @@ from zoo.data import DataError
 from zoo.errors import UsageError, UserError
 from zoo.export import FORMATS  # TensorFlow-free: the formats' names
 from zoo.files import atomic_path
-from zoo.registry import Entry, HyperparameterError, UnknownModelError
+from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError, UnknownModelError
 
 
 def _overrides(entry: Entry, pairs: Sequence[str]) -> dict[str, Any]:
@@ -319,6 +319,14 @@ def cmd_export(args: argparse.Namespace) -> None:
     class_names = _class_names(entry, run)
     if class_names is not None:  # what a served class_index means
         card["class_names"] = class_names
+    if args.format != "saved_model" and model.dtype_policy.compute_dtype != "float32":
+        # ONNX and LiteRT have no bfloat16 convolutions: convert the float32 twin. A mixed
+        # policy keeps the variables float32, so the weights carry over unchanged.
+        twin = weights.ensure_built(
+            entry.build({**run["hyperparameters"], DTYPE_POLICY: "float32"}), entry)
+        twin.set_weights(model.get_weights())
+        card["dtype_policy_converted"] = f"trained in {model.dtype_policy.name}, converted in float32"
+        model = twin
     endpoints = entry.task.endpoints(model)
     target = export(model, entry.name, endpoints, card, root=args.root, format=args.format)
     if args.format == "saved_model":
