@@ -228,7 +228,7 @@ def two_layer_fc(
     L2 0.5 reg sum W^2 on both weight matrices, and 1000 hidden units: on 5,000 held-out
     images 1000 units reached 44.5% after 10 epochs (47.1% at best), 4000 units 42.9% (47.3%)
     in 4.4x the time (`python bench/convnets.py accuracy two_layer_fc [--set hidden_dim=4000]`),
-    and the weight set fits the package (6 MB in float16, 25 MB at 4000).
+    and its weight set fits the package (12 MB; 49 MB at 4000).
     Takes channels-last or channels-first (N, 3, 32, 32) pixels. The filter figure shows the
     first 100 hidden units' weights as 32x32 RGB images.
     """
