@@ -17,7 +17,6 @@ import argparse
 import ast
 import contextlib
 import csv
-import inspect
 import itertools
 import json
 import os
@@ -49,8 +48,7 @@ def _overrides(entry: Entry, pairs: Sequence[str]) -> dict[str, Any]:
 def _load_options(entry: Entry, args: argparse.Namespace) -> dict[str, Any]:
     """The task loader's options for training: the entry's, its preset's, then `--load`'s."""
     options = entry.load_settings(args.preset)
-    accepted = [name for name in inspect.signature(entry.task.load).parameters
-                if name not in ("path", "seed")]
+    accepted = list(options)  # every option the loader takes, at its training default
     for pair in args.load:
         key, separator, text = pair.partition("=")
         if not separator:
