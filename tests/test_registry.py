@@ -143,6 +143,17 @@ def test_parse_converts_command_line_text():
         entry.parse("sparsity_target", "2")
 
 
+def test_parse_settings_reads_key_value_texts():
+    entry = zoo.get_entry("sparse_autoencoder")
+    assert entry.parse_settings(["hidden_units=100", "sparsity_target=0.05"]) == {
+        "hidden_units": 100, "sparsity_target": 0.05}
+    assert entry.parse_settings([]) == {}
+    with pytest.raises(zoo.HyperparameterError, match="expects KEY=VALUE, got 'hidden_units'"):
+        entry.parse_settings(["hidden_units"])
+    with pytest.raises(zoo.HyperparameterError, match="valid keys are"):
+        entry.parse_settings(["rho=0.1"])
+
+
 def test_registering_a_name_twice_is_an_error(scratch_entry):
     scratch_entry("scratch_model", HParam(3, "[1, 10]"))
     with pytest.raises(ValueError, match="already registered"):

@@ -34,17 +34,6 @@ from zoo.files import atomic_path
 from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError, UnknownModelError
 
 
-def _overrides(entry: Entry, pairs: Sequence[str]) -> dict[str, Any]:
-    """Parses `KEY=VALUE` strings into typed, checked hyperparameters of `entry`."""
-    overrides = {}
-    for pair in pairs:
-        key, separator, text = pair.partition("=")
-        if not separator:
-            raise HyperparameterError(f"--set expects KEY=VALUE, got {pair!r}")
-        overrides[key] = entry.parse(key, text)
-    return overrides
-
-
 def _load_options(entry: Entry, args: argparse.Namespace) -> dict[str, Any]:
     """The task loader's options for training: the entry's, its preset's, then `--load`'s."""
     options = entry.load_settings(args.preset)
@@ -180,11 +169,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     # First: a multi-worker strategy must exist before TensorFlow runs anything else.
     args.strategy_object = _strategy(args)
     entry = zoo.get_entry(args.name)
-    hyperparameters = entry.resolve(args.preset, **_overrides(entry, args.set))
+    hyperparameters = entry.resolve(args.preset, **entry.parse_settings(args.set))
     if args.weights:
         recorded = _recorded(entry, args.weights)
         hyperparameters = entry.resolve(None if recorded else args.preset,
-                                        **{**recorded, **_overrides(entry, args.set)})
+                                        **{**recorded, **entry.parse_settings(args.set)})
     run_dir = _run_dir(args)
     run = runs.RunDirectory(run_dir)
     if run.status() == runs.FINISHED and not args.overwrite:
@@ -464,7 +453,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
         directory=args.directory,
         data=args.data,
         preset=args.preset,
-        fixed=_overrides(entry, args.set),
+        fixed=entry.parse_settings(args.set),
         space=space,
         epochs=args.epochs,
         batch_size=args.batch_size,

@@ -324,6 +324,20 @@ class Entry:
         self._check_names([name])
         return self.hparams[name].parse(name, text)
 
+    def parse_settings(self, pairs: Iterable[str]) -> dict[str, Any]:
+        """Parses command-line `KEY=VALUE` texts (`--set`) into typed, checked overrides.
+
+        Raises:
+            HyperparameterError: a text without `=`, an unknown key or a bad value.
+        """
+        overrides = {}
+        for pair in pairs:
+            key, separator, text = pair.partition("=")
+            if not separator:
+                raise HyperparameterError(f"--set expects KEY=VALUE, got {pair!r}")
+            overrides[key] = self.parse(key, text)
+        return overrides
+
     def _preset(self, preset: str | None) -> Mapping[str, Any]:
         if preset is None:
             return {}
