@@ -1,11 +1,19 @@
 """CIFAR-10 conv nets: training seconds per epoch, validation accuracy per epoch, inference images/s.
 
-Two modes:
+Three modes:
 
     python bench/convnets.py speed [--rounds 5] [--models cifar_small cifar_airbench]
         Interleaved rounds (A B A B ...): per model, the median time of training steps at the
         entry's batch size, scaled to an epoch of 49,000 images, and the median inference
         throughput (batch 256, the exported forward pass, test-time flip included).
+
+    python bench/convnets.py pipeline [--rounds 7] [--steps 10] [--models cifar_airbench]
+        The input pipeline's share of a training step: interleaved rounds of `--steps` steps
+        through `model.fit` fed by Keras' own pipeline for NumPy arrays (autotuned tf.data) and
+        by zoo's (`zoo.training.epoch_batches`, as `zoo train` feeds it), against the same
+        number of `train_on_batch` calls on batches already in memory. The difference is the
+        time feeding adds to the steps (fit's fixed cost per call spread over `--steps`; an
+        epoch of 45,000 images at batch 512 is 88 steps).
 
     python bench/convnets.py accuracy NAME [--preset P] [--set KEY=VALUE ...] [--epochs N]
                                            [--batch-size B] [--seed S] [--validation 5000]
@@ -92,12 +100,52 @@ def speed(args: argparse.Namespace) -> None:
               f"{statistics.median(throughput[name]):.0f} |")
 
 
+def pipeline(args: argparse.Namespace) -> None:
+    splits = data.load(args.data, seed=0)
+    rows = []
+    for name in args.models:
+        training.set_seed(0)
+        model = zoo.get(name)
+        training.adapt_preprocessing(model, splits.x_train)
+        batch = zoo.get_entry(name).fit_settings()["batch_size"]
+        images, labels = splits.x_train[:args.steps * batch], splits.y_train[:args.steps * batch]
+        in_memory = [(images[i:i + batch], labels[i:i + batch]) for i in range(0, len(images), batch)]
+        feeds = {
+            # What zoo.training.fit fed until 2026-11-30: Keras' own (autotuned) array pipeline.
+            "Keras arrays": lambda: model.fit(images, labels, batch_size=batch, shuffle=True,
+                                              verbose=0),
+            "zoo epoch_batches": lambda: model.fit(
+                training.epoch_batches(images, labels, batch, seed=0), verbose=0),
+            "in memory": lambda: [model.train_on_batch(x, y) for x, y in in_memory],
+        }
+        for feed in feeds.values():
+            feed()  # traces
+        seconds = {label: [] for label in feeds}
+        for round_ in range(args.rounds):
+            for label, feed in feeds.items():
+                start = time.perf_counter()
+                feed()
+                seconds[label].append((time.perf_counter() - start) / args.steps)
+            print(f"round {round_ + 1}: {name} " + ", ".join(
+                f"{label} {values[-1]:.3f}" for label, values in seconds.items()) + " s/step",
+                flush=True)
+        bare = statistics.median(seconds["in memory"])
+        for label, values in seconds.items():
+            step = statistics.median(values)
+            slow = sum(value > 1.25 * bare for value in values)
+            rows.append(f"| {name} | {label} | {batch} | {args.steps} | {step:.3f} | "
+                        f"{(step - bare) / step:.1%} | {slow} of {len(values)} |")
+    print("\n| model | feeding | batch | steps | s/step (median) | share of the step not "
+          "computing | rounds over 1.25x in memory |\n|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
 def accuracy(args: argparse.Namespace) -> None:
     splits = data.load(args.data, seed=0, validation_size=args.validation)
     splits.info["load_options"] = {"validation_size": args.validation}  # as zoo train records them
     entry = zoo.get_entry(args.name)
     fit = entry.fit_settings(args.preset)
-    overrides = {key: entry.parse(key, text) for key, _, text in (s.partition("=") for s in args.set)}
+    overrides = entry.parse_settings(args.set)
     for option in ("epochs", "batch_size"):
         if getattr(args, option):
             fit[option] = getattr(args, option)
@@ -124,6 +172,11 @@ def main() -> int:
     timing.add_argument("--steps", type=int, default=5, help="training steps timed per round")
     timing.add_argument("--models", nargs="+", default=["cifar_small", "cifar_airbench"])
     timing.set_defaults(run=speed)
+    feeding = modes.add_parser("pipeline")
+    feeding.add_argument("--rounds", type=int, default=7)
+    feeding.add_argument("--steps", type=int, default=10, help="training steps per measurement")
+    feeding.add_argument("--models", nargs="+", default=["cifar_airbench"])
+    feeding.set_defaults(run=pipeline)
     full = modes.add_parser("accuracy")
     full.add_argument("name")
     full.add_argument("--preset")

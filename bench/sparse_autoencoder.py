@@ -29,7 +29,7 @@ import threadpoolctl  # noqa: E402  (scikit-learn's dependency, so installed wit
 
 import zoo  # noqa: E402
 from zoo.autoencoder import data, reference  # noqa: E402
-from zoo.training import stacked_batches  # noqa: E402
+from zoo.training import epoch_batches  # noqa: E402
 
 HYPERPARAMETERS = {"weight_decay": 5e-4, "sparsity_weight": 0.01, "sparsity_target": 0.2}
 LEARNING_RATE = 0.01
@@ -47,20 +47,17 @@ def keras_variant(x, batch_size, batches_per_step=None):
     """An epoch runner for zoo's model: plain `fit` (`batches_per_step` None), or zoo's stacked
     batches under XLA, `batches_per_step` per step (0: all)."""
     model = zoo.get("sparse_autoencoder", preset="course", learning_rate=LEARNING_RATE)
-    stacked = batches_per_step is not None
-    if stacked:
+    # Fed as zoo.training.fit feeds it (one epoch of shuffled batches from memory).
+    if batches_per_step is not None:
         per_step = batches_per_step or len(x) // batch_size
-        inputs, fit_batch_size = stacked_batches(x, None, batch_size, per_step), None
+        inputs = epoch_batches(x, None, batch_size, seed=0, drop_remainder=True, stack=per_step)
     else:
         model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE))  # no XLA, one step per call
-        inputs, fit_batch_size = x, batch_size
+        inputs = epoch_batches(x, None, batch_size, seed=0)
     timer = EpochTimer()
 
     def epoch():
-        model.fit(
-            inputs, batch_size=fit_batch_size, epochs=1, shuffle=not stacked, verbose=0,
-            callbacks=[timer],
-        )
+        model.fit(inputs, epochs=1, verbose=0, callbacks=[timer])
         return timer.seconds
 
     epoch()  # compile

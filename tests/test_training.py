@@ -21,10 +21,11 @@ from zoo.training import (
     EpochCheckpoint,
     NonFiniteLossError,
     Progress,
+    epoch_batches,
     fit,
     read_history,
     set_seed,
-    stacked_batches,
+    steps_per_epoch,
 )
 
 EPOCHS = 6
@@ -316,25 +317,32 @@ def test_stacked_batches_take_the_same_steps_as_single_batches(patches):
 
 
 def test_stacked_batches_cover_each_example_at_most_once_per_epoch():
-    set_seed(0)
     x = np.arange(100, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
-    dataset = stacked_batches(x, None, batch_size=8, batches_per_step=5)  # 12 batches
-    stacks = [np.asarray(stack) for stack in dataset]
+    dataset = epoch_batches(x, None, batch_size=8, seed=0, drop_remainder=True, stack=5)
+    stacks = [np.asarray(stack) for stack in dataset]  # 12 batches
     assert [stack.shape for stack in stacks] == [(5, 8, 3), (5, 8, 3), (2, 8, 3)]
+    assert len(stacks) == steps_per_epoch(100, 8, drop_remainder=True, stack=5)
     rows = np.concatenate([stack.reshape(-1, 3) for stack in stacks])
     assert len(np.unique(rows[:, 0])) == 96  # 12 full batches of distinct examples
     assert np.all(rows == rows[:, :1])  # rows stay whole
     assert not np.array_equal(rows[:, 0], np.arange(96))  # shuffled
 
 
-def test_stacked_batches_reshuffle_each_epoch_when_seeded():
-    set_seed(0)
-    x = np.arange(64, dtype=np.float32)[:, None]
-    dataset = stacked_batches(x, None, batch_size=8, batches_per_step=2)
-    # Model.fit makes a new iterator over the dataset for each epoch, as this does.
-    first, second = (np.concatenate([np.asarray(s).ravel() for s in dataset]) for _ in range(2))
-    assert sorted(first) == sorted(second) == list(range(64))
-    assert not np.array_equal(first, second)
+def test_epoch_batches_reshuffle_each_epoch_and_a_resumed_run_gets_the_same_epochs():
+    x, y = np.arange(64, dtype=np.float32), np.arange(64, dtype=np.float32) + 1000
+    whole = [(np.asarray(a), np.asarray(b)) for a, b in epoch_batches(x, y, 10, seed=5, epochs=3)]
+    assert [len(a) for a, _ in whole] == [10] * 6 + [4] + [10] * 6 + [4] + [10] * 6 + [4]
+    assert steps_per_epoch(64, 10) == 7
+    assert all(np.array_equal(b, a + 1000) for a, b in whole)  # pairs stay together
+    epochs = [np.concatenate([a for a, _ in whole[k * 7:(k + 1) * 7]]) for k in range(3)]
+    assert all(sorted(order) == list(range(64)) for order in epochs)
+    assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
+    # The order is a function of (seed, epoch): a run resumed at epoch 1 sees epochs 1 and 2.
+    resumed = np.concatenate([np.asarray(a) for a, _ in
+                              epoch_batches(x, y, 10, seed=5, epochs=3, first_epoch=1)])
+    np.testing.assert_array_equal(resumed, np.concatenate(epochs[1:]))
+    in_order = np.concatenate([np.asarray(a) for a in epoch_batches(x, None, 10)])
+    np.testing.assert_array_equal(in_order, x)
 
 
 def test_same_seed_same_training(tmp_path, patches):

@@ -31,12 +31,13 @@ __all__ = [
     "StopOnNonFiniteLoss",
     "adapt_preprocessing",
     "check_labels",
+    "epoch_batches",
     "fit",
     "read_history",
     "set_seed",
-    "shuffled_batches",
-    "stacked_batches",
+    "steps_per_epoch",
     "train_loop",
+    "untuned",
 ]
 
 
@@ -107,12 +108,18 @@ def _reduce_nests(strategy: tf.distribute.Strategy) -> None:
     strategy._zoo_reduces_nests = True
 
 
-def shuffled_batches(x: np.ndarray, y: np.ndarray | None, batch_size: int) -> tf.data.Dataset:
-    """Full mini-batches of a fresh permutation each epoch (the last `len(x) % batch_size`
-    examples of each order are skipped): what `fit` feeds under a strategy with several
-    replicas, so that every step's global batch splits into equal slices. The order follows
-    the global seed, so every worker of a job draws the same one, which the strategy splits."""
-    return _index_batches(x, y, batch_size, stack=None)
+def untuned(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with tf.data's autotuning off.
+
+    On 2 cores, the autotuner's background thread took compute from the training steps it fed:
+    cifar_airbench's steps ran at 1.03 s instead of 0.65 s in most `fit` calls whose pipeline
+    was autotuned (Keras' own for NumPy arrays included), and never without
+    (`python bench/convnets.py pipeline`, bench/RESULTS.md). Batches gathered from memory need
+    no tuning.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -268,39 +275,73 @@ def read_history(path: str | Path) -> dict[str, list[float]]:
     return history
 
 
-def stacked_batches(
-    x: np.ndarray, y: np.ndarray | None, batch_size: int, batches_per_step: int
+def epoch_batches(
+    x: np.ndarray,
+    y: np.ndarray | None,
+    batch_size: int,
+    *,
+    seed: int | None = None,
+    epochs: int = 1,
+    first_epoch: int = 0,
+    drop_remainder: bool = False,
+    stack: int | None = None,
 ) -> tf.data.Dataset:
-    """Mini-batches of a fresh permutation each epoch, stacked `batches_per_step` at a time.
+    """Mini-batches of epochs `first_epoch` to `epochs - 1`, one after the other, gathered by
+    index from in-memory tensors, prefetched, without tf.data's autotuning (`untuned`).
 
-    Shuffles indices and gathers whole stacks from in-memory tensors: shuffling the examples
-    themselves through tf.data costs more per epoch than a small model's training does.
+    Each epoch's order is a permutation drawn from `(seed, epoch)` alone, so a run resumed at
+    epoch k is fed exactly the batches an uninterrupted run would have had (and every worker
+    of a job, seeded alike, the same global batches). `seed=None` keeps the examples in order.
+    What `fit` feeds: `model.fit(dataset, steps_per_epoch=...)` keeps one iterator across the
+    epochs. (Keras' own feeding of NumPy arrays under a global seed repeats one permutation
+    every epoch.)
+
+    Args:
+        x, y: the examples and their targets (`y` may be `None`).
+        batch_size: examples per mini-batch.
+        seed: the permutations' seed; `None` for no shuffling.
+        epochs: the epoch after the last one to yield.
+        first_epoch: the first epoch to yield (a resumed run's).
+        drop_remainder: skip each epoch's last `len(x) % batch_size` examples, so that every
+            batch is full (a strategy splits it across replicas; stacks need equal shapes).
+        stack: when given, yield stacks of this many mini-batches,
+            `(stack, batch_size, ...)` (`SparseAutoencoder.train_step` takes them), the last
+            stack of an epoch shorter.
+
+    Example:
+
+    >>> batches = epoch_batches(np.arange(10.0), None, 4, seed=0, epochs=2)
+    >>> [len(batch) for batch in batches]
+    [4, 4, 2, 4, 4, 2]
     """
-    return _index_batches(x, y, batch_size, stack=batches_per_step)
-
-
-def _index_batches(
-    x: np.ndarray, y: np.ndarray | None, batch_size: int, stack: int | None
-) -> tf.data.Dataset:
-    """Full mini-batches (stacked `stack` at a time when given) of a new permutation every
-    epoch, gathered by index from in-memory tensors."""
     arrays = tuple(tf.constant(array) for array in (x, y) if array is not None)
-    if len(x) < batch_size:
+    if drop_remainder and len(x) < batch_size:
         raise DataError(f"batch_size {batch_size} is larger than the {len(x)} training examples")
 
-    def gather(indices: Any) -> Any:
+    def epoch(number: tf.Tensor) -> tf.data.Dataset:
+        order = tf.range(len(x), dtype=tf.int64)
+        if seed is not None:
+            order = tf.random.experimental.stateless_shuffle(
+                order, seed=tf.stack([tf.constant(seed, tf.int64), number]))
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder)
+        return batches if stack is None else batches.batch(stack)
+
+    def gather(indices: tf.Tensor) -> Any:
         gathered = tuple(tf.gather(array, indices) for array in arrays)
         return gathered if len(gathered) > 1 else gathered[0]
 
-    batches = (
-        tf.data.Dataset.range(len(x))
-        # A new order every epoch, also under a global seed (Keras re-iterates the dataset).
-        .shuffle(len(x), reshuffle_each_iteration=True)
-        .batch(batch_size, drop_remainder=True)
-    )
-    if stack is not None:
-        batches = batches.batch(stack)
-    return batches.map(gather).prefetch(tf.data.AUTOTUNE)
+    dataset = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch)
+    # flat_map hides the length, which Keras reads as one epoch's steps when not told.
+    length = steps_per_epoch(len(x), batch_size, drop_remainder, stack) * (epochs - first_epoch)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(length))
+    return untuned(dataset.map(gather).prefetch(2))
+
+
+def steps_per_epoch(examples: int, batch_size: int, drop_remainder: bool = False,
+                    stack: int | None = None) -> int:
+    """The elements of one epoch of `epoch_batches` with these settings."""
+    batches = examples // batch_size if drop_remainder else math.ceil(examples / batch_size)
+    return batches if stack is None else math.ceil(batches / stack)
 
 
 def adapt_preprocessing(model: keras.Model, x: np.ndarray) -> list[str]:
@@ -378,12 +419,15 @@ def fit(
     resumes from the last finished epoch (or completes an interrupted finish); called again on
     a finished run with the same settings, it loads the trained weights into `model` and
     returns the recorded history. Normalization layers without fixed statistics are first
-    fitted to the training inputs (`adapt_preprocessing`).
+    fitted to the training inputs (`adapt_preprocessing`). The data is fed from memory by
+    `epoch_batches`: a new order every epoch, drawn from the global seed and the epoch's
+    number (so a resumed run sees the batches an uninterrupted one would), without tf.data's
+    autotuning (`untuned`).
 
     Under a `tf.distribute` strategy (build and compile `model` in `zoo.strategies.make_strategy(...).scope()`,
     call `fit` outside it): `batch_size` is the global batch, split evenly across the replicas
     (it must be a multiple of their number); with several replicas each step takes one full
-    mini-batch of a fresh shuffle (`shuffled_batches`; `batches_per_step` becomes 1, XLA is
+    mini-batch (`epoch_batches(drop_remainder=True)`; `batches_per_step` becomes 1, XLA is
     off), and the run record holds the strategy. Under `MultiWorkerMirroredStrategy` every
     worker calls `fit` with the same arguments; only the chief (`is_chief`) claims, locks and
     writes `run_dir`, the others write to a temporary folder and resume from the chief's
@@ -430,16 +474,21 @@ def fit(
     """
     if verbose == "auto":
         callbacks, verbose = [*callbacks, Progress()], 0
+    # Drawn first from the global seed (`set_seed`), so that a resumed run draws the same seed
+    # of the epochs' orders, whatever else draws later only on a fresh start.
+    order_seed = int(np.random.randint(2**31 - 1))
     check_labels(model, splits.y_train)  # before any file is written
     several_replicas = model.distribute_strategy.num_replicas_in_sync > 1
     if (batches_per_step > 1 or several_replicas) and len(splits.x_train) < batch_size:
-        # Checked here too, not only by `stacked_batches`: by then `overwrite` has cleared
+        # Checked here too, not only by `epoch_batches`: by then `overwrite` has cleared
         # the finished run this call was to replace.
         raise DataError(
             f"batch_size {batch_size} is larger than the {len(splits.x_train)} training examples"
         )
     validation = None
     if len(splits.x_val):
+        # Keras' own feeding: a strategy shards and reduces it (a dataset's shards were
+        # averaged wrongly across workers). Evaluation is short; its autotuning costs little.
         validation = (splits.x_val,) if splits.y_val is None else (splits.x_val, splits.y_val)
     elif early_stopping_patience is not None:
         raise DataError("early stopping needs validation data, and the validation split is empty")
@@ -499,8 +548,8 @@ def fit(
             adapt_preprocessing(model, splits.x_train)  # a restored checkpoint holds its statistics
         if not checkpoint.training_ended:
             _train(model, splits, validation, history_path, checkpoint, epochs, initial_epoch,
-                   batch_size, batches_per_step, early_stopping_patience, schedule, callbacks,
-                   verbose)
+                   batch_size, batches_per_step, order_seed, early_stopping_patience, schedule,
+                   callbacks, verbose)
         if not chief:
             return read_history(history_path)
         runs.kill_point("trained")
@@ -527,20 +576,18 @@ def _train(
     initial_epoch: int,
     batch_size: int,
     batches_per_step: int,
+    order_seed: int,
     early_stopping_patience: int | None,
     schedule: list[keras.callbacks.Callback],
     callbacks: Sequence[keras.callbacks.Callback],
     verbose: str | int,
 ) -> None:
     """`model.fit` with `fit`'s data feeding and callbacks."""
-    if batches_per_step > 1:
-        train = stacked_batches(splits.x_train, splits.y_train, batch_size, batches_per_step)
-        inputs, targets, fit_batch_size = train, None, None
-    elif model.distribute_strategy.num_replicas_in_sync > 1:
-        train = shuffled_batches(splits.x_train, splits.y_train, batch_size)
-        inputs, targets, fit_batch_size = train, None, None
-    else:
-        inputs, targets, fit_batch_size = splits.x_train, splits.y_train, batch_size
+    # Full batches where a strategy splits them across its replicas or a step takes a stack.
+    full = batches_per_step > 1 or model.distribute_strategy.num_replicas_in_sync > 1
+    stack = batches_per_step if batches_per_step > 1 else None
+    train = epoch_batches(splits.x_train, splits.y_train, batch_size, seed=order_seed,
+                          epochs=epochs, first_epoch=initial_epoch, drop_remainder=full, stack=stack)
     stopping = []
     if early_stopping_patience is not None:
         stopping.append(
@@ -549,14 +596,13 @@ def _train(
             )
         )
     model.fit(
-        inputs,
-        targets,
+        train,
+        steps_per_epoch=steps_per_epoch(len(splits.x_train), batch_size, full, stack),
         validation_data=validation,
         validation_batch_size=max(batch_size, 256),
         epochs=epochs,
         initial_epoch=initial_epoch,
-        batch_size=fit_batch_size,
-        shuffle=fit_batch_size is not None,  # stacked and shuffled batches come shuffled
+        shuffle=False,  # the batches come shuffled
         verbose=verbose,
         callbacks=[
             StopOnNonFiniteLoss(),
@@ -623,7 +669,7 @@ def train_loop(
     train = tf.data.Dataset.from_tensor_slices((splits.x_train, splits.y_train))
     if shuffle_seed is not None:
         train = train.shuffle(len(splits.x_train), seed=shuffle_seed, reshuffle_each_iteration=True)
-    train = train.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    train = untuned(train.batch(batch_size).prefetch(2))
     if not model.built:
         model(splits.x_train[:1])  # creates the weights, as fit does before its first step
     # Building the optimizer's slots before tracing keeps the step function to one trace.
