@@ -115,7 +115,7 @@ def pipeline(args: argparse.Namespace) -> None:
             "Keras arrays": lambda: model.fit(images, labels, batch_size=batch, shuffle=True,
                                               verbose=0),
             "zoo epoch_batches": lambda: model.fit(
-                training.epoch_batches(images, labels, batch, seed=0), verbose=0),
+                training.epoch_batches(images, labels, batch, seed=0), shuffle=False, verbose=0),
             "in memory": lambda: [model.train_on_batch(x, y) for x, y in in_memory],
         }
         for feed in feeds.values():
