@@ -8,9 +8,10 @@ Variants run interleaved, round after round, so machine noise hits them alike; t
 medians, the ratio of each hand-written cell to its built-in twin under the same policy and to
 the built-in twin in float32. The FLOP count of an epoch (matrix products only, forward +
 backward = 3x forward) is compared with this machine's peak in the policy's compute dtype,
-measured in the same run as the median rate of a 2048x2048 matmul.
+measured in the same run as the median rate of a 2048x2048 matmul. With `--xla` every variant
+also runs compiled by XLA (`jit_compile=True`), on both sides, and the ratios name their reference.
 
-    python bench/recurrent.py [--rounds 5] [--cells rnn lstm gru] [--dtype-policies float32 mixed_bfloat16]
+    python bench/recurrent.py [--rounds 5] [--cells rnn lstm gru] [--dtype-policies float32 mixed_bfloat16] [--xla]
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ def peak_flops(dtype: str, repeats: int = 10) -> float:
     return statistics.median(rates)
 
 
-def epoch_runner(name: str, policy: str, x: np.ndarray, y: np.ndarray):
+def epoch_runner(name: str, policy: str, xla: bool, x: np.ndarray, y: np.ndarray):
     model = zoo.get(name, preset="course", dtype_policy=policy)
+    model.jit_compile = xla
     timings = []
 
     class Timer(keras.callbacks.Callback):
@@ -80,16 +82,18 @@ def main() -> None:
     parser.add_argument("--cells", nargs="+", choices=list(GATES), default=list(GATES))
     parser.add_argument("--dtype-policies", nargs="+", choices=list(COMPUTE_DTYPES),
                         default=["float32"])
+    parser.add_argument("--xla", action="store_true", help="also run every variant under XLA")
     args = parser.parse_args()
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(WINDOWS, STEPS, AXES)).astype("float32")
     y = np.eye(CLASSES, dtype="float32")[rng.integers(0, CLASSES, WINDOWS)]
     policies = list(dict.fromkeys(["float32", *args.dtype_policies]))  # float32: the reference
-    variants = [(f"{prefix}{cell}", policy) for cell in args.cells for policy in policies
-                for prefix in ("", "keras_")]
+    compilers = [False, True] if args.xla else [False]
+    variants = [(f"{prefix}{cell}", policy, xla) for cell in args.cells for policy in policies
+                for xla in compilers for prefix in ("", "keras_")]
     runners = {variant: epoch_runner(*variant, x, y) for variant in variants}
-    seconds: dict[tuple[str, str], list[float]] = {variant: [] for variant in variants}
+    seconds: dict[tuple[str, str, bool], list[float]] = {variant: [] for variant in variants}
     peaks: dict[str, list[float]] = {policy: [] for policy in policies}
     for round_ in range(args.rounds):
         for policy in policies:
@@ -97,24 +101,25 @@ def main() -> None:
         for variant in variants:
             seconds[variant].append(runners[variant]())
         print(f"round {round_ + 1}: " + ", ".join(
-            f"{name}/{policy} {seconds[name, policy][-1]:.2f}s" for name, policy in variants), flush=True)
+            f"{name}/{policy}{'/XLA' if xla else ''} {seconds[name, policy, xla][-1]:.2f}s"
+            for name, policy, xla in variants), flush=True)
     peak = {policy: statistics.median(rates) for policy, rates in peaks.items()}
     print(f"\n{platform.processor() or platform.machine()}, TF {tf.__version__}, Keras {keras.__version__}; "
           "measured peak (2048^2 matmul, median): " + ", ".join(
               f"{COMPUTE_DTYPES[p]} {rate / 1e9:.0f} GFLOP/s" for p, rate in peak.items()))
-    print("| cell | policy | zoo s/epoch | Keras s/epoch | zoo / Keras | zoo / Keras float32 | "
-          "GFLOP/epoch | zoo % of peak | Keras % of peak |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| cell | policy | XLA | zoo s/epoch | Keras s/epoch | zoo / Keras | "
+          "zoo / Keras float32 without XLA | GFLOP/epoch | zoo % of peak | Keras % of peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for cell in args.cells:
-        reference = statistics.median(seconds[f"keras_{cell}", "float32"])
+        reference = statistics.median(seconds[f"keras_{cell}", "float32", False])  # Keras' default
         for policy in policies:
-            ours = statistics.median(seconds[cell, policy])
-            theirs = statistics.median(seconds[f"keras_{cell}", policy])
-            flops = epoch_flops(cell)
-            print(f"| {cell} | {policy} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f} | "
-                  f"{ours / reference:.2f} | {flops / 1e9:.1f} | {100 * flops / ours / peak[policy]:.1f} | "
-                  f"{100 * flops / theirs / peak[policy]:.1f} |")
-
+            for xla in compilers:
+                ours = statistics.median(seconds[cell, policy, xla])
+                theirs = statistics.median(seconds[f"keras_{cell}", policy, xla])
+                flops = epoch_flops(cell)
+                print(f"| {cell} | {policy} | {'yes' if xla else 'no'} | {ours:.2f} | {theirs:.2f} | "
+                      f"{ours / theirs:.2f} | {ours / reference:.2f} | {flops / 1e9:.1f} | "
+                      f"{100 * flops / ours / peak[policy]:.1f} | {100 * flops / theirs / peak[policy]:.1f} |")
 
 if __name__ == "__main__":
     main()

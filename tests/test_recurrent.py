@@ -69,6 +69,18 @@ def test_cells_equal_keras_built_ins_forward_and_gradients(variant, return_seque
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_recurrent_compiles_under_xla_to_the_same_output_and_gradients(variant, return_sequences):
+    layer = Recurrent(VARIANTS[variant][0](), return_sequences=return_sequences, truncate_steps=4)
+    x = sequences()
+    layer.build(x.shape)
+    graph = tf.function(output_and_gradients)(layer, x)
+    xla = tf.function(output_and_gradients, jit_compile=True)(layer, x)
+    for graph_value, xla_value in zip(tf.nest.flatten(graph), tf.nest.flatten(xla), strict=True):
+        np.testing.assert_allclose(xla_value, graph_value, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_weights_copy_from_zoo_to_keras(variant):
     make_cell, make_keras = VARIANTS[variant]
     ours, theirs = Recurrent(make_cell(seed=3)), make_keras()
