@@ -17,10 +17,11 @@ Three modes:
 
     python bench/convnets.py accuracy NAME [--preset P] [--set KEY=VALUE ...] [--epochs N]
                                            [--batch-size B] [--seed S] [--validation 5000]
-                                           [--run-dir runs/bench-NAME]
+                                           [--training-images N] [--run-dir runs/bench-NAME]
         A full training run with `zoo.training.fit` on the shared CIFAR-10 folder: seconds and
         held-out accuracy for every epoch, into the run directory (history.csv, log), and the
-        whole run's wall time.
+        whole run's wall time. `--training-images` trains on the first N of the training
+        split only, against the same held-out images (what more training images buy).
 
 Data: ../shared/data/cifar10 (relative to the repository), or --data PATH in any format
 `zoo.convnets.data.load` reads.
@@ -29,6 +30,7 @@ Data: ../shared/data/cifar10 (relative to the repository), or --data PATH in any
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -143,6 +145,13 @@ def pipeline(args: argparse.Namespace) -> None:
 def accuracy(args: argparse.Namespace) -> None:
     splits = data.load(args.data, seed=0, validation_size=args.validation)
     splits.info["load_options"] = {"validation_size": args.validation}  # as zoo train records them
+    if args.training_images:
+        if not 0 < args.training_images <= len(splits.x_train):
+            raise SystemExit(f"--training-images must be in [1, {len(splits.x_train)}], "
+                             f"got {args.training_images}")
+        splits = dataclasses.replace(splits, x_train=splits.x_train[:args.training_images],
+                                     y_train=splits.y_train[:args.training_images])
+        splits.info["training_images"] = args.training_images
     entry = zoo.get_entry(args.name)
     fit = entry.fit_settings(args.preset)
     overrides = entry.parse_settings(args.set)
@@ -187,6 +196,8 @@ def main() -> int:
     full.add_argument("--seed", type=int, default=0,
                       help="seeds initial weights and training order (the held-out split stays seed 0)")
     full.add_argument("--validation", type=int, default=5000, help="held-out training images")
+    full.add_argument("--training-images", type=int,
+                      help="train on the first N training images only (same held-out images)")
     full.add_argument("--run-dir", type=Path, help="default runs/bench-NAME")
     full.set_defaults(run=accuracy)
     args = parser.parse_args()
