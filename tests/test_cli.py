@@ -6,6 +6,7 @@ Each `python -m zoo` process starts TensorFlow (seconds on a small machine), so 
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -35,6 +36,20 @@ def test_python_m_zoo_list(tmp_path, subprocess_env):
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert NAME in names and names == sorted(names) == zoo.list()
     assert "Sparse autoencoder" in result.stdout
+
+
+def test_a_reader_that_leaves_early_stops_zoo_without_a_traceback(tmp_path, subprocess_env):
+    """`zoo list | head -0`: nobody reads the pipe any more when zoo starts writing."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # before the interpreter has even started
+    try:
+        result = subprocess.run([sys.executable, "-m", "zoo", "list"], cwd=tmp_path,
+                                env=subprocess_env, stdout=write_end, stderr=subprocess.PIPE,
+                                text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1
+    assert result.stderr == ""
 
 
 def test_list_pattern_without_matches_prints_nothing(cli):

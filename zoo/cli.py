@@ -721,4 +721,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"zoo: error: {error}", file=sys.stderr)
         return 2 if isinstance(error, USAGE_ERRORS) else 1
+    except BrokenPipeError:
+        # The reader of stdout left (`zoo list | head`): stop quietly, as `ls | head` does.
+        # Python flushes stdout again at exit, so point it at nothing first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return code or 0
