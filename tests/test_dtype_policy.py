@@ -27,6 +27,7 @@ SMALL = {
     "two_layer_fc": {"hidden_dim": 8},
     "cifar_small": {"filters": 4},
     "cifar_airbench": {"width": 8},
+    "cifar_airbench_wide": {"width": 8},
 }
 BATCH = 8
 # Same weights, float32 against mixed_bfloat16, at inference. bfloat16 keeps 8 significant
@@ -82,7 +83,7 @@ def kernel_layers(model):
 
 
 # The entries whose measured default is bfloat16 (bench/RESULTS.md); every other is float32.
-BFLOAT16_BY_DEFAULT = {"cifar_airbench"}
+BFLOAT16_BY_DEFAULT = {"cifar_airbench", "cifar_airbench_wide"}
 
 
 def test_every_entry_has_the_dtype_policy_hyperparameter():

@@ -7,6 +7,7 @@ from zoo._lazy import lazy_exports
 from zoo.convnets.entries import (
     CIFAR10,
     cifar_airbench,
+    cifar_airbench_wide,
     cifar_small,
     three_layer_convnet,
     two_layer_fc,
@@ -32,6 +33,7 @@ __all__ = [
     "ThreeLayerConvNet",
     "TwoLayerNet",
     "cifar_airbench",
+    "cifar_airbench_wide",
     "cifar_small",
     "three_layer_convnet",
     "two_layer_fc",
