@@ -121,5 +121,6 @@ def main() -> None:
                       f"{ours / theirs:.2f} | {ours / reference:.2f} | {flops / 1e9:.1f} | "
                       f"{100 * flops / ours / peak[policy]:.1f} | {100 * flops / theirs / peak[policy]:.1f} |")
 
+
 if __name__ == "__main__":
     main()

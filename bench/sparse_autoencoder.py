@@ -8,8 +8,9 @@ peak, measured in the same run as the median rate of NumPy's and TensorFlow's 20
 matmul. Each variant runs `EPOCHS_PER_CALL` epochs a round, zoo's in one `fit` call as
 `zoo train` runs its epochs back to back; the table's seconds per epoch are the median of the
 epochs after each call's first, and the first epochs (where `fit` starts its iterator) get a
-column of their own. It prints which BLAS NumPy runs (threadpoolctl: library, kernel architecture, threads),
-so that a slowed reference (OPENBLAS_CORETYPE set, one thread) is visible.
+column of their own. It prints which BLAS NumPy runs (threadpoolctl: library, kernel
+architecture, threads), so that a slowed reference (OPENBLAS_CORETYPE set, one thread) is
+visible.
 
     python bench/sparse_autoencoder.py [--rounds 7] [--batches-per-step 0 64]
         zoo variants: mini-batches per compiled step (0: the whole epoch in one step)

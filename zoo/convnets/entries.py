@@ -10,6 +10,7 @@ entries register without them (`zoo list` and `zoo describe` need no TensorFlow)
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -357,8 +358,7 @@ def cifar_airbench(**hparams: Any) -> AirbenchNet:
 @register(
     task=CIFAR10,
     hparams={**_AIRBENCH_HPARAMS,
-             "expansion": HParam(4, "[1, 8]", Choice((2, 3, 4)),
-                                 "second and third blocks' filters per first-block filter")},
+             "expansion": dataclasses.replace(_AIRBENCH_HPARAMS["expansion"], default=4)},
     fit={"epochs": 10, "batch_size": 512},
     presets={"tiny": {"width": 8, **_TINY_FIT}},
     notes=_AIRBENCH_RECIPE,
