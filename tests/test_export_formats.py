@@ -31,18 +31,15 @@ BATCH = 3  # examples in the fixed inputs; not the probe's 2, so a fixed batch s
 # Every other entry must export; a new entry the format cannot express is added here.
 RECURRENT_LITERT = "'tf.TensorListReserve' op requires element_shape to be"
 REFUSED = {
-    "onnx": {
-        # tf2onnx turns the hand-written cells' tf.while_loop into an ONNX Loop whose step
-        # counter mixes int32 and int64, which ONNX's type inference rejects.
-        "gru": "inconsistent type",
-        "lstm": "inconsistent type",
-        "rnn": "inconsistent type",
-    },
+    # tf2onnx converts every entry. (The hand-written cells' loop, before it took
+    # `maximum_iterations`, became an ONNX Loop that mixed int32 and int64 step counters.)
+    "onnx": {},
     "litert": {
         # Builtin-only LiteRT lowers a loop's TensorList only when its element shape is
-        # static (the batch size is not: the SavedModel takes any).
+        # static (the batch size is not: the SavedModel takes any). Keras' recurrent layers
+        # keep one; zoo's loop (`Recurrent`) keeps its outputs only when it returns them.
         name: RECURRENT_LITERT
-        for name in ("gru", "lstm", "rnn", "keras_gru", "keras_lstm", "keras_rnn")
+        for name in ("keras_gru", "keras_lstm", "keras_rnn")
     },
 }
 
@@ -207,17 +204,17 @@ def test_cli_converts_a_bfloat16_model_in_float32(cli, tmp_path):
 
 def test_cli_refuses_in_one_line_and_names_the_missing_extra(cli, tmp_path, monkeypatch):
     set_seed(0)
-    model = zoo.get("rnn")  # --weights FILE.keras rebuilds the default hyperparameters
+    model = zoo.get("keras_rnn")  # --weights FILE.keras rebuilds the default hyperparameters
     model(np.zeros((1, 150, 3), np.float32))
-    path = tmp_path / "rnn.keras"
+    path = tmp_path / "keras_rnn.keras"
     model.save(path)
-    code, out, err = cli("export", "rnn", "--weights", path, "--format", "litert")
+    code, out, err = cli("export", "keras_rnn", "--weights", path, "--format", "litert")
     assert code == 1 and out == ""
     assert err.startswith("zoo: error: the litert format cannot express this model: ")
     assert RECURRENT_LITERT in err and err.count("\n") == 1, err
-    assert not list((tmp_path / "saved_models").glob("rnn/*")), "a refused export wrote a version"
+    assert not list((tmp_path / "saved_models").glob("keras_rnn/*")), "a refused export wrote a version"
 
     monkeypatch.setitem(sys.modules, "tf2onnx", None)
-    code, out, err = cli("export", "rnn", "--weights", path, "--format", "onnx")
+    code, out, err = cli("export", "keras_rnn", "--weights", path, "--format", "onnx")
     assert code == 1 and err.count("\n") == 1, err
     assert "pip install 'zoo[onnx]'" in err, err

@@ -76,8 +76,10 @@ def test_recurrent_compiles_under_xla_to_the_same_output_and_gradients(variant, 
     layer.build(x.shape)
     graph = tf.function(output_and_gradients)(layer, x)
     xla = tf.function(output_and_gradients, jit_compile=True)(layer, x)
+    # XLA fuses and reorders float32 arithmetic: a few float32 roundings (~1e-7 relative) on
+    # gradients that reach ~40 here.
     for graph_value, xla_value in zip(tf.nest.flatten(graph), tf.nest.flatten(xla), strict=True):
-        np.testing.assert_allclose(xla_value, graph_value, atol=1e-5)
+        np.testing.assert_allclose(xla_value, graph_value, rtol=1e-6, atol=1e-5)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
