@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 
     from zoo.convnets.model import AirbenchNet, CifarSmallNet, ThreeLayerConvNet, TwoLayerNet
 
-__all__ = ["CIFAR10", "cifar_airbench", "cifar_airbench_wide", "cifar_small", "three_layer_convnet", "two_layer_fc"]
+__all__ = [
+    "CIFAR10", "cifar_airbench", "cifar_airbench_wide", "cifar_small", "three_layer_convnet",
+    "two_layer_fc",
+]
 
 
 def _figures(model: keras.Model, splits: Splits, out_dir: Path) -> list[Path]:
@@ -376,4 +379,3 @@ def cifar_airbench_wide(**hparams: Any) -> AirbenchNet:
     `mixed_bfloat16` as cifar_airbench does; its float32 accuracy was not measured.
     """
     return _airbench("cifar_airbench_wide", **hparams)
-

@@ -334,8 +334,8 @@ class Recurrent(keras.layers.Layer):
                 list(initial_state) if initial_state is not None else self.cell.get_initial_state(batch),
                 outputs,
             ),
-            # As keras.layers.RNN. XLA needs `maximum_iterations` (lists of fixed size); it cost
-            # nothing without XLA when measured on 2026-11-30.
+            # As keras.layers.RNN. XLA, tf2onnx and LiteRT need `maximum_iterations` (lists of
+            # fixed size); it cost nothing in a plain graph when measured on 2026-11-30.
             maximum_iterations=steps,
             parallel_iterations=32,
             swap_memory=True,
