@@ -1,5 +1,6 @@
 """airbench's pieces: patch whitening, partial-identity kernels, fast-shift batch norm, Lookahead,
-the one-cycle shape and test-time augmentation, each against its definition."""
+freezing the whitening bias, the one-cycle shape and test-time augmentation, each against its
+definition."""
 
 import keras
 import numpy as np
@@ -9,7 +10,7 @@ from gradients import assert_matches_finite_differences
 
 from zoo.convnets.layers import FastShiftBatchNorm, PartialIdentity, PatchWhitening
 from zoo.convnets.model import AirbenchNet
-from zoo.schedules import Lookahead, OneCycle
+from zoo.schedules import FreezeAfter, Lookahead, OneCycle
 from zoo.data import Splits
 from zoo.training import adapt_preprocessing, set_seed, train_loop
 
@@ -178,6 +179,36 @@ def test_lookahead_averages_every_few_steps_and_at_each_epochs_end():
     assert step_to(10, 1, 0.0) == pytest.approx(slow + (1 - rho) * (0.0 - slow))
 
 
+# --- FreezeAfter ---
+
+
+def test_freeze_after_trains_a_layer_for_its_epochs_then_freezes_it_until_the_run_ends():
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = np.random.default_rng(1).normal(size=(32, 1)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(3),
+                              keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    first, user_frozen, last = model.layers
+    user_frozen.trainable = False
+    snapshots = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: snapshots.append([w.numpy() for w in model.weights]))
+    model.fit(x, y, epochs=4, batch_size=8, verbose=0,
+              callbacks=[FreezeAfter(first, 2), FreezeAfter(user_frozen, 2), record])
+
+    def changed(layer_index, epoch):
+        before = snapshots[epoch - 1] if epoch else None
+        kernel = 2 * layer_index
+        return before is not None and not np.array_equal(before[kernel], snapshots[epoch][kernel])
+
+    assert [changed(0, epoch) for epoch in (1, 2, 3)] == [True, False, False]
+    assert [changed(2, epoch) for epoch in (1, 2, 3)] == [True, True, True]
+    assert not any(changed(1, epoch) for epoch in (1, 2, 3))
+    assert first.trainable and not user_frozen.trainable  # as before the run
+    with pytest.raises(ValueError, match="epochs must be a non-negative integer, got -1"):
+        FreezeAfter(first, -1)
+
+
 def test_train_loop_runs_the_model_recipe_callbacks_as_fit_does():
     x = np.random.default_rng(0).integers(0, 256, (48, 16, 16, 3)).astype("uint8")
     y = np.eye(10, dtype="float32")[np.random.default_rng(1).integers(0, 10, 48)]
@@ -185,7 +216,9 @@ def test_train_loop_runs_the_model_recipe_callbacks_as_fit_does():
 
     def build():
         set_seed(0)
-        model = AirbenchNet(widths=(4, 8, 8), crop_padding=0, test_augmentation="none", seed=0)
+        # The whitening bias freezes after one of the three epochs, in both loops.
+        model = AirbenchNet(widths=(4, 8, 8), crop_padding=0, test_augmentation="none", seed=0,
+                            whiten_bias_epochs=1)
         model.compile(keras.optimizers.SGD(0.05, momentum=0.85, nesterov=True),
                       keras.losses.CategoricalCrossentropy(label_smoothing=0.2))
         adapt_preprocessing(model, splits.x_train)

@@ -1,5 +1,6 @@
 """Training-recipe pieces any family may use: a one-cycle learning rate, Lookahead weight
-averaging, and a model base class whose `fit` sizes its schedule to the run.
+averaging, freezing a layer after some epochs, and a model base class whose `fit` sizes its
+schedule to the run.
 
 They started as parts of the fast CIFAR-10 recipe (`zoo.convnets.AirbenchNet`), but nothing in
 them is about images: a model opts in by deriving from `ScheduledModel` and returning its
@@ -14,7 +15,7 @@ from typing import Any
 import keras
 from keras import ops
 
-__all__ = ["Lookahead", "OneCycle", "ScheduledModel"]
+__all__ = ["FreezeAfter", "Lookahead", "OneCycle", "ScheduledModel"]
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -51,6 +52,51 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self) -> dict[str, Any]:
         return {"peak": self.peak, "warmup": self.warmup, "initial": self.initial,
                 "final": self.final, "total_steps": int(self.total_steps.numpy())}
+
+
+class FreezeAfter(keras.callbacks.Callback):
+    """Trains `layer` for the first `epochs` epochs of a run, then freezes it (airbench trains its
+    whitening bias for 3 epochs).
+
+    Freezing saves more than the layer's update: when nothing before a layer trains, the
+    backward pass stops there. Epochs count from the start of the run, so a run resumed from a
+    checkpoint freezes where the uninterrupted run would. At the end of the run the layer is
+    trainable again, so that the model saved or fitted next holds its own setting; a layer the
+    user froze stays frozen throughout.
+
+    Args:
+        layer: the layer to freeze.
+        epochs: epochs trained before it freezes, >= 0.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    >>> model.compile("sgd", "mse")
+    >>> _ = model.fit(x, y, epochs=3, callbacks=[FreezeAfter(model.layers[0], 1)], verbose=0)
+    """
+
+    def __init__(self, layer: keras.layers.Layer, epochs: int) -> None:
+        super().__init__()
+        if epochs < 0:
+            raise ValueError(f"epochs must be a non-negative integer, got {epochs}")
+        self.layer, self.epochs = layer, epochs
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.applies = self.layer.trainable
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self.applies:
+            self._set_trainable(epoch < self.epochs)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.applies:
+            self._set_trainable(True)
+
+    def _set_trainable(self, trainable: bool) -> None:
+        if self.layer.trainable != trainable:
+            self.layer.trainable = trainable
+            # The training step was traced for the old set of trainable variables.
+            self.model.make_train_function(force=True)
 
 
 class Lookahead(keras.callbacks.Callback):

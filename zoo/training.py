@@ -680,16 +680,21 @@ def train_loop(
         for array in (splits.x_train, splits.y_train)
     ]
 
-    @tf.function(input_signature=signature)
-    def train_step(x: tf.Tensor, y: tf.Tensor) -> None:
-        with tf.GradientTape() as tape:
-            predictions = model(x, training=True)
-            # The compiled loss, averaged over the batch, plus sum(model.losses).
-            loss = model.compute_loss(x=x, y=y, y_pred=predictions, training=True)
-        gradients = tape.gradient(loss, model.trainable_variables)
-        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        mean_loss.update_state(loss, sample_weight=tf.shape(x)[0])
-        model.compute_metrics(x, y, predictions, sample_weight=None)
+    def traced_step() -> Any:
+        """The training step, for the variables trainable when it is first called."""
+
+        @tf.function(input_signature=signature)
+        def train_step(x: tf.Tensor, y: tf.Tensor) -> None:
+            with tf.GradientTape() as tape:
+                predictions = model(x, training=True)
+                # The compiled loss, averaged over the batch, plus sum(model.losses).
+                loss = model.compute_loss(x=x, y=y, y_pred=predictions, training=True)
+            gradients = tape.gradient(loss, model.trainable_variables)
+            model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            mean_loss.update_state(loss, sample_weight=tf.shape(x)[0])
+            model.compute_metrics(x, y, predictions, sample_weight=None)
+
+        return train_step
 
     # Callbacks that belong to the model's recipe (Lookahead, say), as its `fit` would add them.
     recipe = keras.callbacks.CallbackList(
@@ -698,7 +703,12 @@ def train_loop(
     )
     recipe.on_train_begin()
     history: dict[str, list[float]] = {}
+    train_step, traced_for = None, None
     for epoch in range(epochs):
+        recipe.on_epoch_begin(epoch)
+        # A recipe may freeze a layer from some epoch on (FreezeAfter): then trace anew.
+        if traced_for != (trainable := [v.path for v in model.trainable_variables]):
+            train_step, traced_for = traced_step(), trainable
         mean_loss.reset_state()
         model.reset_metrics()
         for step, (x, y) in enumerate(train):
@@ -721,4 +731,5 @@ def train_loop(
         if verbose:
             print(f"epoch {epoch + 1}/{epochs}: "
                   + ", ".join(f"{name} {value:.4f}" for name, value in logs.items()), flush=True)
+    recipe.on_train_end()
     return history

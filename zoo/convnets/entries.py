@@ -306,20 +306,22 @@ _AIRBENCH_HPARAMS = {
     "warmup": HParam(0.23, "(0, 1)", None, "share of training spent warming up"),
     "weight_decay": HParam(1.3e-3, "[0, 1]", Float(1e-4, 1e-2, log=True), "L2 on kernels"),
     "lookahead": HParam(True, None, None, "average the weights every 5 steps (Lookahead)"),
+    "whiten_bias_epochs": HParam(3, "[0, 1000]", None,
+                                 "epochs the whitening bias trains before it freezes"),
 }
 _AIRBENCH_RECIPE = """
 Identity-initialised convolutions; batch norms without scale whose shifts learn 64x faster;
 2-pixel mirrored shifts and flips; label smoothing 0.2; SGD with Nesterov momentum 0.85, batch
 512, weight decay 1.3e-3, one-cycle learning rate (0.15 -> 0.75 over 23% of the steps -> 0.05);
-Lookahead every 5 steps after 30% of training; inference averaged over mirror and 1-pixel
-shifts. Trains in `mixed_bfloat16` by default (float32 weights, statistics, whitening,
-logits); `dtype_policy="float32"` trains in float32.
+Lookahead every 5 steps after 30% of training; the whitening bias frozen after 3 epochs;
+inference averaged over mirror and 1-pixel shifts. Trains in `mixed_bfloat16` by default
+(float32 weights, statistics, whitening, logits); `dtype_policy="float32"` trains in float32.
 """
 
 
 def _airbench(name: str, width: int, expansion: int, crop_padding: int, test_augmentation: str,
               label_smoothing: float, learning_rate: float, momentum: float, warmup: float,
-              weight_decay: float, lookahead: bool) -> AirbenchNet:
+              weight_decay: float, lookahead: bool, whiten_bias_epochs: int) -> AirbenchNet:
     import keras
 
     from zoo.convnets.model import AirbenchNet
@@ -328,7 +330,7 @@ def _airbench(name: str, width: int, expansion: int, crop_padding: int, test_aug
     model = AirbenchNet(
         widths=(width, expansion * width, expansion * width), crop_padding=crop_padding,
         test_augmentation=test_augmentation, weight_decay=weight_decay, lookahead=lookahead,
-        name=name,
+        whiten_bias_epochs=whiten_bias_epochs, name=name,
     )
     schedule = OneCycle(learning_rate, warmup, initial=0.2, final=0.07)
     return _compile(model, keras.optimizers.SGD(schedule, momentum=momentum, nesterov=True),
