@@ -273,6 +273,7 @@ def test_test_time_augmentation_averages_logits_over_mirror_and_shifts():
         ({"widths": (8, 16)}, r"widths must be three positive integers, got \[8, 16\]"),
         ({"test_augmentation": "crop"}, "test_augmentation must be one of"),
         ({"weight_decay": -1.0}, "weight_decay must be non-negative, got -1.0"),
+        ({"whiten_bias_epochs": -2}, "whiten_bias_epochs must be a non-negative integer, got -2"),
     ],
 )
 def test_bad_arguments_are_refused_naming_the_value(arguments, message):
