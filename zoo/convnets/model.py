@@ -401,12 +401,11 @@ class AirbenchNet(ScheduledModel):
     """The airbench CIFAR-10 net (Jordan, 2024), sized for two CPU cores.
 
     `PatchWhitening` (2x2, frozen filters, a bias trained for the first epochs) - GELU, then
-    three blocks of
-    conv 3x3 - 2x2 max pool - BN - GELU - conv 3x3 - BN - GELU, global max pool, a bias-free
-    dense layer whose logits are scaled by 1/9, softmax. Convolutions start as partial identities
-    (`PartialIdentity`), batch norms have no scale and a fast shift (`FastShiftBatchNorm`).
-    Training augments with `RandomCropFlip(crop_padding)`; `fit` adds `Lookahead`. At inference,
-    `test_augmentation` averages the logits of each image's mirror ("flip") and of its 1-pixel
+    three blocks of conv 3x3 - 2x2 max pool - BN - GELU - conv 3x3 - BN - GELU, global max
+    pool, a bias-free dense layer whose logits are scaled by 1/9, softmax. Convolutions start
+    as partial identities (`PartialIdentity`), batch norms have no scale and a fast shift
+    (`FastShiftBatchNorm`). Training augments with `RandomCropFlip(crop_padding)`; `fit` adds
+    `Lookahead` and `FreezeAfter`. At inference, `test_augmentation` averages the logits of each image's mirror ("flip") and of its 1-pixel
     shifts ("flip_translate", 6 passes).
 
     Args:
