@@ -405,8 +405,8 @@ class AirbenchNet(ScheduledModel):
     pool, a bias-free dense layer whose logits are scaled by 1/9, softmax. Convolutions start
     as partial identities (`PartialIdentity`), batch norms have no scale and a fast shift
     (`FastShiftBatchNorm`). Training augments with `RandomCropFlip(crop_padding)`; `fit` adds
-    `Lookahead` and `FreezeAfter`. At inference, `test_augmentation` averages the logits of each image's mirror ("flip") and of its 1-pixel
-    shifts ("flip_translate", 6 passes).
+    `Lookahead` and `FreezeAfter`. At inference, `test_augmentation` averages the logits of
+    each image's mirror ("flip") and of its 1-pixel shifts ("flip_translate", 6 passes).
 
     Args:
         widths: filters of the three blocks.
