@@ -5,6 +5,7 @@ Parametrized over `zoo.list()`, so a new entry is covered; `SMALL` shrinks the c
 (other entries build with their defaults). Inputs come from each task's export signature.
 """
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo import training
+from zoo import precision, training
 from zoo.export import export
 from zoo.precision import DTYPE_POLICIES, policy_scope
 
@@ -82,18 +83,66 @@ def kernel_layers(model):
             if getattr(layer, "kernel", None) is not None or hasattr(layer, "cell")]
 
 
-# The entries whose measured default is bfloat16 (bench/RESULTS.md); every other is float32.
-BFLOAT16_BY_DEFAULT = {"cifar_airbench", "cifar_airbench_wide"}
+# The entries whose recipe is bfloat16 (bench/RESULTS.md); every other is float32.
+BFLOAT16_RECIPES = {"cifar_airbench", "cifar_airbench_wide"}
 
 
 def test_every_entry_has_the_dtype_policy_hyperparameter():
+    native, _ = precision.bfloat16_support()
     for name in zoo.list():
-        described = zoo.describe(name)["hyperparameters"]["dtype_policy"]
-        assert described["default"] == (MIXED if name in BFLOAT16_BY_DEFAULT else "float32"), name
-        assert described["valid"] == list(DTYPE_POLICIES)
-    assert zoo.get("cifar_airbench", width=8).dtype_policy.name == MIXED
+        described = zoo.describe(name)
+        recipe = MIXED if name in BFLOAT16_RECIPES else "float32"
+        assert described["dtype_policy"]["recipe"] == recipe, name
+        default = recipe if native else "float32"
+        assert described["hyperparameters"]["dtype_policy"]["default"] == default, name
+        assert described["dtype_policy"]["default"] == default, name
+        assert described["hyperparameters"]["dtype_policy"]["valid"] == list(DTYPE_POLICIES)
     with pytest.raises(zoo.HyperparameterError, match="dtype_policy"):
         zoo.get("sparse_autoencoder", dtype_policy="mixed_float16")
+
+
+@pytest.mark.parametrize("support,expected", [("native", MIXED), ("emulated", "float32")])
+def test_a_bfloat16_recipe_builds_in_bfloat16_only_where_it_is_native(monkeypatch, support,
+                                                                       expected):
+    monkeypatch.setenv(precision.BFLOAT16_VARIABLE, support)
+    choice = zoo.describe("cifar_airbench")["dtype_policy"]
+    assert choice == {"recipe": MIXED, "default": expected,
+                      "why": choice["why"]} and support in choice["why"]
+    assert zoo.get("cifar_airbench", width=8).dtype_policy.name == expected
+    assert zoo.get_entry("cifar_airbench").resolve("tiny")["dtype_policy"] == expected
+    assert zoo.get("lstm", preset="tiny").dtype_policy.name == "float32"
+
+
+def test_the_cpu_flags_decide_where_the_variable_is_unset(tmp_path, monkeypatch):
+    monkeypatch.delenv(precision.BFLOAT16_VARIABLE, raising=False)
+    flags = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma{}\n\nprocessor\t: 1\n"
+    (tmp_path / "bf16").write_text(flags.format(" avx512f avx512_bf16"))
+    (tmp_path / "avx2").write_text(flags.format(""))
+    assert precision.bfloat16_support(str(tmp_path / "bf16")) == (True, "the CPU has avx512_bf16")
+    native, why = precision.bfloat16_support(str(tmp_path / "avx2"))
+    assert not native and "emulates" in why
+    native, why = precision.bfloat16_support(str(tmp_path / "missing"))
+    assert not native and "unreadable" in why
+
+
+def test_an_explicit_bfloat16_policy_is_obeyed_with_one_warning_where_emulated(monkeypatch,
+                                                                               caplog):
+    monkeypatch.setenv(precision.BFLOAT16_VARIABLE, "emulated")
+    monkeypatch.setattr(precision, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger="zoo.precision"):
+        models = [zoo.get("sparse_autoencoder", hidden_units=4, dtype_policy=MIXED)
+                  for _ in range(2)]
+    assert all(model.dtype_policy.name == MIXED for model in models)
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1 and "emulates" in warnings[0], warnings
+
+
+def test_zoo_get_follows_keras_global_policy_when_none_is_given():
+    with policy_scope(MIXED):
+        assert zoo.get("sparse_autoencoder", hidden_units=4).dtype_policy.name == MIXED
+        given = zoo.get("sparse_autoencoder", hidden_units=4, dtype_policy="float32")
+        assert given.dtype_policy.name == "float32"
+    assert zoo.get("sparse_autoencoder", hidden_units=4).dtype_policy.name == "float32"
 
 
 def test_build_restores_the_global_policy():

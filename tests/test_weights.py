@@ -48,13 +48,16 @@ def weight_dir(tmp_path, monkeypatch):
 def tiny_model(name, **extra):
     overrides, _ = TINY[name]
     training.set_seed(0)
-    model = zoo.get(name, **overrides, **extra)
-    return weights.ensure_built(model, zoo.get_entry(name))
+    return zoo.get(name, **overrides, **extra)
 
 
-def make_set(name, directory, tag="tiny", **extra):
+def make_set(name, directory, tag="tiny", adapted=False, **extra):
+    """A set of `name`'s tiny model; `adapted`: its preprocessing fitted to data far from zero
+    mean and unit variance first, as a trained model's is."""
     overrides, shape = TINY[name]
     model = tiny_model(name, **extra)
+    if adapted:
+        assert training.adapt_preprocessing(model, 5 * fixed_inputs(shape) + 3)
     hyperparameters = zoo.get_entry(name).resolve(None, **overrides, **extra)
     card = weights.write_set(
         model, name, tag,
@@ -212,11 +215,34 @@ def test_a_file_that_does_not_fit_names_the_variable_and_both_shapes(tmp_path):
 
 
 def test_keras_lstm_loads_the_lstm_set(weight_dir):
-    make_set("lstm", weight_dir)
+    model = make_set("lstm", weight_dir, adapted=True)[0]
     assert "tiny" in weights.available("keras_lstm")
     x = fixed_inputs((8, 150, 3))
-    np.testing.assert_allclose(outputs(zoo.get("keras_lstm", weights="tiny"), x),
-                               outputs(zoo.get("lstm", weights="tiny"), x), atol=1e-5)
+    twin = zoo.get("keras_lstm", weights="tiny")
+    np.testing.assert_allclose(outputs(twin, x), outputs(model, x), atol=1e-5)
+    np.testing.assert_allclose(outputs(twin, x), outputs(zoo.get("lstm", weights="tiny"), x),
+                               atol=1e-5)
+
+
+def loaders(name):
+    """Every entry that loads `name`'s sets: itself and its `weights_from` twins."""
+    return [name, *(other for other in zoo.list()
+                    if zoo.get_entry(other).weights_from == name)]
+
+
+@pytest.mark.parametrize("name,tag,loader", [
+    (name, tag, loader) for name, tag, _ in weights.shipped() for loader in loaders(name)
+])
+def test_every_entry_that_loads_a_shipped_set_gives_its_recorded_outputs(name, tag, loader):
+    twin = zoo.get(loader, weights=tag, dtype_policy="float32")
+    with np.load(weights.check_file(name, tag)) as check:
+        np.testing.assert_allclose(outputs(twin, check["inputs"]), check["outputs"], atol=1e-5)
+    data = shipped_data(weights.card(name, tag))
+    if loader != name and data is not None:  # and on the real windows the set was measured on
+        windows = zoo.get_entry(name).task.load(data).x_test
+        own = zoo.get(name, weights=tag, dtype_policy="float32")
+        np.testing.assert_allclose(twin.predict(windows, verbose=0),
+                                   own.predict(windows, verbose=0), atol=1e-5)
 
 
 def har_file(path, classes=3, per_class=6):

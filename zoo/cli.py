@@ -77,8 +77,12 @@ def _train(
     from zoo import training
 
     training.set_seed(args.seed)
+    choice = entry.dtype_policy_choice()
     record = {"name": entry.name, "preset": args.preset, "hyperparameters": hyperparameters,
-              "seed": args.seed, "data": splits.info}
+              "seed": args.seed, "data": splits.info,
+              # Which policy, and why: a bfloat16 recipe trains in float32 where it is emulated.
+              "dtype_policy": choice["why"] if hyperparameters[DTYPE_POLICY] == choice["default"]
+              else "given"}
     # The model is built and compiled under the strategy's scope (its variables are the
     # strategy's); `fit` runs outside it and reads the strategy from the model.
     strategy = getattr(args, "strategy_object", None)
@@ -309,9 +313,8 @@ def cmd_export(args: argparse.Namespace) -> None:
     if args.format != "saved_model" and model.dtype_policy.compute_dtype != "float32":
         # ONNX and LiteRT have no bfloat16 convolutions: convert the float32 twin. A mixed
         # policy keeps the variables float32, so the weights carry over unchanged.
-        twin = weights.ensure_built(
-            entry.build({**run["hyperparameters"], DTYPE_POLICY: "float32"}), entry)
-        twin.set_weights(model.get_weights())
+        twin = entry.build({**run["hyperparameters"], DTYPE_POLICY: "float32"})
+        weights.copy_weights(model, twin)
         card["dtype_policy_converted"] = f"trained in {model.dtype_policy.name}, converted in float32"
         model = twin
     endpoints = entry.task.endpoints(model)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from zoo import precision
 from zoo.precision import DTYPE_POLICIES, policy_scope
 
 __all__ = [
@@ -349,9 +350,11 @@ class Entry:
         return self.presets[preset]
 
     def resolve(self, preset: str | None = None, **overrides: Any) -> dict[str, Any]:
-        """Returns the full, validated hyperparameters: defaults <- preset <- overrides."""
+        """Returns the full, validated hyperparameters: defaults <- preset <- overrides, the
+        default `dtype_policy` the one this machine runs well (`dtype_policy_choice`)."""
         self._check_names(overrides)
         values = {name: hp.default for name, hp in self.hparams.items()}
+        values[DTYPE_POLICY] = self.dtype_policy_choice()["default"]
         values.update((k, v) for k, v in self._preset(preset).items() if k in self.hparams)
         values.update(overrides)
         return {name: self.hparams[name].check(name, value) for name, value in values.items()}
@@ -371,18 +374,37 @@ class Entry:
                 **{k: v for k, v in self._preset(preset).items() if k in self.load}}
 
     def build(self, hyperparameters: Mapping[str, Any]) -> Any:
-        """The model of resolved `hyperparameters` (see `resolve`): the builder called with all
-        but `dtype_policy`, under that Keras dtype policy (`zoo.precision.policy_scope`), so the
-        model and every layer it creates take the policy; builders never see it."""
+        """The built model of resolved `hyperparameters` (see `resolve`): the builder called
+        with all but `dtype_policy`, under that Keras dtype policy
+        (`zoo.precision.policy_scope`), so the model and every layer it creates take the policy;
+        builders never see it."""
         arguments = dict(hyperparameters)
-        policy = arguments.pop(DTYPE_POLICY, self.hparams[DTYPE_POLICY].default)
+        policy = arguments.pop(DTYPE_POLICY, self.dtype_policy_choice()["default"])
+        precision.warn_if_emulated(policy)
         with policy_scope(policy):
-            return self.builder(**arguments)
+            return self.ensure_built(self.builder(**arguments))
+
+    def ensure_built(self, model: Any) -> Any:
+        """`model`, built: a model whose variables are created on its first call (the
+        subclassed ones) is called once on zeros shaped like the task's first export signature,
+        so that `summary()`, `load_weights` and `set_weights` work at once, as for Keras' own."""
+        if model.built and model.weights:
+            return model
+        import numpy as np
+
+        _, signature = next(iter(self.task.endpoints(model).values()))
+        # float32 whatever the signature's dtype: the models take float pixels (serve casts).
+        model(np.zeros([1 if size is None else size for size in signature[0].shape], np.float32),
+              training=False)
+        return model
 
     def search_space(self) -> dict[str, Float | Int | Choice]:
         return {name: hp.search for name, hp in self.hparams.items() if hp.search is not None}
 
     def describe(self) -> dict[str, Any]:
+        choice = self.dtype_policy_choice()
+        hyperparameters = {name: hp.describe() for name, hp in self.hparams.items()}
+        hyperparameters[DTYPE_POLICY]["default"] = choice["default"]
         return {
             "name": self.name,
             "family": self.family,
@@ -391,7 +413,7 @@ class Entry:
             "data": self.task.data,
             "metric": self.task.metric.describe(),
             "tuning_objective": self.task.tuning_objective.describe(),
-            "hyperparameters": {name: hp.describe() for name, hp in self.hparams.items()},
+            "hyperparameters": hyperparameters,
             "search_space": {
                 name: {"kind": type(space).__name__.lower(), **dataclasses.asdict(space)}
                 for name, space in self.search_space().items()
@@ -399,7 +421,14 @@ class Entry:
             "presets": {name: dict(values) for name, values in self.presets.items()},
             "fit": dict(self.fit),
             "load": self.load_settings(),
+            "dtype_policy": choice,
         }
+
+    def dtype_policy_choice(self) -> dict[str, str]:
+        """The recipe's dtype policy, the default this machine builds with, and why."""
+        recipe = self.hparams[DTYPE_POLICY].default
+        chosen, why = precision.default_policy(recipe)
+        return {"recipe": recipe, "default": chosen, "why": why}
 
 
 _REGISTRY: dict[str, Entry] = {}
@@ -408,12 +437,13 @@ _REGISTRY: dict[str, Entry] = {}
 DTYPE_POLICY = "dtype_policy"
 
 
-def dtype_policy_hparam(default: str = "float32") -> HParam:
-    """The shared `dtype_policy` hyperparameter, with an entry's own default."""
-    return HParam(
-        default, DTYPE_POLICIES, None,
-        "Keras dtype policy: float32, or mixed_bfloat16 (float32 weights, bfloat16 compute)",
-    )
+def dtype_policy_hparam(recipe: str = "float32") -> HParam:
+    """The shared `dtype_policy` hyperparameter, its default the recipe's policy: an entry
+    resolves it to what this machine runs well (`Entry.dtype_policy_choice`)."""
+    help_ = "Keras dtype policy: float32, or mixed_bfloat16 (float32 weights, bfloat16 compute)"
+    if recipe != "float32":
+        help_ += f"; the recipe's {recipe} is the default only where bfloat16 is native"
+    return HParam(recipe, DTYPE_POLICIES, None, help_)
 
 
 def register(
@@ -445,9 +475,10 @@ def register(
             `{"course": {"sparsity_weight": 0.01, "batch_size": 16}}`.
         sweep: the default grid for `zoo sweep`, two hyperparameters with their values.
         notes: text several entries share (a family's recipe), appended to the description.
-        dtype_policy: the default of the `dtype_policy` hyperparameter the registry adds to
-            every entry ("float32" or "mixed_bfloat16"); `Entry.build` applies it, so the
-            builder does not take it.
+        dtype_policy: the recipe's policy ("float32" or "mixed_bfloat16"), the default of the
+            `dtype_policy` hyperparameter the registry adds to every entry where this machine
+            computes it natively (else float32: `zoo.precision.default_policy`); `Entry.build`
+            applies it, so the builder does not take it.
         weights_from: an entry with the same variables in the same order whose weight sets
             this one loads too (`keras_lstm` loads `lstm`'s).
         load: options of the task's loader for training, which presets may change, e.g.
@@ -499,6 +530,8 @@ def register(
 
 def get_entry(name: str) -> Entry:
     """Returns the registry entry `name`, or raises `UnknownModelError` with close matches."""
+    if not isinstance(name, str):
+        raise UnknownModelError(f"a model name is a string (see zoo.list()), got {name!r}")
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -515,26 +548,41 @@ def get(name: str, preset: str | None = None, weights: Any = None, **overrides: 
     Args:
         name: a registered name (see `zoo.list()`).
         preset: an optional named preset of the entry.
-        **overrides: hyperparameters that replace the defaults; every entry has
-            `dtype_policy` ("float32" or "mixed_bfloat16").
         weights: a weight set's tag (`zoo.weights.available(name)`) or a path (run directory,
             `.keras`, `.weights.h5`, export directory) to load; see `zoo.weights.load`.
         **overrides: hyperparameters that replace the defaults (with weights that record their
-            hyperparameters, only those that keep every weight's shape).
+            hyperparameters, only those that keep every weight's shape, and `num_classes`,
+            which re-initialises a classifier's head). Every entry has `dtype_policy`
+            ("float32" or "mixed_bfloat16"); without it, Keras' global policy
+            (`keras.config.set_dtype_policy`) when that is one of these and not float32, else
+            the entry's default (`zoo describe NAME` says which and why).
 
     Returns:
-        A compiled `keras.Model`.
+        A compiled, built `keras.Model`.
 
     Example:
 
     >>> model = zoo.get("sparse_autoencoder", hidden_units=100)
     """
+    global_policy = _keras_global_policy()
+    if DTYPE_POLICY not in overrides and global_policy is not None:
+        overrides[DTYPE_POLICY] = global_policy
     if weights is not None:
         from zoo import weights as weight_sets  # TensorFlow and h5py: only when loading
 
         return weight_sets.load(name, weights, preset, **overrides)
     entry = get_entry(name)
     return entry.build(entry.resolve(preset, **overrides))
+
+
+def _keras_global_policy() -> str | None:
+    """Keras' global dtype policy when a user set one zoo builds with (not float32), else
+    `None`; Keras not imported yet means nobody set one."""
+    keras = sys.modules.get("keras")
+    if keras is None:
+        return None
+    name = keras.config.dtype_policy().name
+    return name if name in DTYPE_POLICIES and name != "float32" else None
 
 
 def list_models(pattern: str = "*", family: str | None = None, pretrained: bool = False) -> list[str]:

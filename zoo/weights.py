@@ -200,17 +200,6 @@ def _layout(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     return layout
 
 
-def ensure_built(model: Any, entry: Entry) -> Any:
-    """Builds a model whose variables are created on its first call (the conv nets), by calling
-    it on zeros shaped like the entry's first export signature."""
-    if model.built and model.weights:
-        return model
-    _, signature = next(iter(entry.task.endpoints(model).values()))
-    zeros = np.zeros([1 if size is None else size for size in signature[0].shape], np.float32)
-    model(zeros, training=False)
-    return model
-
-
 def _variable_names(model: Any) -> dict[tuple[str, int], str]:
     """`{(layer name, index): variable path}`, to name a dataset in messages."""
     names = {}
@@ -293,6 +282,17 @@ def load_file(model: Any, path: str | Path, *, replace_head: bool = False) -> li
     return kept
 
 
+def copy_weights(source: Any, target: Any) -> None:
+    """`target.set_weights(source.get_weights())`, then what Keras' own loading does after
+    reading a layer's variables: stateful preprocessing layers (`keras.layers.Normalization`)
+    recompute the state they derive from them (`finalize_state`). `set_weights` alone leaves
+    an adapted Normalization's mean and variance at their unadapted values."""
+    target.set_weights(source.get_weights())
+    for layer in target._flatten_layers(include_self=False, recursive=True):
+        if layer.built and callable(getattr(layer, "finalize_state", None)):
+            layer.finalize_state()
+
+
 # --- what a `weights` argument names ----------------------------------------------------------
 
 
@@ -353,11 +353,11 @@ def _shapes(model: Any) -> list[tuple[int, ...]]:
 
 def _culprit(entry: Entry, recorded: Mapping[str, Any], overrides: Mapping[str, Any]) -> str | None:
     """The first override that changes a weight's shape, built one at a time."""
-    base = _shapes(ensure_built(entry.build(entry.resolve(None, **recorded)), entry))
+    base = _shapes(entry.build(entry.resolve(None, **recorded)))
     for key, value in overrides.items():
         if recorded.get(key) == value:
             continue
-        changed = ensure_built(entry.build(entry.resolve(None, **{**recorded, key: value})), entry)
+        changed = entry.build(entry.resolve(None, **{**recorded, key: value}))
         if _shapes(changed) != base:
             return key
     return None
@@ -401,14 +401,16 @@ def load(
                 f"{source['what']} holds weights of {origin!r}, not {name!r}: load it with "
                 f"zoo.get({origin!r}, weights=...)"
             )
+        # The dtype policy is how to compute, not what was learned: this machine's default
+        # (or the caller's), not the one the weights were trained in.
         recorded = {key: value for key, value in (source["hyperparameters"] or {}).items()
-                    if key in entry.hparams}
+                    if key in entry.hparams and key != DTYPE_POLICY}
         if recorded and preset is not None:
             raise HyperparameterError(
                 f"{source['what']} records its hyperparameters; a preset cannot change them"
             )
         hyperparameters = entry.resolve(preset, **{**recorded, **overrides})
-        model = ensure_built(entry.build(hyperparameters), entry)
+        model = entry.build(hyperparameters)
         try:
             if origin == entry.name:
                 kept = load_file(model, source["file"], replace_head=replace_head)
@@ -416,7 +418,7 @@ def load(
                 donor = get_entry(origin)
                 donor_hp = {k: v for k, v in {**hyperparameters, **recorded}.items()
                             if k in donor.hparams}
-                twin = ensure_built(donor.build(donor.resolve(None, **donor_hp)), donor)
+                twin = donor.build(donor.resolve(None, **donor_hp))
                 load_file(twin, source["file"])
                 for mine, theirs in zip(model.weights, twin.weights):
                     if tuple(mine.shape) != tuple(theirs.shape):
@@ -426,7 +428,7 @@ def load(
                         )
                 if len(model.weights) != len(twin.weights):
                     raise WeightsError(f"{origin}'s variables do not match {name}'s")
-                model.set_weights(twin.get_weights())
+                copy_weights(twin, model)
                 kept = []
         except WeightsError:
             if recorded and overrides:
@@ -496,7 +498,7 @@ def write_set(
     directory = Path(directory) if directory is not None else _package_dir(entry.family)
     stem = directory / f"{name}.{tag}"
     weights_path = stem.with_name(stem.name + WEIGHTS_SUFFIX)
-    ensure_built(model, entry)
+    entry.ensure_built(model)
     with atomic_path(weights_path) as temporary:
         with tempfile.TemporaryDirectory(prefix="zoo-weights-") as scratch:
             full = Path(scratch) / "full.weights.h5"
@@ -528,8 +530,7 @@ def write_set(
         # In float32 whatever the recipe's policy: bfloat16 outputs depend on a CPU's kernels.
         recipe = {k: v for k, v in card_fields["recipe"]["hyperparameters"].items()
                   if k in entry.hparams}
-        stored = ensure_built(entry.build(entry.resolve(None, **{**recipe, DTYPE_POLICY: "float32"})),
-                              entry)
+        stored = entry.build(entry.resolve(None, **{**recipe, DTYPE_POLICY: "float32"}))
         load_file(stored, weights_path)
         outputs = np.asarray(stored(np.asarray(check_inputs, np.float32), training=False))
         with atomic_path(stem.with_name(stem.name + CHECK_SUFFIX)) as temporary:
@@ -564,4 +565,4 @@ def summary(card_: Mapping[str, Any]) -> list[str]:
     ]
 
 
-__all__ += ["check_file", "directories", "ensure_built", "load_file", "sha256", "summary"]
+__all__ += ["check_file", "copy_weights", "directories", "load_file", "sha256", "summary"]

@@ -314,8 +314,10 @@ Identity-initialised convolutions; batch norms without scale whose shifts learn 
 2-pixel mirrored shifts and flips; label smoothing 0.2; SGD with Nesterov momentum 0.85, batch
 512, weight decay 1.3e-3, one-cycle learning rate (0.15 -> 0.75 over 23% of the steps -> 0.05);
 Lookahead every 5 steps after 30% of training; the whitening bias frozen after 3 epochs;
-inference averaged over mirror and 1-pixel shifts. Trains in `mixed_bfloat16` by default
-(float32 weights, statistics, whitening, logits); `dtype_policy="float32"` trains in float32.
+inference averaged over mirror and 1-pixel shifts. The recipe trains in `mixed_bfloat16`
+(float32 weights, statistics, whitening, logits) where the CPU has bfloat16 units, and in
+float32 where TensorFlow would emulate bfloat16 (`zoo describe` says which and why); an explicit
+`dtype_policy` is always obeyed.
 """
 
 
