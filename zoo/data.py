@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,10 +16,13 @@ __all__ = [
     "Splits",
     "check_array",
     "check_classes",
+    "check_image_file",
+    "check_input_file",
     "check_split",
     "decode_image",
     "fewest_for_split",
     "open_hdf5",
+    "read_image_bytes",
 ]
 
 
@@ -41,6 +45,22 @@ class Splits:
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    SPLITS = ("train", "val", "test")
+
+    def only(self, names: Sequence[str]) -> Splits:
+        """A copy holding just the splits `names` (among "train", "val", "test"); the others
+        are empty (test: `None`), so that figures drawn from it predict nothing else."""
+        unknown = sorted(set(names) - set(self.SPLITS))
+        if unknown:
+            raise ValueError(f"unknown splits {unknown}; splits are {list(self.SPLITS)}")
+        kept = {}
+        for split in self.SPLITS:
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if split not in names and x is not None:
+                x, y = (None, None) if split == "test" else (x[:0], None if y is None else y[:0])
+            kept[f"x_{split}"], kept[f"y_{split}"] = x, y
+        return dataclasses.replace(self, **kept)
 
 
 def check_array(
@@ -153,18 +173,137 @@ def open_hdf5(path: str | Path, required: Sequence[str]):
     return handle
 
 
-def decode_image(path: str | Path) -> np.ndarray:
-    """Decodes an image file (JPEG, PNG, BMP, or a GIF's first frame) to uint8 RGB `(H, W, 3)`.
+# What a reader accepts before it decodes anything: a file over MAX_INPUT_BYTES, or an image
+# whose header declares over MAX_IMAGE_PIXELS pixels (8192 x 8192), is refused by name, since
+# decoding it could take all memory. Raise them here (`zoo.data.MAX_IMAGE_PIXELS = ...`) for
+# larger inputs; every reader looks them up when it is called.
+MAX_INPUT_BYTES = 64 * 2**20
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def check_input_file(path: str | Path, what: str = "input") -> int:
+    """Refuses, by name and before anything reads it, an input that is not a regular file (a
+    folder, `/dev/zero`, a FIFO, a socket) or is larger than `MAX_INPUT_BYTES`.
+
+    Args:
+        path: the file; a symbolic link is followed.
+        what: what the file should be, for messages (e.g. "image").
+
+    Returns:
+        The file's size in bytes.
 
     Raises:
-        DataError: naming the file, when it cannot be read or is not an image.
+        DataError: naming the file and why it is refused.
+    """
+    import stat
+
+    try:
+        status = Path(path).stat()  # stat never opens: a FIFO cannot block it
+    except FileNotFoundError:
+        raise DataError(f"no such {what} file: {path}") from None
+    except OSError as error:
+        raise DataError(f"cannot read {what} file {path}: {error.strerror}") from None
+    return _check_status(path, status, what)
+
+
+def _check_status(path: str | Path, status, what: str) -> int:
+    import stat
+
+    if not stat.S_ISREG(status.st_mode):
+        kind = "a folder" if stat.S_ISDIR(status.st_mode) else "not a regular file (a device, FIFO or socket)"
+        raise DataError(f"{path} is {kind}; give a regular {what} file")
+    if status.st_size > MAX_INPUT_BYTES:
+        raise DataError(
+            f"{path} is {_megabytes(status.st_size)}, over the {_megabytes(MAX_INPUT_BYTES)} "
+            f"limit for one {what} file (zoo.data.MAX_INPUT_BYTES); give a smaller file"
+        )
+    return status.st_size
+
+
+def _check_image_header(path: str | Path, handle: Any) -> tuple[int, int]:
+    """The `(width, height)` an image's header declares, read without decoding the pixels;
+    refuses more than `MAX_IMAGE_PIXELS` and anything that is not an image."""
+    import warnings
+
+    from PIL import Image  # Pillow: a dependency of matplotlib and scikit-image
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns from 89 megapixels on; the limit that matters here is ours.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(handle) as image:  # lazy: reads the header only
+                width, height = image.size
+    except Image.DecompressionBombError:
+        width = height = None
+    except (OSError, ValueError, SyntaxError) as error:  # UnidentifiedImageError is an OSError
+        reason = "not a JPEG, PNG, BMP or GIF image" if "cannot identify" in str(error) else str(error)
+        raise DataError(f"cannot decode image {path}: {reason}; replace or remove the file") from None
+    if width is None or width * height > MAX_IMAGE_PIXELS:
+        size = "over 179 million pixels" if width is None else f"{width}x{height} pixels"
+        raise DataError(
+            f"{path} declares {size}, over the {MAX_IMAGE_PIXELS:,}-pixel limit "
+            "(zoo.data.MAX_IMAGE_PIXELS); give a smaller image"
+        )
+    return width, height
+
+
+def check_image_file(path: str | Path) -> tuple[int, int]:
+    """Checks an image file as `decode_image` does (a regular file, at most `MAX_INPUT_BYTES`,
+    a header that declares at most `MAX_IMAGE_PIXELS`), reading only its header: for loaders
+    that decode elsewhere (a `tf.data` pipeline).
+
+    Returns:
+        The declared `(width, height)`.
+
+    Raises:
+        DataError: naming the file and why it is refused.
+    """
+    check_input_file(path, "image")
+    with open(path, "rb") as handle:
+        return _check_image_header(path, handle)
+
+
+def read_image_bytes(path: str | Path) -> bytes:
+    """An image file's bytes, after the checks of `check_image_file`, for a decoder.
+
+    The file is opened without blocking and checked again through the open descriptor, so a
+    file swapped for a FIFO or a larger one after the first check is refused too.
+
+    Raises:
+        DataError: naming the file and why it is refused.
+    """
+    import io
+
+    check_input_file(path, "image")
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        raise DataError(f"cannot read image file {path}: {error.strerror}") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        _check_status(path, os.fstat(descriptor), "image")
+        content = handle.read(MAX_INPUT_BYTES + 1)
+    if len(content) > MAX_INPUT_BYTES:
+        _check_status(path, os.stat_result((stat_regular(), 0, 0, 0, 0, 0, len(content), 0, 0, 0)), "image")
+    _check_image_header(path, io.BytesIO(content))
+    return content
+
+
+def decode_image(path: str | Path) -> np.ndarray:
+    """Decodes an image file (JPEG, PNG, BMP, or a GIF's first frame) to uint8 RGB `(H, W, 3)`,
+    after refusing, without decoding, what `check_image_file` refuses.
+
+    Raises:
+        DataError: naming the file, when it is refused, cannot be read or is not an image.
     """
     import tensorflow as tf  # decoding only; keeps `zoo list` free of the TensorFlow import
 
+    content = read_image_bytes(path)
     try:
-        return tf.io.decode_image(
-            tf.io.read_file(str(path)), channels=3, expand_animations=False
-        ).numpy()
+        return tf.io.decode_image(content, channels=3, expand_animations=False).numpy()
     except tf.errors.OpError as error:
         raise DataError(
             f"cannot decode image {path}: {_op_message(error)}; replace or remove the file"

@@ -46,8 +46,13 @@ def _patches_figure(info: dict[str, Any], out_dir: Path) -> Path:
 def _figures(model: SparseAutoencoder, splits: Splits, out_dir: Path) -> list[Path]:
     from zoo import plots
 
-    originals = splits.x_val[:10] if len(splits.x_val) else splits.x_train[:10]
-    hidden = model.encode(splits.x_train).numpy()
+    # The first split there is (`zoo evaluate --splits` may have left only one).
+    split, shown = next((name, x) for name, x in (("validation", splits.x_val),
+                                                  ("training", splits.x_train),
+                                                  ("test", splits.x_test))
+                        if x is not None and len(x))
+    originals = shown[:10]
+    hidden = model.encode(shown).numpy()
     # Splits built by hand (not by `data.load`) have no record to cut colour patches from.
     patches = [_patches_figure(splits.info, out_dir)] if "sampling" in splits.info else []
     return [
@@ -56,7 +61,8 @@ def _figures(model: SparseAutoencoder, splits: Splits, out_dir: Path) -> list[Pa
             _as_patches(model.features()),
             out_dir / "features.png",
             f"Hidden features: encoder weights of {model.hidden_units} units "
-            f"(mean activation {hidden.mean():.3f}, target {model.sparsity_target})",
+            f"(mean activation {hidden.mean():.3f} on {split} patches, target "
+            f"{model.sparsity_target})",
         ),
         plots.side_by_side(
             {
@@ -64,7 +70,7 @@ def _figures(model: SparseAutoencoder, splits: Splits, out_dir: Path) -> list[Pa
                 "reconstruction": _as_patches(model.predict(originals, verbose=0)),
             },
             out_dir / "reconstructions.png",
-            "Validation patches and their reconstructions",
+            f"{split.capitalize()} patches and their reconstructions",
         ),
     ]
 

@@ -1,0 +1,41 @@
+"""`zoo evaluate` scores and draws only the splits it is asked for."""
+
+import json
+
+import keras
+import numpy as np
+
+import zoo
+from zoo.recurrent import data as har
+
+
+def test_evaluate_predicts_only_the_requested_splits(cli, tmp_path, monkeypatch):
+    path = har.example(tmp_path / "data", seed=0)
+    splits = zoo.get_entry("lstm").task.load(path, seed=0)
+    assert len(splits.x_train) and len(splits.x_test)
+    code, _, err = cli("train", "lstm", "--data", path, "--preset", "tiny")
+    assert code == 0, err
+
+    predicted = []
+    original = keras.Model.predict
+
+    def counting(self, x, *args, **kwargs):
+        predicted.append(len(x))
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "predict", counting)
+    code, out, err = cli("evaluate", "lstm", "--data", path, "--splits", "test")
+    assert code == 0, err
+    assert predicted and set(predicted) == {len(splits.x_test)}, predicted
+    metrics = json.loads((tmp_path / "runs/lstm/evaluation/metrics.json").read_text())["metrics"]
+    assert list(metrics) == ["test"]
+    report = (tmp_path / "runs/lstm/evaluation/confusion_matrices.txt").read_text()
+    assert report.startswith("test:") and "train:" not in report and "val:" not in report
+
+
+def test_splits_only_empties_the_others():
+    x = np.zeros((4, 2))
+    splits = zoo.data.Splits(x, x[:2], np.ones(4), np.ones(2), x[:1], np.ones(1))
+    only = splits.only(["val"])
+    assert len(only.x_val) == 2 and len(only.x_train) == 0 and only.x_test is None
+    assert len(only.y_train) == 0 and only.y_test is None
