@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
 import re
-from collections.abc import Sequence
+import stat
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -199,8 +202,6 @@ def check_input_file(path: str | Path, what: str = "input") -> int:
     Raises:
         DataError: naming the file and why it is refused.
     """
-    import stat
-
     try:
         status = Path(path).stat()  # stat never opens: a FIFO cannot block it
     except FileNotFoundError:
@@ -210,45 +211,66 @@ def check_input_file(path: str | Path, what: str = "input") -> int:
     return _check_status(path, status, what)
 
 
-def _check_status(path: str | Path, status, what: str) -> int:
-    import stat
-
+def _check_status(path: str | Path, status: os.stat_result, what: str) -> int:
     if not stat.S_ISREG(status.st_mode):
-        kind = "a folder" if stat.S_ISDIR(status.st_mode) else "not a regular file (a device, FIFO or socket)"
+        kind = ("a folder" if stat.S_ISDIR(status.st_mode)
+                else "not a regular file (a device, FIFO or socket)")
         raise DataError(f"{path} is {kind}; give a regular {what} file")
-    if status.st_size > MAX_INPUT_BYTES:
-        raise DataError(
-            f"{path} is {_megabytes(status.st_size)}, over the {_megabytes(MAX_INPUT_BYTES)} "
-            f"limit for one {what} file (zoo.data.MAX_INPUT_BYTES); give a smaller file"
-        )
+    _check_size(path, status.st_size, what)
     return status.st_size
 
 
-def _check_image_header(path: str | Path, handle: Any) -> tuple[int, int]:
+def _check_size(path: str | Path, size: int, what: str) -> None:
+    if size > MAX_INPUT_BYTES:
+        raise DataError(
+            f"{path} has {size:,} bytes or more, over the {_megabytes(MAX_INPUT_BYTES)} limit "
+            f"for one {what} file (zoo.data.MAX_INPUT_BYTES); give a smaller file"
+        )
+
+
+@contextlib.contextmanager
+def _opened(path: str | Path, what: str) -> Iterator[BinaryIO]:
+    """`path` opened for reading after `check_input_file`, and checked again through the open
+    descriptor: a file swapped for a FIFO or a device after the first check is refused too, and
+    opening without blocking means a FIFO cannot hang the open itself."""
+    check_input_file(path, what)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        raise DataError(f"cannot read {what} file {path}: {error.strerror}") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        _check_status(path, os.fstat(descriptor), what)
+        yield handle
+
+
+def _check_image_header(path: str | Path, handle: BinaryIO) -> tuple[int, int]:
     """The `(width, height)` an image's header declares, read without decoding the pixels;
     refuses more than `MAX_IMAGE_PIXELS` and anything that is not an image."""
     import warnings
 
-    from PIL import Image  # Pillow: a dependency of matplotlib and scikit-image
+    from PIL import Image, UnidentifiedImageError  # Pillow: matplotlib and scikit-image need it
 
+    size: tuple[int, int] | None
     try:
         with warnings.catch_warnings():
             # Pillow warns from 89 megapixels on; the limit that matters here is ours.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(handle) as image:  # lazy: reads the header only
-                width, height = image.size
-    except Image.DecompressionBombError:
-        width = height = None
-    except (OSError, ValueError, SyntaxError) as error:  # UnidentifiedImageError is an OSError
-        reason = "not a JPEG, PNG, BMP or GIF image" if "cannot identify" in str(error) else str(error)
-        raise DataError(f"cannot decode image {path}: {reason}; replace or remove the file") from None
-    if width is None or width * height > MAX_IMAGE_PIXELS:
-        size = "over 179 million pixels" if width is None else f"{width}x{height} pixels"
+                size = image.size
+    except Image.DecompressionBombError:  # beyond twice Pillow's own limit
+        size = None
+    except UnidentifiedImageError:
+        raise DataError(f"cannot decode image {path}: not a JPEG, PNG, BMP or GIF image; "
+                        "replace or remove the file") from None
+    except (OSError, ValueError, SyntaxError) as error:  # a header Pillow cannot parse
+        raise DataError(f"cannot decode image {path}: {error}; replace or remove the file") from None
+    if size is None or size[0] * size[1] > MAX_IMAGE_PIXELS:
+        declared = "more pixels than Pillow opens" if size is None else f"{size[0]}x{size[1]} pixels"
         raise DataError(
-            f"{path} declares {size}, over the {MAX_IMAGE_PIXELS:,}-pixel limit "
+            f"{path} declares {declared}, over the {MAX_IMAGE_PIXELS:,}-pixel limit "
             "(zoo.data.MAX_IMAGE_PIXELS); give a smaller image"
         )
-    return width, height
+    return size
 
 
 def check_image_file(path: str | Path) -> tuple[int, int]:
@@ -256,38 +278,34 @@ def check_image_file(path: str | Path) -> tuple[int, int]:
     a header that declares at most `MAX_IMAGE_PIXELS`), reading only its header: for loaders
     that decode elsewhere (a `tf.data` pipeline).
 
+    Args:
+        path: the image file.
+
     Returns:
         The declared `(width, height)`.
 
     Raises:
         DataError: naming the file and why it is refused.
     """
-    check_input_file(path, "image")
-    with open(path, "rb") as handle:
+    with _opened(path, "image") as handle:
         return _check_image_header(path, handle)
 
 
 def read_image_bytes(path: str | Path) -> bytes:
     """An image file's bytes, after the checks of `check_image_file`, for a decoder.
 
-    The file is opened without blocking and checked again through the open descriptor, so a
-    file swapped for a FIFO or a larger one after the first check is refused too.
+    Args:
+        path: the image file.
+
+    Returns:
+        The whole file.
 
     Raises:
         DataError: naming the file and why it is refused.
     """
-    import io
-
-    check_input_file(path, "image")
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as error:
-        raise DataError(f"cannot read image file {path}: {error.strerror}") from None
-    with os.fdopen(descriptor, "rb") as handle:
-        _check_status(path, os.fstat(descriptor), "image")
+    with _opened(path, "image") as handle:
         content = handle.read(MAX_INPUT_BYTES + 1)
-    if len(content) > MAX_INPUT_BYTES:
-        _check_status(path, os.stat_result((stat_regular(), 0, 0, 0, 0, 0, len(content), 0, 0, 0)), "image")
+    _check_size(path, len(content), "image")  # it grew since it was checked
     _check_image_header(path, io.BytesIO(content))
     return content
 

@@ -109,19 +109,23 @@ def _predict(model: SparseAutoencoder, inputs: list[str], options: dict[str, Any
     (patch mean removed, clipped at +-3 std with the training data's std when the weights record
     it, else the image's own, mapped to [0.1, 0.9]). Writes `OUT/<stem>.code.npy` (patches x
     hidden units), `OUT/<stem>.reconstruction.npy` (patches x 256) and
-    `OUT/<stem>.reconstruction.png` (up to 16 patches over their reconstructions)."""
+    `OUT/<stem>.reconstruction.png` (up to 16 patches over their reconstructions). Inputs that
+    share a stem (`a/photo.png`, `b/photo.jpg`) are written as `<parent>-<stem>` instead, so no
+    output is ever written twice; OUT must be new, empty, or a folder zoo wrote before."""
     import keras
 
     from zoo import plots
     from zoo.data import DataError
-    from zoo.predicting import Prediction, expand
+    from zoo.files import atomic_path
+    from zoo.predicting import Prediction, expand, output_folder, unique_stems
 
     preprocessing = options.get("preprocessing") or {}
     whiten = preprocessing.get("whitened_images", True)
-    out = Path(options.get("out") or "predictions")
+    out = output_folder(options.get("out") or "predictions")  # before any work: refused early
     size = data.PATCH_SIZE
+    paths = expand(inputs, data.IMAGE_SUFFIXES)
     results = []
-    for path in expand(inputs, data.IMAGE_SUFFIXES):
+    for path, name in zip(paths, unique_stems(paths)):
         try:
             image = data.read_images([path])[0]
             if min(image.shape) < size:
@@ -140,10 +144,10 @@ def _predict(model: SparseAutoencoder, inputs: list[str], options: dict[str, Any
             continue
         code = keras.ops.convert_to_numpy(model.encode(x))
         reconstruction = keras.ops.convert_to_numpy(model(x))
-        stem = out / Path(path).stem
-        out.mkdir(parents=True, exist_ok=True)
-        np.save(f"{stem}.code.npy", code)
-        np.save(f"{stem}.reconstruction.npy", reconstruction)
+        stem = out / name
+        for suffix, array in ((".code.npy", code), (".reconstruction.npy", reconstruction)):
+            with atomic_path(f"{stem}{suffix}") as temporary:
+                np.save(temporary, array)  # the temporary name ends in .npy: kept as it is
         plots.side_by_side({"input": _as_patches(x[:16]), "reconstruction": _as_patches(reconstruction[:16])},
                            Path(f"{stem}.reconstruction.png"), f"{Path(path).name}: patches and reconstructions")
         error = float(np.mean(np.sum((x - reconstruction) ** 2, axis=1)) / 2)

@@ -17,10 +17,9 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from zoo.data import Splits
 from zoo.recurrent import data
+from zoo.recurrent.predict import predict
 from zoo.registry import Choice, Float, HParam, Int, Metric, Task, register
 
 if TYPE_CHECKING:
@@ -56,68 +55,6 @@ def _endpoints(model: SequenceClassifier) -> dict[str, Any]:
     return {"serve": (lambda windows: classification.serving_outputs(model(windows)), signature)}
 
 
-def _windows(path: Path, key: str | None) -> np.ndarray:
-    """The `(N, 150, 3)` windows of an .npy file, or of an HDF5 file's dataset `key` (default
-    the first of trX, tstX, X present)."""
-    from zoo.data import DataError, open_hdf5
-
-    if path.suffix.lower() == ".npy":
-        try:
-            windows = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise DataError(f"cannot read {path} as .npy ({error})") from None
-    else:
-        with open_hdf5(path, []) as handle:
-            keys = [key] if key else [k for k in ("trX", "tstX", "X") if k in handle]
-            if not keys or keys[0] not in handle:
-                raise DataError(f"{path} has no dataset {key or 'trX, tstX or X'}; pass --key")
-            windows = handle[keys[0]][()]
-    windows = np.asarray(windows)
-    if windows.ndim == 2:
-        windows = windows[None]
-    if windows.ndim != 3 or windows.shape[1:] != (data.STEPS, data.AXES):
-        raise DataError(
-            f"{path}: windows must have shape (N, {data.STEPS}, {data.AXES}), got {windows.shape}"
-        )
-    if not np.issubdtype(windows.dtype, np.number):
-        raise DataError(f"{path}: windows must be numbers, got dtype {windows.dtype}")
-    return windows.astype(np.float32)
-
-
-def _predict(model: SequenceClassifier, inputs: list[str], options: dict[str, Any]) -> list[Any]:
-    """HDF5 (`options["key"]`, default the first of trX/tstX/X) or .npy files of
-    `(N, 150, 3)` windows: the predicted activity and its probabilities per window. A file that
-    cannot be read, or a window with NaN/inf, fails alone."""
-    import keras
-
-    from zoo.data import DataError
-    from zoo.predicting import Prediction, class_rows
-
-    names = options.get("class_names") or data.COURSE_CLASSES
-    results = []
-    for text in inputs:
-        path = Path(text)
-        try:
-            windows = _windows(path, options.get("key"))
-        except DataError as error:
-            results.append(Prediction(text, error=str(error)))
-            continue
-        finite = np.isfinite(windows).all(axis=(1, 2))
-        probabilities = np.zeros((len(windows), model.num_classes), np.float32)
-        if finite.any():
-            probabilities[finite] = keras.ops.convert_to_numpy(
-                model(windows[finite], training=False)
-            )
-        for index in range(len(windows)):
-            label = f"{text}[{index}]"
-            if not finite[index]:
-                results.append(Prediction(label, error="the window has NaN or infinite values"))
-            else:
-                results.append(class_rows(label, probabilities[index], names,
-                                          top=len(probabilities[index])))
-    return results
-
-
 ACTIVITY_RECOGNITION = Task(
     name="activity recognition",
     family="recurrent",
@@ -133,7 +70,7 @@ ACTIVITY_RECOGNITION = Task(
     figures=_figures,
     endpoints=_endpoints,
     example=data.example,
-    predict=_predict,
+    predict=predict,
     class_names=data.COURSE_CLASSES,
 )
 
@@ -254,7 +191,8 @@ def _build(cell: str, implementation: str, name: str, **hparams: Any) -> Sequenc
         optimizer = keras.optimizers.Adam(learning_rate, **averaging)
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        # One-hot rows or class indices (`model.fit(x, labels)`): see zoo.classification.
+        loss=classification.loss(label_smoothing),
         metrics=classification.metrics(),
     )
     return model
