@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,8 +13,8 @@ import pytest
 
 import zoo
 from zoo.autoencoder import KLSparsity, SparseAutoencoder
-from zoo.export import CARD_FILE, export, next_version
-from zoo.files import atomic_path
+from zoo.export import CARD_FILE, ExportError, export, formats, next_version
+from zoo.files import OutputError, atomic_path
 from zoo.training import set_seed
 from zoo_free import WITHOUT_ZOO
 
@@ -80,8 +81,22 @@ def test_export_versions_card_and_loading_without_zoo(model, tmp_path, subproces
     assert abs(datetime.datetime.now(datetime.timezone.utc) - exported) < datetime.timedelta(
         minutes=10
     )
-    spec = [{"shape": [None, 256], "dtype": "float32"}]
-    assert card["signatures"] == {"serve": spec, "encode": spec, "reconstruct": spec}
+    # Every signature's inputs and outputs by name, shape and dtype, as the SavedModel has them.
+    patches = {"name": "patches", "shape": [None, 256], "dtype": "float32"}
+    hidden = {"name": "hidden", "shape": [None, 8], "dtype": "float32"}
+    reconstruction = {"name": "reconstruction", "shape": [None, 256], "dtype": "float32"}
+    signatures = {name: {"inputs": value["inputs"],
+                         "outputs": sorted(value["outputs"], key=lambda output: output["name"])}
+                  for name, value in card["signatures"].items()}
+    assert signatures == {
+        "serve": {"inputs": [patches], "outputs": [hidden, reconstruction]},
+        "encode": {"inputs": [patches], "outputs": [hidden]},
+        "reconstruct": {"inputs": [patches], "outputs": [reconstruction]},
+    }
+    assert list(card["formats"]) == ["saved_model"]
+    assert card["formats"]["saved_model"]["file"] == "saved_model.pb"
+    assert card["formats"]["saved_model"]["signatures"] == ["serve", "encode", "reconstruct"]
+    assert card["keras"] == f"{NAME}.keras"
 
     second = export_model(model, root)
     assert second == root / NAME / "2"
@@ -181,12 +196,15 @@ def test_export_failing_card_leaves_earlier_versions_alone(model, tmp_path):
     assert next_version(model_dir) == 2
 
 
-def test_next_version_ignores_unfinished_and_non_directories(tmp_path):
+def test_next_version_counts_anything_named_like_a_version(tmp_path):
     assert next_version(tmp_path / "missing") == 1
-    (tmp_path / ".tmp-deadbeef-7").mkdir()  # a killed export's leftover
-    (tmp_path / "9").write_text("a file, not a version")
+    (tmp_path / ".zoo-export-deadbeef").mkdir()  # an unfinished export takes no number
     (tmp_path / "3").mkdir()
+    (tmp_path / "3a").mkdir()
     assert next_version(tmp_path) == 4
+    # A file named like a version is not one, but its number is taken: never written over.
+    (tmp_path / "9").write_text("a file, not a version")
+    assert next_version(tmp_path) == 10
 
 
 def test_atomic_path_file(tmp_path):
@@ -216,14 +234,15 @@ def test_atomic_path_file(tmp_path):
     assert list(target.parent.iterdir()) == [target]
 
 
-def test_atomic_path_replaces_directory(tmp_path):
+def test_atomic_path_never_replaces_a_directory(tmp_path):
     target = tmp_path / "version"
     target.mkdir()
     (target / "old").write_text("old")
-    with atomic_path(target) as temporary:
-        temporary.mkdir()
-        (temporary / "new").write_text("new")
-    assert sorted(p.name for p in target.iterdir()) == ["new"]
+    with pytest.raises(OutputError, match="is a directory"):
+        with atomic_path(target) as temporary:
+            temporary.mkdir()
+            (temporary / "new").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["old"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["version"]
 
 
@@ -268,3 +287,81 @@ def test_classifier_export_names_its_outputs_and_classes(cli, tmp_path, subproce
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "named outputs ok" in result.stdout
+
+
+def snapshot(directory):
+    """Every path under `directory` with its bytes (None for a folder), zoo's lock left out."""
+    return {str(path.relative_to(directory)): None if path.is_dir() else path.read_bytes()
+            for path in sorted(directory.rglob("*")) if path.name != ".zoo-lock"}
+
+
+def test_export_leaves_what_zoo_did_not_write_byte_identical(model, tmp_path):
+    model_dir = tmp_path / NAME
+    (model_dir / ".tmp-x").mkdir(parents=True)  # a user's hidden folder, not an export's
+    (model_dir / ".tmp-x" / "notes.txt").write_text("kept")
+    (model_dir / ".zoo-export-mine").mkdir()  # zoo's prefix, but no marker: not zoo's
+    (model_dir / ".zoo-export-mine" / "data.bin").write_bytes(bytes(range(256)))
+    (model_dir / "1").write_text("a file named like a version")
+    (tmp_path / "README").write_text("the user's root")
+    before = snapshot(tmp_path)
+
+    first = export_model(model, tmp_path)
+    second = export_model(model, tmp_path)
+    assert (first, second) == (model_dir / "2", model_dir / "3")  # "1" is taken, not replaced
+    after = snapshot(tmp_path)
+    assert {key: value for key, value in after.items()
+            if key.split("/")[:2] not in ([NAME, "2"], [NAME, "3"])} == before
+    assert json.loads((first / CARD_FILE).read_text())["version"] == 2
+
+
+def test_export_removes_only_unfinished_versions_zoo_marked(model, tmp_path):
+    model_dir = tmp_path / NAME
+    killed = model_dir / ".zoo-export-0123456789ab"  # what a killed export leaves
+    (killed / ".zoo-scratch" / "variables").mkdir(parents=True)
+    (killed / ".zoo-export-unfinished").write_text("12345\n")
+    (killed / ".zoo-scratch" / "saved_model.pb").write_bytes(b"half")
+    target = export_model(model, tmp_path)
+    assert target == model_dir / "1"
+    assert leftovers(model_dir) == ["1"]
+    assert not list(target.glob(".zoo-*")), "the marker must not stay in a finished version"
+
+
+def test_a_killed_conversion_leaves_its_scratch_in_the_unfinished_version(model, tmp_path,
+                                                                          monkeypatch):
+    exporting = sys.modules["zoo.export"]
+    given = []
+
+    def killed(saved_model):
+        given.append(Path(saved_model))
+        assert (given[0] / "saved_model.pb").is_file()
+        raise Interrupted("killed while converting")
+
+    monkeypatch.setitem(exporting._CONVERTERS, "litert", killed)
+    endpoints = zoo.get_entry(NAME).task.endpoints(model)
+    with pytest.raises(Interrupted):
+        export(model, NAME, endpoints, CARD, root=tmp_path, format="litert")
+    # Not the system's temporary folder: the scratch SavedModel was inside the version's own
+    # unfinished folder, so it went with it.
+    assert given[0].parent.parent == tmp_path / NAME
+    assert given[0].parent.name.startswith(".zoo-export-")
+    assert not given[0].exists() and leftovers(tmp_path / NAME) == []
+
+
+def test_export_refuses_in_one_line_where_the_root_cannot_take_a_version(model, tmp_path):
+    (tmp_path / NAME).write_text("a file where the model's folder goes")
+    with pytest.raises(ExportError, match=f"{NAME} is not a directory") as refused:
+        export_model(model, tmp_path)
+    assert "\n" not in str(refused.value)
+    assert (tmp_path / NAME).read_text() == "a file where the model's folder goes"
+    with pytest.raises(ExportError, match="unknown export format 'tflitee'"):
+        export(model, NAME, zoo.get_entry(NAME).task.endpoints(model), CARD,
+               root=tmp_path / "other", format="saved_model,tflitee")
+    assert not (tmp_path / "other").exists()
+
+
+def test_format_names(tmp_path):
+    assert formats("saved_model") == ("saved_model",)
+    assert formats("savedmodel, onnx,litert,onnx") == ("saved_model", "onnx", "litert")
+    assert formats(["litert", "saved_model"]) == ("litert", "saved_model")
+    with pytest.raises(ExportError, match="no export format"):
+        formats(" , ")

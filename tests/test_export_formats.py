@@ -9,6 +9,7 @@ One subprocess per format runs every entry's file. The converters and runtimes a
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -172,9 +173,17 @@ def test_exported_file_runs_in_its_runtime_or_is_refused(exports, format, name):
     assert sorted(p.name for p in target.iterdir()) == sorted(
         [CARD_FILE, f"{name}.keras", f"{name}{FORMATS[format]}"])
     card = json.loads((target / CARD_FILE).read_text())
-    assert card["format"] == format and card["version"] == int(target.name)
+    assert card["version"] == int(target.name)
+    assert list(card["formats"]) == [format]
+    assert card["formats"][format]["file"] == f"{name}{FORMATS[format]}"
     assert list(card["signatures"]) == ["serve"]
     actual, expected = case["actual"], case["expected"]
+    # The card names each output with the dtype the file gives it.
+    outputs = {output["name"]: output for output in card["signatures"]["serve"]["outputs"]}
+    assert sorted(outputs) == sorted(expected)
+    for key, value in expected.items():
+        assert outputs[key]["dtype"] == value.dtype.name, (key, outputs[key])
+        assert len(outputs[key]["shape"]) == value.ndim, (key, outputs[key])
     assert sorted(actual) == sorted(expected)
     for key, value in expected.items():
         assert actual[key].shape == value.shape, (key, actual[key].shape, value.shape)
@@ -202,7 +211,7 @@ def test_cli_converts_a_bfloat16_model_in_float32(cli, tmp_path, monkeypatch):
     target = tmp_path / "saved_models" / "cifar_airbench" / "1"
     assert (target / "cifar_airbench.onnx").is_file()
     card = json.loads((target / CARD_FILE).read_text())
-    assert card["dtype_policy_converted"] == "trained in mixed_bfloat16, converted in float32"
+    assert card["dtype_policy_converted"] == "trained in mixed_bfloat16, onnx converted in float32"
 
 
 def test_cli_refuses_in_one_line_and_names_the_missing_extra(cli, tmp_path, monkeypatch):
@@ -221,3 +230,47 @@ def test_cli_refuses_in_one_line_and_names_the_missing_extra(cli, tmp_path, monk
     code, out, err = cli("export", "keras_rnn", "--weights", path, "--format", "onnx")
     assert code == 1 and err.count("\n") == 1, err
     assert "pip install 'zoo[onnx]'" in err, err
+
+
+def test_cli_writes_every_format_into_one_version(cli, tmp_path):
+    """`--format savedmodel,onnx,litert`: one version holds the SavedModel and both files, one
+    card lists each; the version TensorFlow Serving serves (the highest) is a SavedModel."""
+    wanted = ["saved_model", "onnx", "litert"]
+    if not all(importlib.util.find_spec(package) for package in ("tf2onnx", "onnxruntime")):
+        wanted.remove("onnx")  # the onnx extra is missing: the rest still go into one version
+    name = "sparse_autoencoder"
+    given = ",".join("savedmodel" if format == "saved_model" else format for format in wanted)
+    code, out, err = cli("export", name, "--weights", "photos", "--format", given)
+    assert code == 0, err
+    target = tmp_path / "saved_models" / name / "1"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["1"]
+    assert f"saved_models/{name}/1/" in out
+    card = json.loads((target / CARD_FILE).read_text())
+    assert list(card["formats"]) == wanted
+    for format in wanted:
+        assert (target / card["formats"][format]["file"]).is_file(), format
+    assert card["formats"]["saved_model"]["signatures"] == ["serve", "encode", "reconstruct"]
+    assert (target / f"{name}.keras").is_file() and (target / "variables").is_dir()
+    assert not list(target.glob(".zoo-*")), "the unfinished marker or scratch stayed behind"
+    serve = card["signatures"]["serve"]
+    assert [spec["name"] for spec in serve["inputs"]] == ["patches"]
+    assert sorted(spec["name"] for spec in serve["outputs"]) == ["hidden", "reconstruction"]
+
+
+def test_cli_refuses_every_format_when_one_cannot_express_the_model(cli, tmp_path):
+    set_seed(0)
+    model = zoo.get("keras_rnn")
+    model(np.zeros((1, 150, 3), np.float32))
+    path = tmp_path / "keras_rnn.keras"
+    model.save(path)
+    model_dir = tmp_path / "saved_models" / "keras_rnn"
+    model_dir.mkdir(parents=True)
+    (model_dir / "1").write_text("not a version")
+    code, out, err = cli("export", "keras_rnn", "--weights", path, "--format", "saved_model,litert")
+    assert code == 1 and out == ""
+    assert err.startswith("zoo: error: the litert format cannot express this model: ")
+    assert err.count("\n") == 1, err
+    assert sorted(p.name for p in model_dir.iterdir()) == ["1"], "a refused export wrote"
+    assert (model_dir / "1").read_text() == "not a version"
+    code, out, err = cli("export", "keras_rnn", "--weights", path, "--format", "saved_model,onxx")
+    assert code == 1 and "unknown export format 'onxx'" in err and err.count("\n") == 1, err

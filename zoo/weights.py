@@ -139,8 +139,23 @@ def find(name: str, tag: str) -> tuple[Path, dict[str, Any]]:
 
 
 def card(name: str, tag: str) -> dict[str, Any]:
-    """The card of set `tag` of entry `name`."""
-    return find(name, tag)[1]
+    """The card of set `tag` of entry `name`: `data` (with `measured_on`, the split its
+    `metrics` were measured on), `licence`, `recipe`, `metrics`, `command`, file, size and
+    SHA-256, and for a classifier `class_names` (in output order).
+
+    A classifier's card that does not name its classes (a set written outside the package)
+    gets the task's default names, when their number is the recipe's class count.
+
+    Raises:
+        WeightsError: no such set (the message lists the tags there are), or an unreadable card.
+    """
+    found = find(name, tag)[1]
+    defaults = get_entry(name).task.class_names
+    if defaults is not None and "class_names" not in found:
+        classes = found.get("recipe", {}).get("hyperparameters", {}).get("num_classes")
+        if classes in (None, len(defaults)):
+            found["class_names"] = list(defaults)
+    return found
 
 
 def shipped() -> list[tuple[str, str, Path]]:
@@ -558,11 +573,42 @@ def summary(card_: Mapping[str, Any]) -> list[str]:
         f"  licence: {card_.get('licence')}",
         f"  recipe:  preset {recipe.get('preset')}, seed {recipe.get('seed')}, epochs "
         f"{recipe.get('epochs')}, hyperparameters {recipe.get('hyperparameters')}",
-        f"  metrics: {card_.get('metrics')}",
+        f"  metrics: {card_.get('metrics')}, on {measured_on(card_)}",
         f"  command: {card_.get('command')}",
         f"  file:    {card_.get('file')}, {card_.get('size_bytes')} bytes, "
         f"{card_.get('storage_dtype')}, sha256 {card_.get('sha256')}",
     ]
 
 
-__all__ += ["check_file", "copy_weights", "directories", "load_file", "sha256", "summary"]
+def measured_on(card_: Mapping[str, Any]) -> str:
+    """The split a set's metrics were measured on, as its card says (with the held-out
+    images' description for a validation split), e.g. "the test split" or "the validation
+    split: 5000 training images held out (seed 0)"."""
+    data = card_.get("data") if isinstance(card_.get("data"), Mapping) else {}
+    split = data.get("measured_on") or "a split the card does not name"
+    validation = data.get("validation")
+    if "validation" in split and isinstance(validation, str) and validation:
+        split = f"{split}: {validation}"
+    return split
+
+
+def headline(card_: Mapping[str, Any], metric: str) -> str:
+    """A set's size, headline metric and the split it was measured on in one line for
+    `zoo list --pretrained`, e.g. "0.2 MiB  accuracy 0.980 on the test split".
+
+    Args:
+        card_: the set's card.
+        metric: the entry's headline metric as Keras logs it (`val_accuracy`); the card
+            records it without the `val_` prefix.
+    """
+    metrics = card_.get("metrics") or {}
+    key = metric.removeprefix("val_")
+    value = metrics.get(key)
+    shown = f"{key} {value:.3f}" if isinstance(value, (int, float)) else f"{key} not recorded"
+    size = card_.get("size_bytes")
+    mib = f"{size / 2**20:.1f} MiB" if isinstance(size, int) else "size not recorded"
+    return f"{mib:>8s}  {shown} on {measured_on(card_)}"
+
+
+__all__ += ["check_file", "copy_weights", "directories", "headline", "load_file", "measured_on",
+            "sha256", "summary"]
