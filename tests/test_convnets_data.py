@@ -88,19 +88,20 @@ def write_folder(root, classes=("cat", "dog"), per_class=5, size=32):
 def test_image_folder_labels_follow_cifar_classes_and_resizes(tmp_path):
     write_folder(tmp_path / "a", per_class=3)
     write_folder(tmp_path / "b", classes=("ship",), per_class=2, size=48)
-    images, labels = data.read_image_folder(tmp_path / "a")
+    images, labels = data.read_image_folder(tmp_path / "a", data.CLASS_NAMES)
     assert images.shape == (6, 32, 32, 3) and images.dtype == np.uint8
     assert labels.tolist() == [3, 3, 3, 5, 5, 5]  # cat and dog in CIFAR-10's order
+    assert data.read_image_folder(tmp_path / "a")[1].tolist() == [0, 0, 0, 1, 1, 1]  # its own
     original = np.asarray(Image.open(tmp_path / "a" / "cat" / "0.png"))
     np.testing.assert_array_equal(images[0], original)  # PNG: lossless
-    resized, labels = data.read_image_folder(tmp_path / "b")
+    resized, labels = data.read_image_folder(tmp_path / "b", data.CLASS_NAMES)
     assert resized.shape == (2, 32, 32, 3) and labels.tolist() == [8, 8]
 
 
 def test_unknown_class_folders_are_named(tmp_path):
     write_folder(tmp_path, classes=("cat", "giraffe"), per_class=1)
     with pytest.raises(DataError, match=r"class folders \['giraffe'\] that are not classes"):
-        data.load(tmp_path)
+        data.load(tmp_path, classes="cifar10")
 
 
 def test_folder_with_train_and_test_gives_a_test_split(tmp_path):

@@ -1,8 +1,10 @@
 """What every classification task shares: confusion matrices, macro-F1, and the per-split report
 (PNG and text) that `zoo train` and `zoo evaluate` show.
 
-Models report accuracy and macro-F1 as Keras metrics while training (`METRICS`); the report adds
-the confusion matrices, which say *which* classes are mistaken for which.
+Models report accuracy and macro-F1 as Keras metrics while training (`metrics()`); the report
+adds the confusion matrices, which say *which* classes are mistaken for which, and scores
+macro-F1 over the classes present in each split (Keras' metric averages over every column of the
+labels: the same when a split has examples of every class of the data).
 """
 
 from __future__ import annotations
@@ -64,14 +66,29 @@ def confusion_matrix(actual: np.ndarray, predicted: np.ndarray, num_classes: int
 
 
 def macro_f1(matrix: np.ndarray) -> float:
-    """The unweighted mean over classes of F1 = 2 TP / (2 TP + FP + FN); 0 for an empty class."""
+    """The unweighted mean of F1 = 2 TP / (2 TP + FP + FN) over the classes present: those with
+    at least one actual example (a row of `matrix` that is not all zero).
+
+    A class absent from the data would score 0 whatever the model did, so a 10-class model
+    scored on cats and dogs would be averaged over 8 zeros; its predictions of absent classes
+    still count, as misses of the actual classes. A present class never predicted scores 0.
+
+    Args:
+        matrix: a confusion matrix, rows the actual class, columns the predicted one.
+
+    Returns:
+        The macro-F1 over present classes; 0 for an empty matrix.
+    """
     matrix = np.asarray(matrix, np.float64)
+    present = matrix.sum(axis=1) > 0
+    if not present.any():
+        return 0.0
     true_positives = np.diag(matrix)
     denominators = matrix.sum(axis=0) + matrix.sum(axis=1)
     scores = np.divide(
         2 * true_positives, denominators, out=np.zeros_like(true_positives), where=denominators > 0
     )
-    return float(scores.mean())
+    return float(scores[present].mean())
 
 
 def format_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str]) -> str:
@@ -96,6 +113,13 @@ def report(
 ) -> list[Path]:
     """Confusion matrices of every split with labels, as PNGs and one text file.
 
+    Args:
+        model: the classifier, outputs `(N, len(class_names))` probabilities.
+        splits: the data; every split with labels is reported.
+        class_names: the data's classes in the labels' order (`splits.info["classes"]`).
+        out_dir: where to write.
+        title: the figures' title.
+
     Returns:
         The paths written: `confusion_{split}.png` per split and `confusion_matrices.txt`.
     """
@@ -108,7 +132,11 @@ def report(
         predicted = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=-1)
         matrix = confusion_matrix(class_indices(y), predicted, len(class_names))
         accuracy = np.trace(matrix) / matrix.sum()
-        summary = f"{split}: accuracy {accuracy:.4f}, macro-F1 {macro_f1(matrix):.4f}, {len(x)} examples"
+        present = int((matrix.sum(axis=1) > 0).sum())
+        over = f" over the {present} of {len(class_names)} classes present" if present < len(
+            class_names) else ""
+        summary = (f"{split}: accuracy {accuracy:.4f}, macro-F1 {macro_f1(matrix):.4f}{over}, "
+                   f"{len(x)} examples")
         sections.append(f"{summary}\n{format_confusion_matrix(matrix, class_names)}")
         paths.append(
             plots.confusion_matrix(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -40,6 +41,10 @@ import numpy as np
 
 from zoo.files import atomic_path
 from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError, get_entry, list_models
+
+logger = logging.getLogger(__name__)
+# The hyperparameter whose change re-initialises a classifier's head instead of being refused.
+NUM_CLASSES = "num_classes"
 
 __all__ = [
     "PATH_VARIABLE",
@@ -395,9 +400,12 @@ def load(
         preset: a preset, only for weights that do not record their hyperparameters.
         replace_head: fine-tuning with another class count: variables that differ only in the
             last axis keep their fresh values (named in `report`); other differences are refused.
-        report: when given, receives one line per thing worth telling (the head replaced).
+            A `num_classes` override implies it.
+        report: when given, receives one line per thing worth telling (the head replaced); the
+            line is logged too.
         **overrides: hyperparameters; with weights that record theirs, only those that leave
-            every weight's shape alone (learning rate, dropout, ...).
+            every weight's shape alone (learning rate, dropout, ...), and `num_classes`: another
+            class count than the weights' re-initialises only the classifier head.
 
     Raises:
         WeightsError: unknown tag, damaged set, a file that does not fit, weights of another
@@ -425,6 +433,10 @@ def load(
                 f"{source['what']} records its hyperparameters; a preset cannot change them"
             )
         hyperparameters = entry.resolve(preset, **{**recorded, **overrides})
+        # Another class count is fine-tuning, from Python as from `zoo train --weights`: the
+        # head's variables (shapes that differ in the class axis only) start fresh. With the
+        # recorded count nothing differs, so nothing is replaced.
+        replace_head = replace_head or (NUM_CLASSES in overrides and NUM_CLASSES in entry.hparams)
         model = entry.build(hyperparameters)
         try:
             if origin == entry.name:
@@ -433,8 +445,10 @@ def load(
                 donor = get_entry(origin)
                 donor_hp = {k: v for k, v in {**hyperparameters, **recorded}.items()
                             if k in donor.hparams}
+                if replace_head and NUM_CLASSES in donor.hparams:  # the twin gets the new head
+                    donor_hp[NUM_CLASSES] = hyperparameters[NUM_CLASSES]
                 twin = donor.build(donor.resolve(None, **donor_hp))
-                load_file(twin, source["file"])
+                kept = load_file(twin, source["file"], replace_head=replace_head)
                 for mine, theirs in zip(model.weights, twin.weights):
                     if tuple(mine.shape) != tuple(theirs.shape):
                         raise WeightsError(
@@ -443,23 +457,27 @@ def load(
                         )
                 if len(model.weights) != len(twin.weights):
                     raise WeightsError(f"{origin}'s variables do not match {name}'s")
-                copy_weights(twin, model)
-                kept = []
+                copy_weights(twin, model)  # the twin's fresh head included
         except WeightsError:
-            if recorded and overrides:
-                key = _culprit(entry, recorded, overrides)
+            # The class count is allowed to change the head: look for another culprit.
+            others = {k: v for k, v in overrides.items() if not (replace_head and k == NUM_CLASSES)}
+            if recorded and others:
+                key = _culprit(entry, recorded, others)
                 if key is not None:
                     trained = recorded.get(key, entry.hparams[key].default)
                     raise HyperparameterError(
                         f"{key}={overrides[key]!r} changes the architecture of "
                         f"{source['what']}, trained with {key}={trained!r}; only overrides "
-                        "that keep every weight's shape are allowed (to train another class "
-                        f"count from it: zoo train {name} --weights ... --set num_classes=K)"
+                        "that keep every weight's shape are allowed, and num_classes=K, which "
+                        "re-initialises only the classifier head"
                     ) from None
             raise
-    if kept and report is not None:
-        report.append(f"re-initialised the classifier head ({', '.join(kept)}); loaded the rest "
-                      f"from {source['what']}")
+    if kept:
+        line = (f"re-initialised the classifier head ({', '.join(kept)}); loaded the rest "
+                f"from {source['what']}")
+        logger.info("%s: %s", name, line)
+        if report is not None:
+            report.append(line)
     model.zoo_weights = {"source": str(weights), "card": source["card"],
                          "hyperparameters": hyperparameters, "replaced": kept}
     return model

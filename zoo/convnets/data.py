@@ -5,11 +5,13 @@ Readers, all local (nothing is downloaded):
   them), read with a restricted unpickler that admits only the dicts, lists, bytes and NumPy
   arrays those files hold; or the binary batches, `cifar-10-batches-bin`;
 - a class-folder tree of images, `ROOT/<class>/*.jpg` (the shared layout), or `ROOT/train/<class>`
-  with an optional `ROOT/test/<class>`; any image size, resized to 32x32;
+  with an optional `ROOT/test/<class>`; any image size, resized to 32x32; any class names (a
+  cat/dog folder is a two-class problem), sorted, CIFAR-10's ten in their canonical order;
 - an `.npz` with `x_train`, `y_train` (and optionally `x_test`, `y_test`), or `x`, `y`.
 
 Images stay uint8 `(N, 32, 32, 3)`: the models scale them themselves, so a SavedModel takes
-camera-ready pixels. Labels become one-hot float32 rows (label smoothing needs them).
+camera-ready pixels. Labels become one-hot float32 rows (label smoothing needs them), one column
+per class of the data (`Splits.info["classes"]` names them in order).
 
 TensorFlow is imported by the functions that decode images or build `tf.data` pipelines, not
 with this module: the registry's task reads `load` and `example` without it.
@@ -37,6 +39,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "dataset",
     "default_locations",
+    "folder_classes",
     "example",
     "load",
     "read_binary_batches",
@@ -101,16 +104,16 @@ def _as_uint8(images: np.ndarray, source: str) -> np.ndarray:
     return np.round(images).astype(np.uint8)
 
 
-def _labels(labels: Any, count: int, source: str) -> np.ndarray:
+def _labels(labels: Any, count: int, source: str, classes: int = len(CLASS_NAMES)) -> np.ndarray:
     labels = check_array(np.asarray(labels).reshape(-1), "labels", (count,), source=source)
     if not np.issubdtype(labels.dtype, np.integer):
         if not np.all(labels == np.round(labels)):
-            raise DataError(f"labels in {source} must be whole class indices 0-9")
+            raise DataError(f"labels in {source} must be whole class indices 0-{classes - 1}")
         labels = labels.astype(np.int64)
-    bad = (labels < 0) | (labels >= len(CLASS_NAMES))
+    bad = (labels < 0) | (labels >= classes)
     if bad.any():
         raise DataError(
-            f"labels in {source} must be class indices in [0, {len(CLASS_NAMES) - 1}], "
+            f"labels in {source} must be class indices in [0, {classes - 1}], "
             f"got {labels[bad][0]} (at index {int(np.argmax(bad))})"
         )
     return labels.astype(np.int64)
@@ -222,24 +225,46 @@ def fit_image(image: tf.Tensor) -> tf.Tensor:
     return tf.ensure_shape(tf.cond(same_size, lambda: image, resized), IMAGE_SHAPE)
 
 
-def read_image_folder(
-    root: str | Path, class_names: Sequence[str] = CLASS_NAMES
-) -> tuple[np.ndarray, np.ndarray]:
-    """Reads `root/<class>/*` images, decoded in parallel, as uint8 `(N, 32, 32, 3)` and labels.
+def _class_folders(root: Path) -> list[Path]:
+    # Hidden folders (.ipynb_checkpoints, say) are not classes.
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
-    Each subfolder must be named after one of `class_names` (a subset is fine: a folder of cats
-    and dogs to evaluate on); labels are indices into `class_names`. Images of another size are
-    resized to 32x32, greyscale ones repeated to RGB.
+
+def folder_classes(root: str | Path) -> tuple[str, ...]:
+    """The classes of a class-folder tree: its subfolders' names, sorted (CIFAR-10's ten sort
+    into `CLASS_NAMES`' order; a cat/dog folder is a problem of two classes).
+
+    Raises:
+        DataError: `root` has no class folders.
+    """
+    names = tuple(p.name for p in _class_folders(Path(root)))
+    if not names:
+        raise DataError(f"{root} has no class folders; expected {root}/<class>/*.jpg")
+    return CLASS_NAMES if set(names) == set(CLASS_NAMES) else names
+
+
+def read_image_folder(
+    root: str | Path, class_names: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reads `root/<class>/*` images, decoded in parallel, as uint8 `(N, 32, 32, 3)` and int64
+    labels, indices into `class_names`: by default the folder's own (`folder_classes`); when
+    given, every subfolder must be one of them (a subset is fine: a test folder with some of
+    the training classes). Images of another size are resized to 32x32, greyscale ones
+    repeated to RGB.
+
+    Raises:
+        DataError: a folder not among `class_names`, one without images, or an undecodable image.
     """
     import tensorflow as tf
 
     root = Path(root)
-    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    class_names = folder_classes(root) if class_names is None else tuple(class_names)
+    folders = _class_folders(root)
     unknown = [p.name for p in folders if p.name not in class_names]
     if unknown:
         raise DataError(
-            f"{root} has class folders {unknown} that are not classes of this task; "
-            f"expected folders named from {list(class_names)}"
+            f"{root} has class folders {unknown} that are not classes of the data "
+            f"{list(class_names)}; rename or remove them, or give classes that include them"
         )
     paths, labels, empty = [], [], []
     for folder in folders:
@@ -279,10 +304,13 @@ def read_image_folder(
 _NPZ_LAYOUT = "expected an .npz archive with x_train, y_train [, x_test, y_test] or x, y"
 
 
-def read_npz(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def read_npz(
+    path: str | Path, num_classes: int = len(CLASS_NAMES)
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Reads an `.npz` with `x_train`, `y_train` (optionally `x_test`, `y_test`) or `x`, `y`.
 
-    Images may be `(N, 32, 32, 3)`, `(N, 3, 32, 32)` or `(N, 3072)`, pixel values in [0, 255].
+    Images may be `(N, 32, 32, 3)`, `(N, 3, 32, 32)` or `(N, 3072)`, pixel values in [0, 255];
+    labels class indices in [0, `num_classes`).
     """
     path = Path(path)
     if path.stat().st_size == 0:
@@ -313,7 +341,7 @@ def read_npz(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             x, y = (_member(archive, key, path) for key in needed)
             source = f"{path}[{needed[0]}]"
             images = _as_uint8(to_channels_last(x, source), source)
-            splits[split] = (images, _labels(y, len(images), f"{path}[{needed[1]}]"))
+            splits[split] = (images, _labels(y, len(images), f"{path}[{needed[1]}]", num_classes))
     return splits
 
 
@@ -336,22 +364,40 @@ def _member(archive: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
 # --- choosing a reader, splitting ---
 
 
-def _read(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Reads whatever CIFAR-10 format `path` is."""
+def _class_option(classes: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    """`load`'s `classes`: `None`, "cifar10", comma-separated names, or a sequence of names."""
+    if classes is None:
+        return None
+    if isinstance(classes, str):
+        classes = CLASS_NAMES if classes == "cifar10" else classes.split(",")
+    names = tuple(str(name).strip() for name in classes)
+    if len(names) < 2 or len(set(names)) != len(names) or not all(names):
+        raise DataError(
+            f"classes must name two or more distinct classes (or be 'cifar10'), got {list(names)}"
+        )
+    return names
+
+
+def _read(
+    path: Path, classes: tuple[str, ...] | None
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], tuple[str, ...]]:
+    """Reads whatever CIFAR-10 format `path` is: its splits and the classes its labels index
+    (`classes` when given; else a folder tree's own, or CIFAR-10's for the batches and .npz)."""
     if path.is_file():
         if path.suffix != ".npz":
             raise DataError(f"{path} is a file but not an .npz. {_HOW_TO_GET}")
-        return read_npz(path)
+        names = classes or CLASS_NAMES
+        return read_npz(path, len(names)), names
     if all((path / name).is_file() for name in _TRAIN_BATCHES):
-        return read_python_batches(path)
+        return read_python_batches(path), classes or CLASS_NAMES
     if all((path / f"{name}.bin").is_file() for name in _TRAIN_BATCHES):
-        return read_binary_batches(path)
-    if (path / "train").is_dir():
-        splits = {"train": read_image_folder(path / "train")}
-        if (path / "test").is_dir():
-            splits["test"] = read_image_folder(path / "test")
-        return splits
-    return {"train": read_image_folder(path)}
+        return read_binary_batches(path), classes or CLASS_NAMES
+    root = path / "train" if (path / "train").is_dir() else path
+    names = classes or folder_classes(root)
+    splits = {"train": read_image_folder(root, names)}
+    if root != path and (path / "test").is_dir():  # the training folders' classes, or some
+        splits["test"] = read_image_folder(path / "test", names)
+    return splits, names
 
 
 def example(directory: str | Path, seed: int = 0, per_class: int = 10) -> Path:
@@ -377,14 +423,23 @@ def example(directory: str | Path, seed: int = 0, per_class: int = 10) -> Path:
     return path
 
 
-def _one_hot(labels: np.ndarray) -> np.ndarray:
-    return np.eye(len(CLASS_NAMES), dtype=np.float32)[labels]
+def _one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
+    return np.eye(classes, dtype=np.float32)[labels]
 
 
 def load(
-    path: str | Path | None = None, seed: int = 0, validation_size: int | None = None
+    path: str | Path | None = None,
+    seed: int = 0,
+    validation_size: int | None = None,
+    classes: Sequence[str] | str | None = None,
 ) -> Splits:
-    """CIFAR-10 as `Splits`: uint8 images, one-hot labels; validation held out of training.
+    """CIFAR-10, or any class-folder tree, as `Splits`: uint8 images, one-hot labels;
+    validation held out of training.
+
+    The labels have one column per class of the data, named in order by
+    `splits.info["classes"]`: a class-folder tree's own folder names, sorted (CIFAR-10's ten in
+    the canonical order), or CIFAR-10's ten for the batches and an .npz. A model trained on
+    them needs `num_classes` equal to that count (`zoo train NAME --set num_classes=K`).
 
     `validation_size` training images, drawn with `seed`, are held out; by default 1,000 as in
     cs231n (49,000 train), or a tenth of a set smaller than 10,000 (at least one image, so a
@@ -396,10 +451,14 @@ def load(
             `None` tries `default_locations()`.
         seed: seeds the choice of held-out images.
         validation_size: how many training images to hold out, in [0, N); `None`: the default.
+        classes: the classes the labels index, instead of the data's own: names (a list, or
+            comma-separated), or "cifar10" (to score a CIFAR-10 model on a folder of some of
+            its classes). Every class folder must be one of them.
 
     Raises:
         DataError: nothing found (listing where it looked and how to provide the data),
-            malformed data, or training images of fewer than two classes.
+            malformed data, a folder or label outside `classes`, or training images of fewer
+            than two classes.
     """
     if path is None:
         looked = default_locations()
@@ -414,9 +473,9 @@ def load(
     path = Path(path)
     if not path.exists():
         raise DataError(f"no such file or folder: {path}. {_HOW_TO_GET}")
-    splits = _read(path)
+    splits, names = _read(path, _class_option(classes))
     images, labels = splits["train"]
-    check_classes(labels, CLASS_NAMES, str(path))
+    check_classes(labels, names, str(path))
     if validation_size is None:  # at least one: check_classes leaves two images or more
         validation_size = max(1, min(VALIDATION_SIZE, len(images) // 10))
     if not 0 <= validation_size < len(images):
@@ -429,14 +488,14 @@ def load(
     test_images, test_labels = splits.get("test", (None, None))
     return Splits(
         x_train=images[train],
-        y_train=_one_hot(labels[train]),
+        y_train=_one_hot(labels[train], len(names)),
         x_val=images[val],
-        y_val=_one_hot(labels[val]),
+        y_val=_one_hot(labels[val], len(names)),
         x_test=test_images,
-        y_test=None if test_labels is None else _one_hot(test_labels),
+        y_test=None if test_labels is None else _one_hot(test_labels, len(names)),
         info={
             "source": str(path),
-            "classes": list(CLASS_NAMES),
+            "classes": list(names),
             "validation": f"{validation_size} training images held out (seed {seed})",
             "preprocessing": "uint8 RGB 32x32; scaling to zero mean and unit variance per "
             "channel is inside the model (training-set statistics)",
@@ -459,7 +518,7 @@ def dataset(
 
     Args:
         images: uint8 `(N, 32, 32, 3)`.
-        labels: one-hot `(N, 10)`, or `None` for prediction.
+        labels: one-hot `(N, classes)`, or `None` for prediction.
         batch_size: images per batch.
         shuffle_seed: when given, a new seeded order every epoch; `None` keeps the order.
         augment: an optional callable applied to each batch of images, e.g.

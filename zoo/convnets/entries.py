@@ -37,9 +37,12 @@ def _figures(model: keras.Model, splits: Splits, out_dir: Path) -> list[Path]:
 
     filters = keras.ops.convert_to_numpy(model.first_filters())
     title = f"{model.name}: first-layer filters ({len(filters)}, {filters.shape[1]}x{filters.shape[2]} RGB)"
+    # The data's classes (a cat/dog folder has two), in the labels' order.
+    names = list(splits.info.get("classes") or data.CLASS_NAMES)
+    what = "CIFAR-10" if tuple(names) == data.CLASS_NAMES else f"{len(names)} classes"
     return [
         plots.image_grid(filters, out_dir / "filters.png", title),
-        *classification.report(model, splits, data.CLASS_NAMES, out_dir, f"{model.name}: CIFAR-10"),
+        *classification.report(model, splits, names, out_dir, f"{model.name}: {what}"),
     ]
 
 
@@ -102,7 +105,8 @@ CIFAR10 = Task(
     data=(
         "CIFAR-10 32x32 RGB images in 10 classes, from --data: a class-folder tree "
         "(DIR/<class>/*.jpg, or DIR/train/<class> with an optional DIR/test/<class> that becomes "
-        "the test split), a cifar-10-batches-py or -bin directory, or an .npz (x_train, y_train "
+        "the test split; any class names, sorted, the model built with --set num_classes=K for "
+        "K folders), a cifar-10-batches-py or -bin directory, or an .npz (x_train, y_train "
         "[, x_test, y_test]); 1,000 training images are held out for validation. No embedded "
         "default: without --data it looks in $ZOO_CIFAR10, ~/.keras/datasets, data/cifar10 and "
         "../shared/data/cifar10"
@@ -123,6 +127,10 @@ _LEARNING_RATE = HParam(1e-3, "(0, 10]", Float(1e-4, 1e-2, log=True), "Adam step
 _NORMALIZATION = HParam("none", NORMALIZATIONS, Choice(NORMALIZATIONS),
                         "feature-map normalisation after each convolution")
 _GROUPS = HParam(4, "[1, 1024]", None, "channel groups of group normalisation (divides filters)")
+# Not searched: the class count is the data's, not a choice. With --weights, another count
+# re-initialises only the classifier head (fine-tuning; see zoo.weights.load).
+_NUM_CLASSES = HParam(len(data.CLASS_NAMES), "[2, 100000]", None,
+                      "classes of the softmax output: the data's class count")
 
 
 def _check_groups(normalization: str, groups: int, filters: tuple[int, ...]) -> None:
@@ -162,6 +170,7 @@ _TINY_FIT = {"epochs": 1, "batch_size": 8}
         "normalization": _NORMALIZATION,
         "groups": _GROUPS,
         "learning_rate": _LEARNING_RATE,
+        "num_classes": _NUM_CLASSES,
     },
     fit={"epochs": 10, "batch_size": 50},
     presets={"one_epoch": {"hidden_dim": 500, "reg": 1e-3, "epochs": 1, "batch_size": 50},
@@ -177,6 +186,7 @@ def three_layer_convnet(
     normalization: str,
     groups: int,
     learning_rate: float,
+    num_classes: int,
 ) -> ThreeLayerConvNet:
     """cs231n's ThreeLayerConvNet: conv 7x7 - ReLU - 2x2 pool - affine 100 - ReLU - affine 10 - softmax.
 
@@ -192,8 +202,8 @@ def three_layer_convnet(
     _check_groups(normalization, groups, (num_filters,))
     model = ThreeLayerConvNet(
         num_filters=num_filters, filter_size=filter_size, hidden_dim=hidden_dim,
-        weight_scale=weight_scale, reg=reg, normalization=normalization, groups=groups,
-        name="three_layer_convnet",
+        num_classes=num_classes, weight_scale=weight_scale, reg=reg, normalization=normalization,
+        groups=groups, name="three_layer_convnet",
     )
     return _compile(model, keras.optimizers.Adam(learning_rate))
 
@@ -209,6 +219,7 @@ def three_layer_convnet(
         "reg": _REG,
         "learning_rate": HParam(1e-2, "(0, 10]", Float(1e-3, 1e-1, log=True), "SGD step size"),
         "momentum": HParam(0.9, "[0, 1)", Float(0.5, 0.99), "SGD momentum; 0 is plain SGD"),
+        "num_classes": _NUM_CLASSES,
     },
     fit={"epochs": 10, "batch_size": 64},
     presets={"course": {"hidden_dim": 4000, "init": "kaiming", "learning_rate": 1e-2,
@@ -222,6 +233,7 @@ def two_layer_fc(
     reg: float,
     learning_rate: float,
     momentum: float,
+    num_classes: int,
 ) -> TwoLayerNet:
     """The course's fully-connected baseline: flatten - affine (1000; the course's 4000) - ReLU - affine 10 - softmax.
 
@@ -240,8 +252,8 @@ def two_layer_fc(
 
     from zoo.convnets.model import TwoLayerNet
 
-    model = TwoLayerNet(hidden_dim=hidden_dim, weight_scale=weight_scale, init=init, reg=reg,
-                        name="two_layer_fc")
+    model = TwoLayerNet(hidden_dim=hidden_dim, num_classes=num_classes, weight_scale=weight_scale,
+                        init=init, reg=reg, name="two_layer_fc")
     return _compile(model, keras.optimizers.SGD(learning_rate, momentum=momentum))
 
 
@@ -257,6 +269,7 @@ def two_layer_fc(
         "schedule": HParam("one_cycle", ("one_cycle", "constant"), Choice(("one_cycle", "constant")),
                            "learning rate: short warm-up then linear decay to 0, or constant"),
         "learning_rate": _LEARNING_RATE,
+        "num_classes": _NUM_CLASSES,
     },
     fit={"epochs": 10, "batch_size": 64},
     presets={"course": {"crop_padding": 0, "schedule": "constant"},
@@ -269,6 +282,7 @@ def cifar_small(
     crop_padding: int,
     schedule: str,
     learning_rate: float,
+    num_classes: int,
 ) -> CifarSmallNet:
     """The course's CIFAR-10 challenge net: (conv-BN-ReLU-2x2 pool) x 3 (16 5x5, 32 3x3, 64 3x3), dense 10.
 
@@ -285,7 +299,7 @@ def cifar_small(
     _check_groups(normalization, groups, widths)
     model = CifarSmallNet(
         filters=widths, kernel_sizes=(5, 3, 3), normalization=normalization, groups=groups,
-        crop_padding=crop_padding, name="cifar_small",
+        crop_padding=crop_padding, num_classes=num_classes, name="cifar_small",
     )
     rate = OneCycle(learning_rate, warmup=0.1) if schedule == "one_cycle" else learning_rate
     return _compile(model, keras.optimizers.Adam(rate))
@@ -308,6 +322,7 @@ _AIRBENCH_HPARAMS = {
     "lookahead": HParam(True, None, None, "average the weights every 5 steps (Lookahead)"),
     "whiten_bias_epochs": HParam(3, "[0, 1000]", None,
                                  "epochs the whitening bias trains before it freezes"),
+    "num_classes": _NUM_CLASSES,
 }
 _AIRBENCH_RECIPE = """
 Identity-initialised convolutions; batch norms without scale whose shifts learn 64x faster;
@@ -323,7 +338,8 @@ float32 where TensorFlow would emulate bfloat16 (`zoo describe` says which and w
 
 def _airbench(name: str, width: int, expansion: int, crop_padding: int, test_augmentation: str,
               label_smoothing: float, learning_rate: float, momentum: float, warmup: float,
-              weight_decay: float, lookahead: bool, whiten_bias_epochs: int) -> AirbenchNet:
+              weight_decay: float, lookahead: bool, whiten_bias_epochs: int,
+              num_classes: int) -> AirbenchNet:
     import keras
 
     from zoo.convnets.model import AirbenchNet
@@ -332,7 +348,7 @@ def _airbench(name: str, width: int, expansion: int, crop_padding: int, test_aug
     model = AirbenchNet(
         widths=(width, expansion * width, expansion * width), crop_padding=crop_padding,
         test_augmentation=test_augmentation, weight_decay=weight_decay, lookahead=lookahead,
-        whiten_bias_epochs=whiten_bias_epochs, name=name,
+        whiten_bias_epochs=whiten_bias_epochs, num_classes=num_classes, name=name,
     )
     schedule = OneCycle(learning_rate, warmup, initial=0.2, final=0.07)
     return _compile(model, keras.optimizers.SGD(schedule, momentum=momentum, nesterov=True),
