@@ -21,11 +21,16 @@ from zoo.data import Splits
 from zoo.files import atomic_path
 
 __all__ = [
+    "Accuracy",
+    "Crossentropy",
+    "MacroF1",
     "class_indices",
     "confusion_matrix",
     "format_confusion_matrix",
+    "loss",
     "macro_f1",
     "metrics",
+    "one_hot_targets",
     "report",
     "serving_outputs",
 ]
@@ -33,12 +38,69 @@ __all__ = [
 REPORT_FILE = "confusion_matrices.txt"
 
 
+def one_hot_targets(targets: Any, probabilities: Any) -> Any:
+    """`targets` as rows like `probabilities` `(N, C)`: class indices `(N,)` or `(N, 1)`, of any
+    number type (Keras' sparse labels, what `keras.utils.image_dataset_from_directory` yields),
+    become one-hot rows of `probabilities`' dtype; one-hot or soft rows pass through unchanged.
+
+    Which is which is read from the static shapes, so it costs nothing in a traced step. An
+    index outside [0, C) becomes a row of zeros (`zoo.training.check_labels` refuses those
+    before `zoo.training.fit` trains).
+    """
+    targets = keras.ops.convert_to_tensor(targets)
+    classes = probabilities.shape[-1]
+    rank = len(targets.shape)
+    if rank == len(probabilities.shape) and targets.shape[-1] == 1 and classes != 1:
+        targets, rank = keras.ops.squeeze(targets, axis=-1), rank - 1
+    if rank != len(probabilities.shape) - 1:
+        return targets
+    dtype = keras.backend.standardize_dtype(probabilities.dtype)
+    return keras.ops.one_hot(keras.ops.cast(targets, "int32"), classes, dtype=dtype)
+
+
+# The loss and metrics every classifier compiles with. Each takes one-hot rows or class indices
+# as targets, so that `model.fit(x, labels)` and `model.evaluate` work with either, as Keras'
+# "accuracy" string does, with no `sparse_` variant to pick and nothing in the model: the
+# families' train steps (Keras' own, and the recurrent family's written-out one) hand the
+# targets to the compiled loss and metrics unchanged. Label smoothing applies to the one-hot
+# rows, so it applies to indices too. Registered with Keras, so saved models load them back.
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Crossentropy(keras.losses.CategoricalCrossentropy):
+    """`keras.losses.CategoricalCrossentropy` (label smoothing included) whose targets may also
+    be class indices `(N,)` (see `one_hot_targets`)."""
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        return super().call(one_hot_targets(y_true, y_pred), y_pred)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Accuracy(keras.metrics.CategoricalAccuracy):
+    """`keras.metrics.CategoricalAccuracy` whose targets may also be class indices `(N,)`."""
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        super().update_state(one_hot_targets(y_true, y_pred), y_pred, sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class MacroF1(keras.metrics.F1Score):
+    """`keras.metrics.F1Score` whose targets may also be class indices `(N,)`."""
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        super().update_state(one_hot_targets(y_true, y_pred), y_pred, sample_weight)
+
+
+def loss(label_smoothing: float = 0.0) -> keras.losses.Loss:
+    """The cross-entropy of a softmax classifier, for `compile`: targets may be one-hot rows or
+    class indices; `label_smoothing` smooths the one-hot rows (indices are encoded first)."""
+    return Crossentropy(label_smoothing=label_smoothing)
+
+
 def metrics() -> list[keras.metrics.Metric]:
-    """Fresh accuracy and macro-F1 metrics for `compile`, for one-hot targets."""
-    return [
-        keras.metrics.CategoricalAccuracy(name="accuracy"),
-        keras.metrics.F1Score(average="macro", name="macro_f1"),
-    ]
+    """Fresh accuracy and macro-F1 metrics for `compile`; targets may be one-hot rows or class
+    indices."""
+    return [Accuracy(name="accuracy"), MacroF1(average="macro", name="macro_f1")]
 
 
 def serving_outputs(probabilities: Any) -> dict[str, Any]:
@@ -53,9 +115,11 @@ def serving_outputs(probabilities: Any) -> dict[str, Any]:
 
 
 def class_indices(targets: np.ndarray) -> np.ndarray:
-    """Class indices from one-hot rows `(N, C)` or from indices `(N,)`."""
+    """Class indices from one-hot rows `(N, C)` or from indices `(N,)` or `(N, 1)`."""
     targets = np.asarray(targets)
-    return targets.argmax(axis=-1) if targets.ndim == 2 else targets.astype(np.int64)
+    if targets.ndim == 2 and targets.shape[-1] > 1:
+        return targets.argmax(axis=-1)
+    return targets.reshape(-1).astype(np.int64)
 
 
 def confusion_matrix(actual: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:

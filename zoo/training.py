@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 import math
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +23,8 @@ from zoo.data import DataError, Splits
 from zoo.errors import UserError
 from zoo.files import atomic_path
 from zoo.strategies import is_chief
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "EpochCheckpoint",
@@ -215,9 +217,12 @@ class Progress(keras.callbacks.Callback):
     Keras' per-epoch lines repeat near-identical text hundreds of times for a short-epoch,
     long run (the autoencoder's 400 epochs); the full record is the run's `history.csv`.
 
+    The lines go to the `zoo.training` logger at INFO: the `zoo` command shows them; in Python,
+    `logging.basicConfig(level=logging.INFO)` does (Python shows only warnings by default).
+
     Args:
         interval: seconds between lines at least.
-        stream: where to write; default standard output.
+        stream: a file to write the lines to instead of the logger.
     """
 
     def __init__(self, interval: float = 10.0, stream: Any = None) -> None:
@@ -240,8 +245,13 @@ class Progress(keras.callbacks.Callback):
         done = epoch + 1 - self._first_epoch
         left = (now - self._start) / done * (epochs - epoch - 1)
         metrics = ", ".join(f"{name} {value:.4g}" for name, value in (logs or {}).items())
-        print(f"epoch {epoch + 1}/{epochs}: {metrics} ({_duration(now - self._start)} elapsed, "
-              f"{_duration(left)} left)", file=self.stream or sys.stdout, flush=True)
+        line = (f"epoch {epoch + 1}/{epochs}: {metrics} ({_duration(now - self._start)} elapsed, "
+                f"{_duration(left)} left)")
+        if self.stream is None:
+            _log.info("%s", line)
+        else:
+            self.stream.write(line + "\n")
+            self.stream.flush()
 
 
 def _duration(seconds: float) -> str:
@@ -365,9 +375,33 @@ def adapt_preprocessing(model: keras.Model, x: np.ndarray) -> list[str]:
 
 
 def check_labels(model: keras.Model, labels: np.ndarray | None) -> None:
-    """Raises `DataError` when one-hot `labels` have another class count than a classifier
-    `model` (one with `num_classes`) outputs."""
-    if isinstance(model, hooks.Classifier) and labels is not None and np.ndim(labels) == 2:
+    """Checks the labels of a classifier `model` (one with `num_classes`) before training.
+
+    Labels may be one-hot rows `(N, C)` or class indices `(N,)` or `(N, 1)` (Keras' sparse
+    labels; the classifiers' compiled loss and metrics take both, see `zoo.classification`).
+
+    Raises:
+        DataError: one-hot rows have another class count than the model outputs, or an index is
+            not a whole number in [0, num_classes).
+    """
+    if not isinstance(model, hooks.Classifier) or labels is None:
+        return
+    if np.ndim(labels) == 1 or (np.ndim(labels) == 2 and np.shape(labels)[-1] == 1
+                                and model.num_classes != 1):
+        indices = np.asarray(labels).reshape(-1)
+        if not np.issubdtype(indices.dtype, np.number):
+            raise DataError(f"labels of dtype {indices.dtype} are neither class indices nor "
+                            f"one-hot rows")
+        bad = indices[(indices != np.round(indices)) | (indices < 0)
+                      | (indices >= model.num_classes)] if indices.size else indices
+        if bad.size:
+            raise DataError(
+                f"class index {bad[0].item()!r} is not a whole number in [0, {model.num_classes}): the "
+                f"labels must be class indices or one-hot rows of the model's "
+                f"{model.num_classes} classes"
+            )
+        return
+    if np.ndim(labels) == 2:
         if np.shape(labels)[-1] != model.num_classes:
             raise DataError(
                 f"the labels have {np.shape(labels)[-1]} classes but the model outputs "
@@ -453,8 +487,9 @@ def fit(
             optimizer's initial one times (1 + cos(pi * epoch / epochs)) / 2, so training ends
             with small, averaging steps rather than wherever the last large step landed.
         callbacks: extra Keras callbacks.
-        verbose: "auto" prints a line now and then (`Progress`: at most every 10 seconds,
-            and the last epoch, with the time left); otherwise Keras' own setting (0 silent,
+        verbose: "auto" logs a line now and then (`Progress`: at most every 10 seconds,
+            and the last epoch, with the time left; INFO on this module's logger, which the
+            `zoo` command shows); otherwise Keras' own setting (0 silent,
             1 a progress bar per epoch, 2 a line per epoch). The full per-epoch record is
             `history.csv` either way.
         record: what the run record holds besides the fit settings (entry name, preset,
@@ -646,7 +681,8 @@ def train_loop(
         batch_size: mini-batch size; the last batch of an epoch may be smaller.
         shuffle_seed: `None` keeps the data order; an integer draws a new order each epoch
             from it.
-        verbose: print one line per epoch.
+        verbose: log one line per epoch at INFO (the `zoo.training` logger; Python shows only
+            warnings unless told otherwise, e.g. `logging.basicConfig(level=logging.INFO)`).
 
     Returns:
         Per-epoch `loss`, the compiled metrics, and `val_` versions when there is validation data.
@@ -729,7 +765,7 @@ def train_loop(
         for name, value in logs.items():
             history.setdefault(name, []).append(value)
         if verbose:
-            print(f"epoch {epoch + 1}/{epochs}: "
-                  + ", ".join(f"{name} {value:.4f}" for name, value in logs.items()), flush=True)
+            _log.info("epoch %d/%d: %s", epoch + 1, epochs,
+                      ", ".join(f"{name} {value:.4f}" for name, value in logs.items()))
     recipe.on_train_end()
     return history

@@ -142,13 +142,12 @@ def _check_groups(normalization: str, groups: int, filters: tuple[int, ...]) -> 
 
 def _compile(model: keras.Model, optimizer: keras.optimizers.Optimizer,
              label_smoothing: float = 0.0) -> keras.Model:
-    import keras
-
     from zoo import classification
 
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        # One-hot rows or class indices (`model.fit(x, labels)`): see zoo.classification.
+        loss=classification.loss(label_smoothing),
         metrics=classification.metrics(),
     )
     return model

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import difflib
 import json
+import logging
 import os
 import shutil
 import time
@@ -41,6 +42,9 @@ from zoo.files import atomic_path
 from zoo.registry import Choice, Float, Int, Objective
 from zoo.tuning import TUNERS, report  # TUNERS: in the package, for the command line
 from zoo.tuning.hypermodel import EntryHyperModel, TuningError
+
+# Progress lines at INFO: the `zoo` command shows them; Python shows only warnings by default.
+_log = logging.getLogger(__name__)
 
 __all__ = ["BEST_RUN_DIR", "SearchResult", "TUNERS", "search"]
 
@@ -211,8 +215,8 @@ class _Tuner(kt.Tuner):
     """keras-tuner's `Tuner`, with each trial trained by the hypermodel in the trial's directory.
 
     A trial's training is `zoo.training.fit` in `trial_NN/`, so a trial killed mid-way resumes
-    from its last finished epoch when the search restarts. One line is printed as each trial
-    starts and one as it ends, on workers too.
+    from its last finished epoch when the search restarts. One line is logged (INFO, this
+    module's logger) as each trial starts and one as it ends, on workers too.
 
     Args:
         oracle: the search algorithm.
@@ -265,7 +269,7 @@ class _Tuner(kt.Tuner):
         self, trial: kt.engine.trial.Trial, splits: Splits, callbacks: Any = ()
     ) -> dict[str, float]:
         values = trial.hyperparameters.values
-        print(f"[{self.tuner_id}] trial {trial.trial_id}: {_describe(values)}", flush=True)
+        _log.info("[%s] trial %s: %s", self.tuner_id, trial.trial_id, _describe(values))
         model = self._try_build(trial.hyperparameters)  # a fresh session, under the strategy
         continued = values.get("tuner/trial_id")
         if continued is not None:  # hyperband trains an earlier trial's model further
@@ -298,7 +302,7 @@ class _Tuner(kt.Tuner):
                        f"(best so far: trial {best.trial_id}, {best.score:.5g})")
         else:
             outcome = ended.message.strip().splitlines()[-1] if ended.message.strip() else ""
-        print(f"[{self.tuner_id}] trial {trial.trial_id} {ended.status}: {outcome}", flush=True)
+        _log.info("[%s] trial %s %s: %s", self.tuner_id, trial.trial_id, ended.status, outcome)
         if self._after_trial is not None:
             self._after_trial()
 
@@ -332,7 +336,7 @@ def _serve(oracle: kt.Oracle, poll_seconds: float = 0.2) -> None:
     if not bound:
         raise TuningError(f"the chief cannot listen on {address} (in use?)")
     server.start()
-    print(f"[chief] serving the search on {address}", flush=True)
+    _log.info("[chief] serving the search on %s", address)
     try:
         while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
             time.sleep(poll_seconds)
@@ -435,8 +439,8 @@ def _best_run(
     hp.values = dict(best.values)
     if retrain:
         epochs = hm.entry.fit_settings(hm.preset)["epochs"]
-        print(f"retraining trial {best.trial_id}'s configuration for {epochs} epochs "
-              f"in {run.path}", flush=True)
+        _log.info("retraining trial %s's configuration for %d epochs in %s",
+                  best.trial_id, epochs, run.path)
         hm.fit(hp, hm.build(hp), splits, run_dir=run.path, epochs=epochs, verbose="auto",
                record={"search": search_record}, figures=True, overwrite=True)
         return run.path
@@ -660,9 +664,10 @@ def search(
             task's pictures (every `images_every` epochs) and its hyperparameters (keras-tuner's
             HParams dashboard) into `tensorboard/trial_NN`.
         images_every: epochs between pictures (see `zoo.summaries.ImageSummaries`).
-        verbose: each trial's training output: "auto" prints a progress line at most every
+        verbose: each trial's training output: "auto" logs a progress line at most every
             10 seconds with the time left (`zoo.training.Progress`); 0 is silent. A line as
-            each trial starts and ends is printed either way.
+            each trial starts and ends is logged either way (INFO: the `zoo` command shows
+            them; Python shows only warnings unless configured).
 
     Returns:
         The results, or `None` on a worker (the chief has them).
@@ -715,7 +720,7 @@ def search(
         )
         if role != "worker":
             _reconcile(oracle)
-            oracle.verbose = 0  # the tuner prints a line per trial instead of keras-tuner's tables
+            oracle.verbose = 0  # the tuner logs a line per trial instead of keras-tuner's tables
         # keras-tuner's own route: a TensorBoard callback in the search's callbacks gets a
         # log dir per trial and the HParams callback (see _Tuner._trial_callbacks).
         kt_tuner.search(splits, callbacks=[summaries.scalars(tensorboard)] if tensorboard else [])
