@@ -10,6 +10,9 @@
 
 `import zoo` imports no Keras or TensorFlow: the registry's entries are plain metadata, and a
 family's models and layers are imported when first built or read (`zoo.recurrent.LSTMCell`).
+Keras' own `keras.saving.load_model` reads a zoo `.keras` file after `import zoo` too: zoo's
+registered names enter Keras' registry when Keras is imported, and import their classes on the
+first load that needs them (`zoo._lazy.defer_keras_objects`).
 """
 
 import os
@@ -31,6 +34,15 @@ from zoo.registry import list_models as list  # noqa: E402,A001
 # Importing a family registers its entries.
 from zoo import autoencoder, recurrent  # noqa: E402,F401
 from zoo import convnets  # noqa: E402,F401
+from zoo import _lazy, registry  # noqa: E402
+
+
+def _keras_object_names() -> tuple[str, ...]:
+    """The registered names ("zoo>AirbenchNet") of zoo's Keras classes."""
+    return tuple(f"zoo>{name}" for name in sorted(registry.keras_objects()))
+
+
+_lazy.defer_keras_objects(_keras_object_names, registry.import_keras_objects)
 
 __all__ = [
     "HyperparameterError",

@@ -1,5 +1,10 @@
 """PNG figures shared by every family: learning curves, image grids, side-by-side comparisons,
-confusion matrices."""
+confusion matrices.
+
+The figures are `matplotlib.figure.Figure`s drawn on their own Agg canvas (`figure`), not through
+`pyplot`: writing a PNG needs no backend, so zoo neither selects one (`matplotlib.use`) nor
+opens windows, and a notebook's or script's own backend and figures stay as they were.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only: no display is needed or assumed
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from zoo.files import atomic_path  # noqa: E402
+from zoo.files import atomic_path
 
 __all__ = [
     "CONTRASTS",
@@ -26,15 +29,25 @@ __all__ = [
     "panel_grid",
     "save",
     "side_by_side",
+    "subplots",
 ]
 
 
-def save(figure: matplotlib.figure.Figure, path: str | Path) -> Path:
-    """Writes `figure` to `path` as a PNG, atomically, and closes it."""
+def subplots(rows: int = 1, columns: int = 1, **options: Any) -> tuple[Figure, Any]:
+    """A new figure and its axes, as `pyplot.subplots(rows, columns, **options)` gives, but
+    on its own Agg canvas: nothing of pyplot's (its backend, its list of open figures) is used
+    or changed, and nothing needs closing."""
+    squeeze = options.pop("squeeze", True)
+    drawing = Figure(**options)
+    FigureCanvasAgg(drawing)
+    return drawing, drawing.subplots(rows, columns, squeeze=squeeze)
+
+
+def save(figure: Figure, path: str | Path) -> Path:
+    """Writes `figure` to `path` as a PNG, atomically."""
     path = Path(path)
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=120, bbox_inches="tight")
-    plt.close(figure)
     return path
 
 
@@ -43,7 +56,7 @@ def learning_curves(history: Mapping[str, Sequence[float]], path: str | Path, ti
     metrics = [name for name in history if not name.startswith("val_")]
     columns = min(3, len(metrics))
     rows = math.ceil(len(metrics) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.2 * rows), squeeze=False)
+    figure, axes = subplots(rows, columns, figsize=(4.5 * columns, 3.2 * rows), squeeze=False)
     for axis, metric in zip(axes.flat, metrics):
         epochs = np.arange(1, len(history[metric]) + 1)
         axis.plot(epochs, history[metric], label="training")
@@ -120,10 +133,10 @@ def image_grid(
     filters, samples), or a mapping of label -> images as labelled mosaics side by side (the
     same patches in colour and after preprocessing, say). `contrast` as in `draw_image_grid`."""
     if not isinstance(images, Mapping):
-        figure, axis = plt.subplots(figsize=(7, 7))
+        figure, axis = subplots(figsize=(7, 7))
         draw_image_grid(axis, images, title, contrast)
         return save(figure, path)
-    figure, axes = plt.subplots(1, len(images), figsize=(6.5 * len(images), 7), squeeze=False)
+    figure, axes = subplots(1, len(images), figsize=(6.5 * len(images), 7), squeeze=False)
     for axis, (label, grid) in zip(axes.flat, images.items()):
         draw_image_grid(axis, grid, label, contrast)
     figure.suptitle(title)
@@ -137,7 +150,7 @@ def side_by_side(
     """One row of images per entry of `rows` (e.g. originals over reconstructions), same scale."""
     labels = list(rows)
     count = len(next(iter(rows.values())))
-    figure, axes = plt.subplots(
+    figure, axes = subplots(
         len(labels), count, figsize=(1.3 * count, 1.5 * len(labels)), squeeze=False
     )
     low = min(float(np.min(images)) for images in rows.values())
@@ -161,7 +174,7 @@ def panel_grid(
     title: str,
 ) -> Path:
     """A labelled grid of panels; `draw(axis, row, column)` fills each (sweeps, say)."""
-    figure, axes = plt.subplots(
+    figure, axes = subplots(
         len(row_labels),
         len(column_labels),
         figsize=(3.4 * len(column_labels), 3.4 * len(row_labels)),
@@ -187,7 +200,7 @@ def confusion_matrix(
     totals = matrix.sum(axis=1, keepdims=True)
     shares = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
     size = 1.6 + 0.55 * len(class_names)
-    figure, axis = plt.subplots(figsize=(size + 1.2, size))
+    figure, axis = subplots(figsize=(size + 1.2, size))
     image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (row, column), count in np.ndenumerate(matrix):
         color = "white" if shares[row, column] > 0.6 else "black"

@@ -9,13 +9,19 @@ recipe's callbacks from `training_callbacks` (the hooks `zoo.hooks.TrainingHooks
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 import keras
 from keras import ops
 
-__all__ = ["FreezeAfter", "Lookahead", "OneCycle", "ScheduledModel"]
+from zoo.errors import UserError
+
+__all__ = ["FreezeAfter", "Lookahead", "OneCycle", "ScheduledModel", "UnknownLengthError",
+           "steps_per_epoch"]
+
+_log = logging.getLogger(__name__)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -184,14 +190,71 @@ class ScheduledModel(keras.Model):
 
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None,
             epochs: int = 1, **kwargs: Any) -> Any:
-        """`keras.Model.fit`, after fitting the learning-rate schedule to this run's length."""
-        steps_per_epoch = kwargs.get("steps_per_epoch")
-        if steps_per_epoch is None and hasattr(x, "element_spec"):
-            steps_per_epoch = int(x.cardinality())
-            if steps_per_epoch < 0:
-                raise ValueError("a dataset of unknown length needs steps_per_epoch")
-        elif steps_per_epoch is None:
-            steps_per_epoch = math.ceil(len(x) / (batch_size or 32))
-        self.plan_training(steps_per_epoch * epochs)
+        """`keras.Model.fit`, after fitting the learning-rate schedule to this run's length
+        (`steps_per_epoch(x, ...)` steps per epoch; a `tf.data.Dataset` of unknown length costs
+        one extra pass over it to count its batches, unless `steps_per_epoch` is given)."""
+        steps = steps_per_epoch(x, batch_size, kwargs.get("steps_per_epoch"),
+                                kwargs.get("validation_split") or 0.0)
+        self.plan_training(steps * epochs)
         kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), *self.training_callbacks()]
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, **kwargs)
+
+
+class UnknownLengthError(ValueError, UserError):
+    """Raised when the steps of an epoch cannot be known without `steps_per_epoch`."""
+
+
+def steps_per_epoch(x: Any, batch_size: int | None = None, given: int | None = None,
+                    validation_split: float = 0.0) -> int:
+    """The steps of one epoch of `keras.Model.fit(x, ...)`, which a run-length schedule needs
+    before training starts.
+
+    In order: `given` (fit's `steps_per_epoch`); a `tf.data.Dataset`'s cardinality when
+    TensorFlow knows it; otherwise (after `filter`, say, or a `from_generator` source) its
+    batches counted by one pass over it, which reads and transforms every element once more:
+    pass `steps_per_epoch` to skip that, or give the dataset its length
+    (`dataset.apply(tf.data.experimental.assert_cardinality(batches))`), which also keeps the
+    schedule exact: on a dataset of unknown length Keras 3.15 counts one more optimizer
+    iteration per epoch than it trains, so the schedule then ends that many steps early. A `keras.utils.PyDataset` gives its `num_batches`;
+    arrays (or a dict or tuple of them) their examples, less fit's `validation_split`, in
+    batches of `batch_size` (Keras' default 32).
+
+    Args:
+        x: what `fit` trains on.
+        batch_size: fit's `batch_size`, for arrays.
+        given: fit's `steps_per_epoch`, if any.
+        validation_split: fit's share of the arrays held out for validation.
+
+    Returns:
+        The number of training steps in one epoch.
+
+    Raises:
+        UnknownLengthError: `x` is an endless dataset, or a Python generator, and `given` is
+            None.
+    """
+    if given is not None:
+        return int(given)
+    if hasattr(x, "element_spec"):  # a tf.data.Dataset
+        import tensorflow as tf
+
+        count = int(x.cardinality())
+        if count == tf.data.INFINITE_CARDINALITY:
+            raise UnknownLengthError("the dataset repeats forever: pass steps_per_epoch to fit")
+        if count == tf.data.UNKNOWN_CARDINALITY:
+            _log.info("counting the batches of a dataset of unknown length (one pass over it); "
+                      "pass steps_per_epoch to fit to skip this")
+            count = int(x.reduce(tf.constant(0, tf.int64), lambda total, *_: total + 1))
+        return count
+    if isinstance(x, keras.utils.PyDataset):
+        if x.num_batches is None:
+            raise UnknownLengthError("the PyDataset has no num_batches: pass steps_per_epoch to fit")
+        return x.num_batches
+    arrays = keras.tree.flatten(x)
+    if not arrays or not hasattr(arrays[0], "shape"):
+        raise UnknownLengthError(
+            f"cannot tell the length of a {type(x).__name__}: pass steps_per_epoch to fit"
+        )
+    examples = len(arrays[0])
+    if validation_split:
+        examples = math.floor(examples * (1.0 - validation_split))  # as Keras splits
+    return max(math.ceil(examples / (batch_size or 32)), 1)

@@ -10,16 +10,16 @@ thin layers over `search`.
 >>> data = zoo.get_entry("sparse_autoencoder").task.example(".", 0)  # a tiny patch file
 >>> result = tuning.search("sparse_autoencoder", tuner="bayesian", max_trials=2, epochs=2,
 ...                        data=data, preset="tiny", verbose=0)
-[tuner0] trial 0: hidden_units=..., learning_rate=...
-[tuner0] trial 0 COMPLETED: val_sparse_reconstruction ... (best so far: trial 0, ...)
-[tuner0] trial 1: hidden_units=..., learning_rate=...
-[tuner0] trial 1 COMPLETED: val_sparse_reconstruction ... (best so far: trial ...)
 >>> print(result.summary())
 2 of 2 trials completed
 best: trial ..., val_sparse_reconstruction ...
 best hyperparameters: hidden_units=..., learning_rate=..., dtype_policy=float32
 export it: zoo export sparse_autoencoder --run-dir runs/tuning/sparse_autoencoder/best
 results in runs/tuning/sparse_autoencoder/: trials.csv, trials.md, ..., best.json, best.md
+
+A line as each trial starts and ends (`[tuner0] trial 0: hidden_units=...`, `[tuner0] trial 0
+COMPLETED: val_sparse_reconstruction ...`) goes to the `zoo.tuning.search` logger at INFO: the
+`zoo` command shows it; in Python, `logging.basicConfig(level=logging.INFO)` does.
 
 The package imports keras-tuner and TensorFlow when one of its names is first read (`zoo._lazy`),
 so that the `zoo` command can name the tuners without them.

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import ticker
 
@@ -184,7 +183,7 @@ def plot_objective(
     scores = np.array([r.metrics[objective.name] for r in completed])
     paths = []
     for name, searched in space.items():
-        figure, axis = plt.subplots(figsize=(6.4, 4.4))
+        figure, axis = plots.subplots(figsize=(6.4, 4.4))  # no pyplot: see zoo.plots
         if completed:
             if isinstance(searched, Choice):
                 categories = list(searched.values)
