@@ -612,20 +612,36 @@ def families() -> list[str]:
     return sorted({entry.family for entry in _REGISTRY.values()})
 
 
-def import_keras_objects() -> None:
-    """Imports the Keras classes of every registered family (and `zoo.schedules`), which
-    registers them with Keras (`@keras.saving.register_keras_serializable(package="zoo")`).
+#: zoo's Keras classes outside the families (the classifiers' loss and metrics, the one-cycle
+#: schedule), by module; all are registered as "zoo>Name".
+SHARED_KERAS_OBJECTS = {
+    "zoo.classification": ("Accuracy", "Crossentropy", "MacroF1"),
+    "zoo.schedules": ("OneCycle",),
+}
 
-    `import zoo` does not import them (it needs no TensorFlow), and Keras can load a zoo `.keras`
-    file only once they are registered: every zoo path that loads one calls this first. A
-    family names its Keras modules in its package's `LAZY_EXPORTS` (see `zoo._lazy`).
-    """
-    modules = {"zoo.schedules"}
+
+def keras_objects() -> dict[str, str]:
+    """The names of zoo's Keras objects and their modules, without importing them: every
+    registered family's `LAZY_EXPORTS` (see `zoo._lazy`) and `SHARED_KERAS_OBJECTS`."""
+    objects = {name: module for module, names in SHARED_KERAS_OBJECTS.items() for name in names}
     for entry in _REGISTRY.values():
         # The builder's package (imported already, with the builder's module).
         package = sys.modules.get(entry.builder.__module__.rpartition(".")[0])
-        modules.update(getattr(package, "LAZY_EXPORTS", {}).values())
-    for module in sorted(modules):
+        objects.update(getattr(package, "LAZY_EXPORTS", {}))
+    return objects
+
+
+def import_keras_objects() -> None:
+    """Imports the Keras classes of every registered family and the shared ones
+    (`keras_objects`), which registers them with Keras
+    (`@keras.saving.register_keras_serializable(package="zoo")`).
+
+    `import zoo` does not import them (it needs no TensorFlow), and Keras can load a zoo `.keras`
+    file only once they are registered: zoo's loading paths call this first, and Keras' own
+    `keras.saving.load_model` calls it through the stand-ins `zoo._lazy.defer_keras_objects`
+    puts in Keras' registry.
+    """
+    for module in sorted(set(keras_objects().values())):
         importlib.import_module(module)
 
 
