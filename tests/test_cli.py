@@ -313,3 +313,30 @@ def test_a_failed_tensorflow_import_is_reported_on_a_restored_stderr(tmp_path, s
                             env=subprocess_env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.splitlines() == ["reported: no tensorflow here", "fd 2 is back"]
+
+
+def test_list_pretrained_shows_each_sets_metric_split_and_size(cli):
+    """`zoo list --pretrained`: one line a set, its headline metric with the split the card
+    says it was measured on (every shipped card says), and its size."""
+    from zoo import weights
+
+    code, out, err = cli("list", "--pretrained")
+    assert code == 0, err
+    lines = out.splitlines()
+    shipped = weights.shipped()
+    assert shipped and {name for name, _, _ in shipped} <= {line.split()[0] for line in lines}
+    for name, tag, _ in shipped:
+        card = weights.card(name, tag)
+        assert card["data"]["measured_on"] in ("the test split", "the validation split"), name
+        metric = zoo.get_entry(name).task.metric.name.removeprefix("val_")
+        size = f"{card['size_bytes'] / 2**20:.1f} MiB"
+        line = next(line for line in lines if line.split()[:2] == [name, tag])
+        assert f"{size}  {metric} {card['metrics'][metric]:.3f} on {card['data']['measured_on']}" \
+            in line, line
+        if zoo.get_entry(name).task.class_names is not None:  # what a class index means
+            assert len(card["class_names"]) == card.get("recipe", {}).get(
+                "hyperparameters", {}).get("num_classes", 10), name
+    # A twin loading another entry's set says whose it is.
+    assert any(line.split()[:3] == ["keras_lstm", "usc_had", "(lstm's)"] for line in lines)
+    code, out, _ = cli("list", "--pretrained", "--family", "autoencoder")
+    assert code == 0 and [line.split()[:2] for line in out.splitlines()] == [[NAME, "photos"]]

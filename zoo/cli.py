@@ -19,6 +19,7 @@ import contextlib
 import csv
 import itertools
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,10 +28,12 @@ from typing import Any, NoReturn
 
 import zoo
 from zoo import runs, strategies, summaries, tuning, weights  # none imports TensorFlow
+from zoo._quiet import stderr_discarded as _stderr_discarded
 from zoo.data import DataError
 from zoo.errors import UsageError, UserError
 from zoo.export import FORMATS  # TensorFlow-free: the formats' names
 from zoo.files import atomic_path
+from zoo.predicting import check_output, group_counts, logged_to
 from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError, UnknownModelError
 
 
@@ -129,7 +132,14 @@ def _strategy(args: argparse.Namespace) -> Any:
 
 def cmd_list(args: argparse.Namespace) -> None:
     for name in zoo.list(args.pattern, family=args.family, pretrained=args.pretrained):
-        description = zoo.get_entry(name).description.splitlines()
+        entry = zoo.get_entry(name)
+        if args.pretrained:  # one line a set: what it scores, on which split, how big
+            for tag, card in weights.available(name).items():
+                donor = f" ({card['entry']}'s)" if card.get("entry", name) != name else ""
+                print(f"{name:24s} {tag + donor:16s} "
+                      f"{weights.headline(card, entry.task.metric.name)}")
+            continue
+        description = entry.description.splitlines()
         print(f"{name:24s} {description[0] if description else ''}")
 
 
@@ -253,6 +263,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     # The split the weights were measured on: a set whose run held out more than the loader's
     # default (the conv sets: 5,000 images) records its loader options.
     options = run.get("data", {}).get("load_options") or {}
+    # Labels in the model's classes, where the loader takes them: a folder of some of them
+    # (cats and dogs for a CIFAR-10 model) is scored with their indices, not as its own problem.
+    names = _class_names(entry, run)
+    if names is not None and "classes" in entry.load_settings():
+        options = {**options, "classes": names}
     splits = entry.task.load(args.data, seed=run.get("seed", 0), **options)
     results = {}
     for split in args.splits:
@@ -276,8 +291,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from zoo.export import export
+    from zoo.export import export, formats
 
+    chosen = formats(args.format)  # an unknown name is refused before the model is loaded
     entry = zoo.get_entry(args.name)
     model, run = _trained(entry, args)
     if args.weights:
@@ -287,8 +303,8 @@ def cmd_export(args: argparse.Namespace) -> None:
             "hyperparameters": run["hyperparameters"],
             "headline_metric": entry.task.metric.name,
             "weights": args.weights,
-            # The set's card (data, licence, recipe, test metrics, class names), or the run's
-            # record or export card the weights came from.
+            # The set's card (data, licence, recipe, metrics and the split they were measured
+            # on, class names), or the run's record or export card the weights came from.
             "weight_card": {key: value for key, value in run.items()
                             if key not in ("hyperparameters", "weights")},
         }
@@ -312,20 +328,22 @@ def cmd_export(args: argparse.Namespace) -> None:
     class_names = _class_names(entry, run)
     if class_names is not None:  # what a served class_index means
         card["class_names"] = class_names
-    if args.format != "saved_model" and model.dtype_policy.compute_dtype != "float32":
+    convert = None
+    converted = [name for name in chosen if name != "saved_model"]
+    if converted and model.dtype_policy.compute_dtype != "float32":
         # ONNX and LiteRT have no bfloat16 convolutions: convert the float32 twin. A mixed
         # policy keeps the variables float32, so the weights carry over unchanged.
         twin = entry.build({**run["hyperparameters"], DTYPE_POLICY: "float32"})
         weights.copy_weights(model, twin)
-        card["dtype_policy_converted"] = f"trained in {model.dtype_policy.name}, converted in float32"
-        model = twin
+        card["dtype_policy_converted"] = (f"trained in {model.dtype_policy.name}, "
+                                          f"{' and '.join(converted)} converted in float32")
+        convert = (twin, entry.task.endpoints(twin))
     endpoints = entry.task.endpoints(model)
-    target = export(model, entry.name, endpoints, card, root=args.root, format=args.format)
-    if args.format == "saved_model":
-        print(f"exported {entry.name} to {target}/ (signatures: {', '.join(endpoints)})")
-    else:
-        print(f"exported {entry.name} to {target}/{entry.name}{FORMATS[args.format]} "
-              f"({args.format}, the serve signature)")
+    target = export(model, entry.name, endpoints, card, root=args.root, format=chosen,
+                    convert=convert)
+    held = [f"SavedModel (signatures: {', '.join(endpoints)})" if name == "saved_model"
+            else f"{entry.name}{FORMATS[name]} ({name}, the serve signature)" for name in chosen]
+    print(f"exported {entry.name} to {target}/: {'; '.join(held)}")
 
 
 def _class_names(entry: Entry, known: dict[str, Any]) -> list[str] | None:
@@ -341,6 +359,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     entry = zoo.get_entry(args.name)
     if entry.task.predict is None:
         raise HyperparameterError(f"{entry.name}'s task has no predict")
+    # Refused before the model loads: a folder, a device, or a file zoo did not write.
+    output = check_output(args.output) if args.output else None
     model, known = _trained(entry, args)
     data = known.get("data") if isinstance(known.get("data"), dict) else {}
     options = {
@@ -349,17 +369,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
         "key": args.key,
         "out": args.out,
     }
-    predictions = entry.task.predict(model, args.inputs, options)
+    with logged_to(sys.stderr):  # progress, and which HDF5 dataset was read
+        predictions = entry.task.predict(model, args.inputs, options)
     failed = [p for p in predictions if p.error is not None]
+    # With --output, inputs that come in thousands (windows) are told as counts per class.
+    counts = group_counts(predictions) if args.output else None
     for prediction in predictions:
-        if prediction.error is None:
-            print(f"{prediction.input}: {prediction.text}")
-        else:
+        if prediction.error is not None:
             print(f"{prediction.input}: refused: {prediction.error}", file=sys.stderr)
+        elif counts is None:
+            print(f"{prediction.input}: {prediction.text}")
+    if counts:
+        print(f"predicted classes of {sum(counts.values())} inputs:")
+        for group, count in counts.items():
+            print(f"  {group}: {count} ({100 * count / sum(counts.values()):.1f}%)")
     rows = [p.row for p in predictions if p.error is None]
     if args.output and rows:
         columns = list(dict.fromkeys(key for row in rows for key in row))
-        with atomic_path(Path(args.output)) as temporary, open(temporary, "w", newline="") as handle:
+        with atomic_path(output) as temporary, open(temporary, "w", newline="") as handle:
             writer = csv.DictWriter(handle, columns)
             writer.writeheader()
             writer.writerows(rows)
@@ -533,7 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. '*lstm*'")
     listing.add_argument("--family", help=f"only this family's ({', '.join(zoo.families())})")
     listing.add_argument("--pretrained", action="store_true",
-                         help="only entries with weight sets to load (--weights TAG)")
+                         help="only entries with weight sets to load (--weights TAG), one "
+                              "line a set: tag, headline metric, the split it was measured "
+                              "on, size")
     listing.set_defaults(run=cmd_list, tensorflow=False)
 
     describing = commands.add_parser("describe", help="defaults, ranges, search space, data")
@@ -591,10 +620,11 @@ def build_parser() -> argparse.ArgumentParser:
     exporting.add_argument("--weights", metavar="TAG_OR_PATH",
                            help="export a weight set (its card goes into the model card) or a "
                                 "run, .keras, .weights.h5 or export instead")
-    exporting.add_argument("--format", choices=tuple(FORMATS), default="saved_model",
-                           help="saved_model (every signature; default), onnx (needs "
-                                "pip install 'zoo[onnx]') or litert (.tflite): the serve "
-                                "signature; a model the format cannot express is refused")
+    exporting.add_argument("--format", default="saved_model", metavar="FORMAT[,FORMAT...]",
+                           help="saved_model (or savedmodel: every signature; default), onnx "
+                                "(needs pip install 'zoo[onnx]'), litert (.tflite): the serve "
+                                "signature; several, comma-separated, go into one version; a "
+                                "model one format cannot express is refused, nothing written")
     exporting.set_defaults(run=cmd_export)
 
     predicting = commands.add_parser(
@@ -608,8 +638,10 @@ def build_parser() -> argparse.ArgumentParser:
                             help="a weight set or run, .keras, .weights.h5, export "
                                  "(default: the run in --run-dir)")
     predicting.add_argument("--run-dir", help="the trained run (default runs/NAME)")
-    predicting.add_argument("--key", help="HDF5 dataset of windows (default: trX, tstX or X)")
-    predicting.add_argument("--output", metavar="FILE.csv", help="also write a CSV row per input")
+    predicting.add_argument("--key", help="HDF5 dataset of windows (default: tstX, X or trX)")
+    predicting.add_argument("--output", metavar="FILE.csv",
+                            help="also write a CSV row per input (windows: then print counts per "
+                                 "class, not a line each); a new file or zoo's earlier CSV")
     predicting.add_argument("--out", help="autoencoder: folder for codes and reconstructions "
                                           "(default predictions/)")
     predicting.set_defaults(run=cmd_predict)
@@ -673,27 +705,32 @@ USER_ERRORS = (UnknownModelError, HyperparameterError, DataError, FileNotFoundEr
 USAGE_ERRORS = (UnknownModelError, HyperparameterError, UsageError)  # exit 2, as argparse's
 
 
-@contextlib.contextmanager
-def _stderr_discarded() -> Iterator[None]:
-    """File descriptor 2 goes to /dev/null inside the block, and back after it, error or not.
+class _ConsoleHandler(logging.Handler):
+    """zoo's log lines as the command's own output, as they were printed: the message alone,
+    INFO and below to standard output, warnings and errors to standard error. The streams are
+    looked up per line, so that a caller's redirection (`contextlib.redirect_stdout`) holds."""
 
-    TensorFlow's C++ side writes its start-up lines (absl's "WARNING: All log messages before
-    absl::InitializeLog()...", oneDNN's and the CUDA stub's "I0000 ..." lines) straight to the
-    descriptor, whatever TF_CPP_MIN_LOG_LEVEL says and past any `sys.stderr` redirection.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
+    def emit(self, record: logging.LogRecord) -> None:
+        stream = sys.stdout if record.levelno < logging.WARNING else sys.stderr
+        stream.write(self.format(record) + "\n")
+        stream.flush()
+
+
+@contextlib.contextmanager
+def _console_logging() -> Iterator[None]:
+    """Shows the `zoo` loggers' INFO lines (training progress, tuning trials) for the length of
+    a command; the library alone logs them where Python's default shows only warnings."""
+    logger = logging.getLogger("zoo")
+    handler, saved = _ConsoleHandler(), (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # once, here, whatever handlers the root logger has
     try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(null, 2)
-        finally:
-            os.close(null)
         yield
     finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 def start_tensorflow(verbose: bool = False) -> None:
@@ -718,9 +755,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, or a mistake argparse has told
         return int(exit_.code or 0)
     try:
-        if getattr(args, "tensorflow", True):  # every command but list and describe
-            start_tensorflow(args.verbose)
-        code = args.run(args)
+        with _console_logging():
+            if getattr(args, "tensorflow", True):  # every command but list and describe
+                start_tensorflow(args.verbose)
+            code = args.run(args)
     except USER_ERRORS as error:
         if args.debug:
             raise
