@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from zoo import peers
+
 __all__ = ["STRATEGIES", "is_chief", "make_strategy"]
 
 STRATEGIES = ("one_device", "mirrored", "multi_worker")
@@ -21,6 +23,7 @@ def make_strategy(name: str) -> Any:
       (`MirroredStrategy`; one CPU unless logical devices were configured).
     - "multi_worker": the workers the standard `TF_CONFIG` environment variable names
       (`MultiWorkerMirroredStrategy`); each runs the same command, worker 0 is the chief.
+      The constructor waits for every worker inside TensorFlow, with no deadline.
 
     Build and compile the model under `strategy.scope()`, then call `fit` outside it: `fit`
     reads the strategy from the model (`model.distribute_strategy`). The batch size stays the
@@ -45,6 +48,7 @@ def _new_strategy(tf: Any, name: str) -> Any:
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([device.name for device in devices])
     if name == "multi_worker":
+        peers.cluster_peers()  # a malformed TF_CONFIG is told in one line, not by TensorFlow
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
 

@@ -36,7 +36,7 @@ from keras_tuner.src import utils as kt_utils
 from keras_tuner.src.distribute import utils as kt_distribute
 
 import zoo
-from zoo import runs, summaries, training
+from zoo import peers, runs, summaries, training
 from zoo.data import Splits
 from zoo.files import atomic_path
 from zoo.registry import Choice, Float, Int, Objective
@@ -696,6 +696,9 @@ def search(
     project_dir = Path(directory) / entry.name
     settings = _settings(hm, tuner, seed, data)
     if role == "worker":
+        # keras-tuner's client waits for the chief in C++, forever: wait here, with a deadline.
+        chief = ":".join(os.environ[variable] for variable in ORACLE_ADDRESS)
+        peers.wait_until_reachable([chief], "the search's chief")
         # On another machine the same data may well live at another path.
         _check_settings(project_dir, settings, ignore=("data",))
     else:
