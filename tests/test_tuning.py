@@ -303,10 +303,10 @@ def test_grid_search_walks_the_grid(tiny_patches, tmp_path):
     "args, message",
     [
         ([NAME, "--tuner", "randon"], "unknown tuner 'randon'; did you mean 'random'?"),
-        ([NAME, "--max-trials", "0"], "--max-trials: must be an integer >= 1, got 0"),
+        ([NAME, "--max-trials", "0"], "--max-trials: must be an integer from 1 to 1000000000, got 0"),
         (["sparse_autoencodr"], "did you mean 'sparse_autoencoder'"),
         ([NAME, "--set", "nonsense=1"], "'nonsense'"),
-        ([NAME, "--seed", "-1"], "--seed: must be an integer >= 0, got -1"),
+        ([NAME, "--seed", "-1"], "--seed: must be an integer from 0 to 4294967295, got -1"),
     ],
 )
 def test_bad_tune_arguments_are_clean_errors(cli, tmp_path, args, message):

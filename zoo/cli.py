@@ -49,9 +49,16 @@ def _load_options(entry: Entry, args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(f"the {entry.task.name} loader has no option {key!r}; it takes "
                              f"{', '.join(accepted) or 'none'}")
         try:
-            options[key] = ast.literal_eval(text)
+            value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
-            options[key] = text
+            value = text
+        default = options[key]
+        # A number where the loader's default is one (an int where it takes a float too).
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise UsageError(f"--load {key} expects a number like its default {default!r}, "
+                             f"got {text!r}")
+        options[key] = value
     return options
 
 
@@ -505,13 +512,19 @@ def cmd_tune(args: argparse.Namespace) -> None:
     print(result.summary())
 
 
-def _integer(least: int, text: str) -> int:
+# The largest seed NumPy and TensorFlow take, and a bound on counts that no run reaches
+# (past it TensorFlow's int64 step counters and NumPy's sizes fail with a traceback).
+MAX_SEED = 2**32 - 1
+MAX_COUNT = 10**9
+
+
+def _integer(least: int, text: str, most: int = MAX_COUNT) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expects an integer, got {text!r}") from None
-    if value < least:
-        raise argparse.ArgumentTypeError(f"must be an integer >= {least}, got {text}")
+    if not least <= value <= most:
+        raise argparse.ArgumentTypeError(f"must be an integer from {least} to {most}, got {text}")
     return value
 
 
@@ -520,7 +533,7 @@ def _positive_int(text: str) -> int:
 
 
 def _seed(text: str) -> int:
-    return _integer(0, text)
+    return _integer(0, text, MAX_SEED)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -768,5 +781,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader of stdout left (`zoo list | head`): stop quietly, as `ls | head` does.
         # Python flushes stdout again at exit, so point it at nothing first.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as error:  # permission denied, disk full, not a directory, ...
+        if args.debug:
+            raise
+        where = f": {error.filename}" if error.filename else ""
+        print(f"zoo: error: {error.strerror or error}{where} (see --debug for where it happened)",
+              file=sys.stderr)
         return 1
     return code or 0

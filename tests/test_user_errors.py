@@ -1,0 +1,46 @@
+"""A user's mistake ends `zoo` with one `zoo: error:` line, no traceback, and nothing of the
+user's changed: range errors, bad loader options, paths that are files where folders belong."""
+
+import hashlib
+
+import pytest
+
+from zoo.recurrent import data as har
+
+
+def fingerprint(directory):
+    return {str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(directory.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture
+def har_data(tmp_path):
+    return har.example(tmp_path / "data", seed=0)
+
+
+CASES = {
+    "seed past NumPy's range": (["--seed", "4294967296"], "--seed: must be an integer from 0"),
+    "negative seed": (["--seed", "-1"], "--seed: must be an integer from 0"),
+    "absurd epochs": (["--epochs", "99999999999999999999"], "--epochs: must be an integer from 1"),
+    "loader option not a number": (["--load", "validation_fraction=abc"],
+                                   "--load validation_fraction expects a number"),
+    "loader option a bool": (["--load", "validation_fraction=True"],
+                             "--load validation_fraction expects a number"),
+    "unknown loader option": (["--load", "colour=red"], "loader has no option 'colour'"),
+    "run directory under a file": (["--run-dir", "mine.txt/run"], "mine.txt"),
+    "a bad dtype policy": (["--dtype-policy", "float8"], "dtype_policy must be one of"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_training_mistakes_end_in_one_line_and_touch_nothing(case, cli, tmp_path, har_data):
+    arguments, message = CASES[case]
+    (tmp_path / "mine.txt").write_text("my notes\n")
+    before = fingerprint(tmp_path)
+    code, out, err = cli("train", "lstm", "--preset", "tiny", "--data", har_data, *arguments)
+    assert code in (1, 2), (out, err)
+    assert err.startswith("zoo: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err and message in err, err
+    after = fingerprint(tmp_path)
+    assert {key: after.get(key) for key in before} == before  # the user's files, unchanged
+
