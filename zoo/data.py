@@ -14,6 +14,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from zoo.errors import UserError
+
 __all__ = [
     "DataError",
     "Splits",
@@ -29,7 +31,7 @@ __all__ = [
 ]
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Raised for data that is missing, malformed or not what a model expects."""
 
 

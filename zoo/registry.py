@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from zoo.errors import UsageError
 from zoo import precision
 from zoo.precision import DTYPE_POLICIES, policy_scope
 
@@ -54,11 +55,11 @@ __all__ = [
 ]
 
 
-class UnknownModelError(LookupError):
+class UnknownModelError(UsageError, LookupError):
     """Raised for a model name that is not registered."""
 
 
-class HyperparameterError(ValueError):
+class HyperparameterError(UsageError, ValueError):
     """Raised for an unknown hyperparameter name or a value outside its valid range."""
 
 

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from zoo.errors import UserError
 from zoo.files import atomic_path
 
 __all__ = [
@@ -68,7 +69,7 @@ NEW, RESUMED = "new", "resumed"  # what `start` found, besides FINISHED
 KILL_POINT_VARIABLE = "ZOO_KILL_AT"
 
 
-class RunError(RuntimeError):
+class RunError(UserError, RuntimeError):
     """A run directory that cannot be used as asked: not zoo's, in use, finished, or holding
     another run."""
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.errors import UserError
 from zoo.files import atomic_path
 from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError, get_entry, list_models
 
@@ -67,7 +68,7 @@ _TAG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 REQUIRED_CARD_FIELDS = ("data", "licence", "recipe", "metrics", "command")
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError, ValueError):
     """A weight set or file that is missing, damaged, or does not fit the entry."""
 
 
