@@ -214,11 +214,9 @@ search scored on whole held-out training subjects (`zoo tune`), never on the tes
 GRU reads the window both ways. The RNN's rotation (25 degrees; its trial's was 6) was then
 chosen by cross-validation over the training subjects (`python bench/har.py cv`). `zoo train`
 trains on every training subject: with nine people, each one more in training is worth more on
-new people than a validation curve. On
-USC-HAD's test subjects (10, 11), seeds 0, 1, 2 (`python bench/har.py seeds --presets strong`):
-rnn 97.7%, 95.9%, 93.0%; lstm 98.0%, 97.7%, 97.7%; gru 97.9%, 98.0%, 98.8% accuracy. Leaving
-each of USC-HAD's 11 subjects out in turn (`python bench/har.py loso --cells lstm`), the LSTM
-scored 95.9% on average, 83.1% on its worst subject (2).
+new people than a validation curve. What the recipe scores is measured, not written here: the
+shipped sets' cards (`zoo describe CELL`) and bench/RESULTS.md ("Activity recognition on unseen
+people": test subjects, seeds, and leave-one-subject-out, `python bench/har.py loso`).
 
 Preset `course`: the course's recipe: raw windows, 128 units, Xavier-uniform input weights,
 SGD lr 0.1 momentum 0.85, batch 32, at most 50 epochs with early stopping on validation
@@ -241,10 +239,9 @@ def entry_hparams(cell: str, implementation: str) -> dict[str, HParam]:
 # ema_momentum,dropout,label_smoothing,learning_rate` on USC-HAD's training subjects), scored on
 # the whole subjects the reader holds out for validation, never on the test subjects.
 CELL_DEFAULTS = {
-    # The RNN's rotation is 25 degrees, not its best trial's 6: in 3-fold cross-validation over
-    # the training subjects (`python bench/har.py cv --cells rnn --seeds 0 1 [--set rotation=25]`)
-    # it scored 88.3% and 89.9% on the subjects left out against 84.4% and 82.6%; the trial's two
-    # validation subjects (5 and 7) were too few to tell.
+    # The RNN's rotation is 25 degrees, not its best trial's 6: it won 3-fold cross-validation
+    # over the training subjects (`python bench/har.py cv --cells rnn --seeds 0 1 [--set
+    # rotation=25]`, bench/RESULTS.md); the trial's two validation subjects were too few to tell.
     "rnn": {"rotation": 25.0, "gravity_filter": "lowpass", "dropout": 0.31,
             "label_smoothing": 0.16, "learning_rate": 1.3e-3},
     # The LSTM's best trial (lr 0.06 with an EMA of the weights) reached 0.898 on the validation
@@ -257,7 +254,7 @@ CELL_DEFAULTS = {
 
 # Training (`zoo train`) uses every training subject: the recipes were selected on held-out
 # subjects already, and with nine people, holding one or two out costs more on new people than
-# any recipe change won (lstm, seed 1: 88.7% on the test subjects without subject 6, 98.3% with).
+# any recipe change won (bench/RESULTS.md, "Activity recognition on unseen people").
 # `--load validation_fraction=0.1` holds subjects out to watch; `zoo tune` always does.
 LOAD = {"validation_fraction": 0.0}
 
