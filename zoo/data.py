@@ -262,8 +262,8 @@ def _check_image_header(path: str | Path, handle: BinaryIO) -> tuple[int, int]:
     except Image.DecompressionBombError:  # beyond twice Pillow's own limit
         size = None
     except UnidentifiedImageError:
-        raise DataError(f"cannot decode image {path}: not a JPEG, PNG, BMP or GIF image; "
-                        "replace or remove the file") from None
+        raise DataError(f"cannot decode image {path}: Unknown image file format, not a JPEG, "
+                        "PNG, GIF or BMP; replace or remove the file") from None
     except (OSError, ValueError, SyntaxError) as error:  # a header Pillow cannot parse
         raise DataError(f"cannot decode image {path}: {error}; replace or remove the file") from None
     if size is None or size[0] * size[1] > MAX_IMAGE_PIXELS:

@@ -21,12 +21,16 @@ if TYPE_CHECKING:
 
     from zoo.predicting import Prediction
 
-__all__ = ["BATCH_SIZE", "predict", "predict_images", "read_batch"]
+__all__ = ["BATCH_SIZE", "MODEL_BATCH_SIZE", "predict", "predict_images", "read_batch"]
 
 # Images decoded, then predicted, together: large enough that Keras' per-call cost vanishes
 # (a batch takes seconds), small enough that memory stays flat (256 x 32 x 32 x 3 floats, 3 MB)
 # and that progress comes every few seconds.
 BATCH_SIZE = 256
+# What `model.predict` feeds the model at once: Keras' default, the baseline's. Fed 256 at once,
+# cifar_airbench ran 15.0 images/s against model.predict's 24.3 at 32 (one round on 2 busy CPU
+# cores, bench/predict.py); at 32 the two match (bench/RESULTS.md).
+MODEL_BATCH_SIZE = 32
 
 
 def read_batch(paths: Sequence[Path]) -> tuple[np.ndarray, list[int], dict[int, str]]:
@@ -63,7 +67,7 @@ def predict_images(model: keras.Model, paths: Sequence[Path], batch_size: int = 
     Args:
         model: a CIFAR-10 classifier (softmax outputs).
         paths: the image files.
-        batch_size: images decoded and predicted together.
+        batch_size: images decoded together, then predicted by one `model.predict` call.
         class_names: the output classes' names.
 
     Returns:
@@ -76,7 +80,7 @@ def predict_images(model: keras.Model, paths: Sequence[Path], batch_size: int = 
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
         images, kept, refused = read_batch(chunk)
-        probabilities = (model.predict(images, batch_size=batch_size, verbose=0)
+        probabilities = (model.predict(images, batch_size=MODEL_BATCH_SIZE, verbose=0)
                          if len(images) else np.zeros((0, len(class_names))))
         rows = dict(zip(kept, np.asarray(probabilities, np.float32)))
         for index, path in enumerate(chunk):
