@@ -342,3 +342,28 @@ def test_distributed_needs_its_environment_and_is_not_joined_by_accident(cli, mo
     code, _, err = cli("tune", NAME)
     assert code == 2 and "pass --distributed" in err
     assert os.listdir(".") == []
+
+
+def test_a_foreign_search_directory_is_refused_and_kept_even_with_overwrite(cli, tmp_path,
+                                                                             patch_file):
+    foreign = tmp_path / "runs" / "tuning" / NAME
+    foreign.mkdir(parents=True)
+    (foreign / "trials.csv").write_text("my own results\n")
+    for extra in ([], ["--overwrite"]):
+        code, out, err = cli("tune", NAME, "--data", patch_file, "--preset", "tiny",
+                             "--max-trials", "1", *extra)
+        assert code == 1 and err.count("\n") == 1, err
+        assert "is not empty and is not a zoo search directory" in err, err
+        assert sorted(p.name for p in foreign.iterdir()) == ["trials.csv"]
+        assert (foreign / "trials.csv").read_text() == "my own results\n"
+
+
+def test_a_second_search_into_one_directory_is_refused(cli, tmp_path, patch_file):
+    from zoo import runs
+
+    directory = tmp_path / "runs" / "tuning" / NAME
+    runs.claim_directory(directory, "search directory", "")
+    with runs.locked(directory, "search directory"):  # the first search, still running
+        code, out, err = cli("tune", NAME, "--data", patch_file, "--preset", "tiny",
+                             "--max-trials", "1")
+    assert code == 1 and "is in use by another zoo process" in err, err

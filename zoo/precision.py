@@ -2,8 +2,8 @@
 
 Under `"mixed_bfloat16"` (Keras' own `keras.DTypePolicy`) layers keep float32 variables and
 compute in bfloat16, which CPUs with AVX512_BF16 units run up to twice as fast as float32
-(bench/RESULTS.md, "bfloat16 against float32"). Nothing is cast by hand: a model is built while Keras' global policy is
-the chosen one, so the model and every layer it creates take that policy.
+(bench/RESULTS.md, "bfloat16 against float32"). Nothing is cast by hand: a model is built while
+Keras' global policy is the chosen one, so the model and every layer it creates take that policy.
 
 Three pieces, all knowing no family:
 
@@ -80,7 +80,8 @@ def bfloat16_support(cpuinfo: str = _CPUINFO) -> tuple[bool, str]:
     found = [flag for flag in _NATIVE_FLAGS if flag in flags]
     if found:
         return True, f"the CPU has {' and '.join(found)}"
-    return False, f"the CPU has no bfloat16 units ({' or '.join(_NATIVE_FLAGS)}): TensorFlow emulates it"
+    return False, (f"the CPU has no bfloat16 units ({' or '.join(_NATIVE_FLAGS)}): "
+                   "TensorFlow emulates it")
 
 
 @functools.lru_cache(maxsize=None)

@@ -45,6 +45,7 @@ __all__ = [
     "RESUME_KEYS",
     "RunDirectory",
     "RunError",
+    "claim_directory",
     "draw_figures",
     "kill_point",
     "locked",
@@ -117,6 +118,35 @@ def locked(directory: str | Path, what: str) -> Iterator[None]:
         handle.close()  # releases the lock
 
 
+def claim_directory(path: str | Path, what: str, hint: str) -> None:
+    """Makes `path` a folder zoo owns (its `.zoo-run` marker written first), or checks that it
+    is one: zoo writes and removes files only in folders that carry the marker.
+
+    Args:
+        path: the folder (created if missing).
+        what: what it is, for the message ("run directory", "search directory").
+        hint: what to do instead, for the message ("choose another --run-dir").
+
+    Raises:
+        RunError: `path` is a file, or exists, is not empty and has no marker.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunError(f"{path} is a file, not a {what}")
+    if (path / MARKER_FILE).is_file():
+        return
+    foreign = sorted(p.name for p in path.glob("*") if p.name != LOCK_FILE)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise RunError(
+            f"{path} is not empty and is not a zoo {what} (it holds {shown}); zoo writes only "
+            f"into an empty or new folder: {hint}"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path / MARKER_FILE) as temporary:
+        temporary.write_text(f"zoo {what}: zoo writes and removes only its own files here\n")
+
+
 class RunDirectory:
     """One run's folder: its paths, its owner marker and its record.
 
@@ -155,25 +185,12 @@ class RunDirectory:
         return self.marker.is_file()
 
     def claim(self) -> None:
-        """Makes the folder a zoo run directory, or checks that it is one.
+        """Makes the folder a zoo run directory, or checks that it is one (`claim_directory`).
 
         Raises:
-            RunError: the folder exists, is not empty and is not a zoo run directory.
+            RunError: the folder is a file, or exists, is not empty and is not zoo's.
         """
-        if self.path.exists() and not self.path.is_dir():
-            raise RunError(f"{self.path} is a file, not a run directory")
-        if self.is_owned():
-            return
-        foreign = sorted(p.name for p in self.path.glob("*") if p.name != LOCK_FILE)
-        if foreign:
-            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-            raise RunError(
-                f"{self.path} is not empty and is not a zoo run directory (it holds {shown}); "
-                "zoo trains only into an empty or new folder: choose another --run-dir"
-            )
-        self.path.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.marker) as temporary:
-            temporary.write_text("zoo run directory: zoo writes and removes only its own files here\n")
+        claim_directory(self.path, "run directory", "choose another --run-dir")
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
         """The run's exclusive lock (see `locked`)."""

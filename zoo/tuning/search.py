@@ -107,11 +107,28 @@ def _check_settings(
     return True
 
 
+@contextlib.contextmanager
+def _searching(role: str, project_dir: Path) -> Iterator[None]:
+    """Where the chief or a single process searches: `project_dir` claimed as zoo's (a foreign
+    folder is refused before anything is written in it) and locked, so that a second search
+    into it is refused at once rather than marking this one's trials failed. Workers write
+    their trials under the chief's lock."""
+    if role == "worker":
+        yield
+        return
+    runs.claim_directory(project_dir, "search directory", "choose another --directory")
+    with runs.locked(project_dir, "search directory"):
+        yield
+
+
 def _claim(project_dir: Path, settings: Mapping[str, Any], overwrite: bool) -> None:
     """Starts a search in `project_dir` (removing an earlier one if `overwrite`), or checks that
-    the search there is this one, to be resumed."""
-    if overwrite and project_dir.exists():
-        shutil.rmtree(project_dir)
+    the search there is this one, to be resumed. The folder must be zoo's (`runs.claim_directory`:
+    empty, new, or marked): a foreign folder is refused, never overwritten or removed."""
+    if overwrite:  # the earlier search's files, all zoo's; the marker and the lock stay
+        for path in project_dir.iterdir():
+            if path.name not in (runs.MARKER_FILE, runs.LOCK_FILE):
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     if not _check_settings(project_dir, settings):
         with atomic_path(project_dir / SETTINGS_FILE) as temporary:
             temporary.write_text(json.dumps(settings, indent=2) + "\n")
@@ -695,39 +712,42 @@ def search(
     splits = entry.task.load(data, seed=seed)  # bad data fails here, before anything is written
     project_dir = Path(directory) / entry.name
     settings = _settings(hm, tuner, seed, data)
-    if role == "worker":
-        # keras-tuner's client waits for the chief in C++, forever: wait here, with a deadline.
-        chief = ":".join(os.environ[variable] for variable in ORACLE_ADDRESS)
-        peers.wait_until_reachable([chief], "the search's chief")
-        # On another machine the same data may well live at another path.
-        _check_settings(project_dir, settings, ignore=("data",))
-    else:
-        _claim(project_dir, settings, overwrite)
-    oracle = _oracle(
-        tuner, hm.objective, max_trials, seed, hm.fit_settings["epochs"], len(hm.space)
-    )
-
-    def tables() -> None:
-        report.write_tables(report.trial_records(oracle.trials.values()), hm.objective, project_dir)
-
-    with _atomic_state_files():
-        kt_tuner = _Tuner(
-            oracle,
-            hm,
-            after_trial=tables if role == "single" else None,
-            verbose=verbose,
-            images_every=images_every,
-            directory=str(directory),
-            project_name=entry.name,
-            distribution_strategy=strategy,
+    with _searching(role, project_dir):
+        if role == "worker":
+            # keras-tuner's client waits for the chief in C++, forever: wait here, with a deadline
+            chief = ":".join(os.environ[variable] for variable in ORACLE_ADDRESS)
+            peers.wait_until_reachable([chief], "the search's chief")
+            # On another machine the same data may well live at another path.
+            _check_settings(project_dir, settings, ignore=("data",))
+        else:
+            _claim(project_dir, settings, overwrite)
+        oracle = _oracle(
+            tuner, hm.objective, max_trials, seed, hm.fit_settings["epochs"], len(hm.space)
         )
-        if role != "worker":
-            _reconcile(oracle)
-            oracle.verbose = 0  # the tuner logs a line per trial instead of keras-tuner's tables
-        # keras-tuner's own route: a TensorBoard callback in the search's callbacks gets a
-        # log dir per trial and the HParams callback (see _Tuner._trial_callbacks).
-        kt_tuner.search(splits, callbacks=[summaries.scalars(tensorboard)] if tensorboard else [])
-    if role == "worker":
-        return None
-    return _finish(oracle, hm, splits, project_dir, settings, max_trials, retrain,
-                   kt_tuner.trial_run)
+
+        def tables() -> None:
+            report.write_tables(report.trial_records(oracle.trials.values()), hm.objective,
+                                project_dir)
+
+        with _atomic_state_files():
+            kt_tuner = _Tuner(
+                oracle,
+                hm,
+                after_trial=tables if role == "single" else None,
+                verbose=verbose,
+                images_every=images_every,
+                directory=str(directory),
+                project_name=entry.name,
+                distribution_strategy=strategy,
+            )
+            if role != "worker":
+                _reconcile(oracle)
+                oracle.verbose = 0  # the tuner logs a line a trial, not keras-tuner's tables
+            # keras-tuner's own route: a TensorBoard callback in the search's callbacks gets a
+            # log dir per trial and the HParams callback (see _Tuner._trial_callbacks).
+            callbacks = [summaries.scalars(tensorboard)] if tensorboard else []
+            kt_tuner.search(splits, callbacks=callbacks)
+        if role == "worker":
+            return None
+        return _finish(oracle, hm, splits, project_dir, settings, max_trials, retrain,
+                       kt_tuner.trial_run)
