@@ -476,3 +476,15 @@ def test_progress_prints_now_and_then_and_the_last_epoch_with_time_left(monkeypa
         "epoch 3/4: loss 0.3333 (0:30 elapsed, 0:10 left)",
         "epoch 4/4: loss 0.25 (0:31 elapsed, 0:00 left)",
     ]
+
+
+def test_a_half_written_history_row_is_ignored_and_cut_before_appending(tmp_path):
+    from zoo.training import read_history, trim_torn_row
+
+    path = tmp_path / "history.csv"
+    path.write_bytes(b"epoch,loss\r\n0,0.5\r\n1,0.25\r\n2,0.1")  # killed mid-way through a row
+    assert read_history(path) == {"loss": [0.5, 0.25]}
+    trim_torn_row(path)
+    assert path.read_bytes() == b"epoch,loss\r\n0,0.5\r\n1,0.25\r\n"
+    trim_torn_row(path)  # a whole file stays as it is
+    assert path.read_bytes() == b"epoch,loss\r\n0,0.5\r\n1,0.25\r\n"

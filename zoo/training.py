@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import logging
 import math
 import shutil
@@ -266,17 +267,31 @@ def _build(model: keras.Model, sample: Any) -> None:
         model(sample)
 
 
+def trim_torn_row(path: str | Path) -> None:
+    """Cuts a last row that a kill left half-written (no line end) from a `history.csv`, so
+    that the next row is not appended to its fragment. Its epoch has no checkpoint yet (the row
+    is logged first), so a resumed run trains it again."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    content = path.read_bytes()
+    if content and not content.endswith(b"\n"):
+        with open(path, "r+b") as handle:
+            handle.truncate(content.rfind(b"\n") + 1)
+
+
 def read_history(path: str | Path) -> dict[str, list[float]]:
     """Reads a `history.csv` written by `fit`, one list per metric, one value per epoch.
 
-    A run resumed after an interruption may have logged an epoch twice; the later row wins.
-    Columns Keras logged as "NA" (validation metrics of a run without validation data) are
-    left out.
+    A run resumed after an interruption may have logged an epoch twice; the later row wins. A
+    half-written last row (a kill mid-append: no line end) is not read. Columns Keras logged as
+    "NA" (validation metrics of a run without validation data) are left out.
     """
     rows: dict[int, dict[str, str]] = {}
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            rows[int(row.pop("epoch"))] = row
+    text = Path(path).read_text()
+    complete = text[: text.rfind("\n") + 1]
+    for row in csv.DictReader(io.StringIO(complete, newline="")):
+        rows[int(row.pop("epoch"))] = row
     history: dict[str, list[float]] = {}
     for epoch in sorted(rows):
         for metric, value in rows[epoch].items():
@@ -553,6 +568,7 @@ def fit(
             state = run.start(settings, overwrite=overwrite)
             checkpoint = EpochCheckpoint(run.checkpoint_dir)
             history_path = run.history_path
+            trim_torn_row(history_path)  # a kill mid-append; its epoch is trained again
         else:
             # A non-chief worker of a multi-worker job trains in step with the chief but writes
             # nothing of the run: its files go to a scratch folder, and it resumes from the
