@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo.data import DataError, Splits, check_array, check_classes, decode_image
+from zoo.data import (
+    DataError, Splits, check_array, check_classes, check_image_file, decode_image,
+)
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -285,6 +287,8 @@ def read_image_folder(
             f"{'have' if len(empty) > 1 else 'has'} no images ({', '.join(IMAGE_SUFFIXES)}); "
             "add the class's images or remove the folder"
         )
+    for path in paths:  # refused by name before anything decodes: devices, huge files or headers
+        check_image_file(path)
     decoded = tf.data.Dataset.from_tensor_slices(paths).map(
         _decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )

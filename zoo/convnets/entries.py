@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.convnets import data
 from zoo.convnets.options import INITIALIZATIONS, NORMALIZATIONS, TEST_AUGMENTATIONS
+from zoo.convnets.predict import predict
 from zoo.data import Splits
 from zoo.registry import Choice, Float, HParam, HyperparameterError, Int, Metric, Task, register
 
@@ -76,29 +77,6 @@ def _panel(model: keras.Model, axis: Any) -> None:
     plots.draw_image_grid(axis, keras.ops.convert_to_numpy(model.first_filters()))
 
 
-def _predict(model: keras.Model, inputs: list[str], options: dict[str, Any]) -> list[Any]:
-    """Image files (any size, resized to 32x32 as class-folder images are) or folders of them:
-    the top-3 classes with their probabilities, per image."""
-    import keras
-
-    from zoo.data import DataError, decode_image
-    from zoo.predicting import Prediction, class_rows, expand
-
-    names = options.get("class_names") or data.CLASS_NAMES
-    results = []
-    for path in expand(inputs, data.IMAGE_SUFFIXES):
-        try:
-            image = data.fit_image(decode_image(path)).numpy()
-        except (DataError, OSError) as error:
-            results.append(Prediction(str(path), error=str(error)))
-            continue
-        probabilities = keras.ops.convert_to_numpy(
-            model(image[None].astype("float32"), training=False)
-        )[0]
-        results.append(class_rows(str(path), probabilities, names))
-    return results
-
-
 CIFAR10 = Task(
     name="CIFAR-10 classification",
     family="convnets",
@@ -117,7 +95,7 @@ CIFAR10 = Task(
     endpoints=_endpoints,
     panel=_panel,
     example=data.example,
-    predict=_predict,
+    predict=predict,
     class_names=data.CLASS_NAMES,
     images=_images,
 )
