@@ -17,7 +17,6 @@ import argparse
 import ast
 import contextlib
 import csv
-import itertools
 import json
 import logging
 import os
@@ -31,110 +30,36 @@ from zoo import runs, strategies, summaries, tuning, weights  # none imports Ten
 from zoo._quiet import stderr_discarded as _stderr_discarded
 from zoo.data import DataError
 from zoo.errors import UsageError, UserError
-from zoo.export import FORMATS  # TensorFlow-free: the formats' names
+from zoo.export import CARD_FILE, FORMATS  # TensorFlow-free: the formats' names
 from zoo.files import atomic_path
 from zoo.predicting import check_output, group_counts, logged_to
-from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError, UnknownModelError
+from zoo.registry import Entry, HyperparameterError, UnknownModelError
+from zoo.workflow import using
+from zoo.workflow.fitting import is_number
 
 
 def _load_options(entry: Entry, args: argparse.Namespace) -> dict[str, Any]:
-    """The task loader's options for training: the entry's, its preset's, then `--load`'s."""
-    options = entry.load_settings(args.preset)
-    accepted = list(options)  # every option the loader takes, at its training default
+    """`--load KEY=VALUE`s as the loader's typed values (a number where its default is one);
+    `zoo.train` checks the names."""
+    defaults = entry.load_settings(args.preset)
+    options = {}
     for pair in args.load:
         key, separator, text = pair.partition("=")
         if not separator:
             raise UsageError(f"--load expects KEY=VALUE, got {pair!r}")
-        if key not in accepted:
-            raise UsageError(f"the {entry.task.name} loader has no option {key!r}; it takes "
-                             f"{', '.join(accepted) or 'none'}")
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             value = text
-        default = options[key]
-        # A number where the loader's default is one (an int where it takes a float too).
-        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
-        if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise UsageError(f"--load {key} expects a number like its default {default!r}, "
-                             f"got {text!r}")
+        if key in defaults and is_number(defaults[key]) and not is_number(value):
+            raise UsageError(f"--load {key} expects a number like its default "
+                             f"{defaults[key]!r}, got {text!r}")
         options[key] = value
     return options
 
 
 def _run_dir(args: argparse.Namespace) -> Path:
     return Path(args.run_dir or Path("runs") / args.name)
-
-
-def _fit_settings(entry: Entry, args: argparse.Namespace) -> dict[str, Any]:
-    """The entry's fit settings, then its preset's, then the command line's."""
-    fit = entry.fit_settings(args.preset)
-    for option in ("epochs", "batch_size"):
-        if getattr(args, option) is not None:
-            fit[option] = getattr(args, option)
-    return fit
-
-
-def _train(
-    entry: Entry,
-    hyperparameters: dict[str, Any],
-    splits: Any,
-    run_dir: Path,
-    args: argparse.Namespace,
-) -> tuple[Any, dict[str, list[float]]]:
-    """Builds and trains one model into `run_dir` (see `zoo.training.fit`); returns it and its
-    history."""
-    from zoo import training
-
-    training.set_seed(args.seed)
-    choice = entry.dtype_policy_choice()
-    record = {"name": entry.name, "preset": args.preset, "hyperparameters": hyperparameters,
-              "seed": args.seed, "data": splits.info,
-              # Which policy, and why: a bfloat16 recipe trains in float32 where it is emulated.
-              "dtype_policy": choice["why"] if hyperparameters[DTYPE_POLICY] == choice["default"]
-              else "given"}
-    # The model is built and compiled under the strategy's scope (its variables are the
-    # strategy's); `fit` runs outside it and reads the strategy from the model.
-    strategy = getattr(args, "strategy_object", None)
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        if getattr(args, "weights", None):  # fine-tuning: start from those weights
-            notes: list[str] = []
-            model = weights.load(entry.name, args.weights, replace_head=True, report=notes,
-                                 **hyperparameters)
-            for note in notes:
-                print(note)
-            record["weights"] = {"source": args.weights,
-                                 "replaced_head": model.zoo_weights["replaced"]}
-        else:
-            model = entry.build(hyperparameters)
-
-    def figures(trained: Any, history: dict[str, list[float]]) -> list[Path]:
-        return runs.draw_figures(entry.task, trained, splits, history, run_dir,
-                                 f"{entry.name}: training")
-
-    logged = summaries.callbacks(getattr(args, "tensorboard", None), entry.task.images,
-                                 getattr(args, "images_every", summaries.DEFAULT_EVERY))
-    history = training.fit(model, splits, run_dir, record=record, figures=figures,
-                           overwrite=args.overwrite, callbacks=logged, **_fit_settings(entry, args))
-    return model, history
-
-
-def _write_json(path: Path, content: dict[str, Any]) -> None:
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(content, indent=2, default=str) + "\n")
-
-
-def _strategy(args: argparse.Namespace) -> Any:
-    """The `tf.distribute` strategy `--strategy` names (see `zoo.strategies.make_strategy`), or
-    `None`; `multi_worker` reads the cluster and this worker's place in it from `TF_CONFIG`."""
-    name = getattr(args, "strategy", None)
-    if name is None:
-        return None
-    strategy = strategies.make_strategy(name)
-    replicas = strategy.num_replicas_in_sync
-    role = "" if strategies.is_chief(strategy) else ", not the chief"
-    print(f"strategy: {name} ({replicas} replica{'s' if replicas > 1 else ''}{role})")
-    return strategy
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -180,53 +105,22 @@ def cmd_describe(args: argparse.Namespace) -> None:
         print("\nweights: none shipped (zoo.get(NAME, weights=PATH) loads a run or file)")
 
 
-def _recorded(entry: Entry, source: str) -> dict[str, Any]:
-    """The hyperparameters a weight set or run records (empty for bare weight files)."""
-    model = weights.load(entry.name, source, replace_head=True)
-    return model.zoo_weights["hyperparameters"] if model.zoo_weights["card"] else {}
-
-
 def cmd_train(args: argparse.Namespace) -> None:
-    # First: a multi-worker strategy must exist before TensorFlow runs anything else.
-    args.strategy_object = _strategy(args)
     entry = zoo.get_entry(args.name)
-    hyperparameters = entry.resolve(args.preset, **entry.parse_settings(args.set))
-    if args.weights:
-        recorded = _recorded(entry, args.weights)
-        hyperparameters = entry.resolve(None if recorded else args.preset,
-                                        **{**recorded, **entry.parse_settings(args.set)})
-    run_dir = _run_dir(args)
-    run = runs.RunDirectory(run_dir)
-    if run.status() == runs.FINISHED and not args.overwrite:
-        run.remove_checkpoints()  # a finish killed after its record, before this last step
-        raise runs.RunError(
-            f"{run_dir} holds a finished run of {run.record().get('name')}: see it with "
-            f"zoo evaluate {run.record().get('name')} --run-dir {run_dir}; pass --overwrite to "
-            "train it again, or choose another --run-dir"
-        )
-    options = _load_options(entry, args)
-    splits = entry.task.load(args.data, seed=args.seed, **options)
-    # Recorded, so that `zoo evaluate` holds out the same split.
-    splits.info["load_options"] = options
-    print(f"training {entry.name} on {splits.info.get('source')} "
-          f"({len(splits.x_train)} training, {len(splits.x_val)} validation examples)")
-    validation = splits.info.get("validation")
-    if isinstance(validation, dict) and validation.get("subjects"):
-        print(f"validation: subjects {validation['subjects']} held out whole "
-              f"({validation.get('windows')} windows)")
-    print(f"hyperparameters: {hyperparameters}")
-    _, history = _train(entry, hyperparameters, splits, run_dir, args)
-    if not strategies.is_chief(args.strategy_object):
-        print(f"worker done: the chief writes the run to {run_dir}/")
+    run = zoo.train(
+        entry.name, args.data, preset=args.preset, run_dir=_run_dir(args), weights=args.weights,
+        epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, strategy=args.strategy,
+        tensorboard=args.tensorboard, images_every=args.images_every, overwrite=args.overwrite,
+        load=_load_options(entry, args), **entry.parse_settings(args.set))
+    if not run.record:  # a multi-worker job's non-chief worker: the chief writes the run
         return
-    record = run.record()
-    _print_reports(run_dir / name for name in record["files"])
-    final = record["metrics"]
+    _print_reports(run.files)
+    final = run.metrics
     headline = entry.task.metric.name
     if headline in final:  # absent when there is no validation split
         print(f"{headline}: {final[headline]:.6g}")
     print("final epoch: " + ", ".join(f"{metric} {value:.4g}" for metric, value in final.items()))
-    print(f"model and figures in {run_dir}/: " + ", ".join(record["files"]))
+    print(f"model and figures in {run.path}/: " + ", ".join(run.record["files"]))
 
 
 def _print_reports(paths: Iterable[Path]) -> None:
@@ -236,21 +130,7 @@ def _print_reports(paths: Iterable[Path]) -> None:
             print(path.read_text().rstrip())
 
 
-def _trained(entry: Entry, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """The model to evaluate or export, and what is known of it: `--weights`' set or run, else
-    the finished run in the run directory and its record."""
-    if getattr(args, "weights", None):
-        model = weights.load(entry.name, args.weights)
-        card = model.zoo_weights["card"] or {}
-        return model, {"seed": card.get("recipe", {}).get("seed", 0), **card,
-                       "hyperparameters": model.zoo_weights["hyperparameters"],
-                       "weights": args.weights}
-    run = runs.RunDirectory(_run_dir(args))
-    record = run.finished_record(entry.name)
-    return run.load_model(), record
-
-
-SPLITS = ("train", "val", "test")
+SPLITS = using.SPLITS
 
 
 def _splits(text: str) -> list[str]:
@@ -263,121 +143,33 @@ def _splits(text: str) -> list[str]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from zoo import training
-
-    entry = zoo.get_entry(args.name)
-    model, run = _trained(entry, args)
-    # The split the weights were measured on: a set whose run held out more than the loader's
-    # default (the conv sets: 5,000 images) records its loader options.
-    options = run.get("data", {}).get("load_options") or {}
-    # Labels in the model's classes, where the loader takes them: a folder of some of them
-    # (cats and dogs for a CIFAR-10 model) is scored with their indices, not as its own problem.
-    names = _class_names(entry, run)
-    if names is not None and "classes" in entry.load_settings():
-        options = {**options, "classes": names}
-    splits = entry.task.load(args.data, seed=run.get("seed", 0), **options)
-    results = {}
-    for split in args.splits:
-        x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
-        if x is not None and len(x):
-            training.check_labels(model, y)
-            results[split] = model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
-    if args.weights:
-        out_dir = Path(args.out or Path("runs") / f"{entry.name}-evaluation")
-    else:
-        out_dir = Path(args.out) if args.out else _run_dir(args) / runs.EVALUATION_DIR
-    # Figures of the requested splits only: predicting 50,000 training images nobody asked
-    # for took most of a 19.5-minute evaluation.
-    figures = entry.task.figures(model, splits.only(args.splits), out_dir)
-    _write_json(out_dir / "metrics.json", {"data": splits.info, "metrics": results,
-                                           **({"weights": args.weights} if args.weights else {})})
-    for split, metrics in results.items():
+    evaluation = zoo.evaluate(args.name, args.data, run_dir=args.run_dir, weights=args.weights,
+                              splits=args.splits, out=args.out)
+    for split, metrics in evaluation.metrics.items():
         print(f"{split:5s} " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-    _print_reports(figures)
-    print(f"figures and metrics.json in {out_dir}/: " + ", ".join(p.name for p in figures))
+    _print_reports(evaluation.figures)
+    print(f"figures and metrics.json in {evaluation.path}/: "
+          + ", ".join(p.name for p in evaluation.figures))
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from zoo.export import export, formats
-
-    chosen = formats(args.format)  # an unknown name is refused before the model is loaded
-    entry = zoo.get_entry(args.name)
-    model, run = _trained(entry, args)
-    if args.weights:
-        card = {
-            "description": entry.description,
-            "task": entry.task.name,
-            "hyperparameters": run["hyperparameters"],
-            "headline_metric": entry.task.metric.name,
-            "weights": args.weights,
-            # The set's card (data, licence, recipe, metrics and the split they were measured
-            # on, class names), or the run's record or export card the weights came from.
-            "weight_card": {key: value for key, value in run.items()
-                            if key not in ("hyperparameters", "weights")},
-        }
-    else:
-        card = {
-            "description": entry.description,
-            "task": entry.task.name,
-            "preset": run["preset"],
-            "hyperparameters": run["hyperparameters"],
-            "data": run["data"].get("source"),
-            "preprocessing": run["data"].get("preprocessing"),
-            "validation": run["data"].get("validation"),
-            "metrics": run["metrics"],
-            "headline_metric": entry.task.metric.name,
-            "fit": run["fit"],
-            "epochs_trained": run["epochs_trained"],
-            "seed": run["seed"],
-            # A run written by `zoo tune` names the search and trial it came from.
-            **({"search": run["search"]} if "search" in run else {}),
-        }
-    class_names = _class_names(entry, run)
-    if class_names is not None:  # what a served class_index means
-        card["class_names"] = class_names
-    convert = None
-    converted = [name for name in chosen if name != "saved_model"]
-    if converted and model.dtype_policy.compute_dtype != "float32":
-        # ONNX and LiteRT have no bfloat16 convolutions: convert the float32 twin. A mixed
-        # policy keeps the variables float32, so the weights carry over unchanged.
-        twin = entry.build({**run["hyperparameters"], DTYPE_POLICY: "float32"})
-        weights.copy_weights(model, twin)
-        card["dtype_policy_converted"] = (f"trained in {model.dtype_policy.name}, "
-                                          f"{' and '.join(converted)} converted in float32")
-        convert = (twin, entry.task.endpoints(twin))
-    endpoints = entry.task.endpoints(model)
-    target = export(model, entry.name, endpoints, card, root=args.root, format=chosen,
-                    convert=convert)
-    held = [f"SavedModel (signatures: {', '.join(endpoints)})" if name == "saved_model"
-            else f"{entry.name}{FORMATS[name]} ({name}, the serve signature)" for name in chosen]
-    print(f"exported {entry.name} to {target}/: {'; '.join(held)}")
-
-
-def _class_names(entry: Entry, known: dict[str, Any]) -> list[str] | None:
-    """A classifier's class names in output order: the weight set's card or the run's data
-    record (which names the classes the data had), else the task's default; `None` for tasks
-    without classes."""
-    data = known.get("data") if isinstance(known.get("data"), dict) else {}
-    names = known.get("class_names") or data.get("classes") or entry.task.class_names
-    return None if names is None else list(names)
+    target = zoo.export(args.name, run_dir=args.run_dir, weights=args.weights, root=args.root,
+                        format=args.format)
+    described = json.loads((target / CARD_FILE).read_text())["formats"]
+    held = [f"SavedModel (signatures: {', '.join(described[name]['signatures'])})"
+            if name == "saved_model" else f"{args.name}{FORMATS[name]} ({name}, the serve signature)"
+            for name in described]
+    print(f"exported {args.name} to {target}/: {'; '.join(held)}")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    entry = zoo.get_entry(args.name)
-    if entry.task.predict is None:
-        raise HyperparameterError(f"{entry.name}'s task has no predict")
+    if zoo.get_entry(args.name).task.predict is None:
+        raise HyperparameterError(f"{args.name}'s task has no predict")
     # Refused before the model loads: a folder, a device, or a file zoo did not write.
     output = check_output(args.output) if args.output else None
-    model, known = _trained(entry, args)
-    data = known.get("data") if isinstance(known.get("data"), dict) else {}
-    options = {
-        "class_names": known.get("class_names") or data.get("classes"),
-        "preprocessing": known.get("preprocessing") or data.get("preprocessing"),
-        "key": args.key,
-        "out": args.out,
-    }
     with logged_to(sys.stderr):  # progress, and which HDF5 dataset was read
-        predictions = entry.task.predict(model, args.inputs, options)
+        predictions = zoo.predict(args.name, args.inputs, weights=args.weights,
+                                  run_dir=args.run_dir, key=args.key, out=args.out)
     failed = [p for p in predictions if p.error is not None]
     # With --output, inputs that come in thousands (windows) are told as counts per class.
     counts = group_counts(predictions) if args.output else None
@@ -404,57 +196,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _grid(entry: Entry, pairs: Sequence[str]) -> dict[str, list[Any]]:
-    if not pairs:
-        if not entry.sweep:
-            raise HyperparameterError(f"{entry.name} has no default sweep; give --grid KEY=V1,V2")
-        return {key: list(values) for key, values in entry.sweep.items()}
+def _grid(entry: Entry, pairs: Sequence[str]) -> dict[str, list[Any]] | None:
+    """`--grid KEY=V1,V2`s as typed values; `None` (the entry's own sweep) without any."""
     grid = {}
     for pair in pairs:
         key, _, texts = pair.partition("=")
         grid[key] = [entry.parse(key, text) for text in texts.split(",")]
-    return grid
+    return grid or None
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
     entry = zoo.get_entry(args.name)
-    if entry.task.panel is None:
-        raise HyperparameterError(f"{entry.name}'s task draws no sweep panel")
-    grid = _grid(entry, args.grid)
-    if len(grid) != 2:
-        raise HyperparameterError(f"a sweep needs exactly two hyperparameters, got {list(grid)}")
-    (row_key, row_values), (column_key, column_values) = grid.items()
-    splits = entry.task.load(args.data, seed=args.seed)
-    run_dir = Path(args.run_dir or Path("runs") / f"{entry.name}-sweep")
-    runs.RunDirectory(run_dir).claim()  # each cell is a run of its own inside it
-    models, results = {}, []
-    combinations = list(itertools.product(row_values, column_values))
-    for index, (row_value, column_value) in enumerate(combinations, start=1):
-        hyperparameters = entry.resolve(args.preset, **{row_key: row_value, column_key: column_value})
-        print(f"[{index}/{len(combinations)}] {row_key}={row_value} {column_key}={column_value}")
-        model, history = _train(
-            entry, hyperparameters, splits, run_dir / f"{row_key}={row_value},{column_key}={column_value}", args
-        )
-        models[row_value, column_value] = model
-        results.append({
-            "hyperparameters": {row_key: row_value, column_key: column_value},
-            "metrics": {metric: values[-1] for metric, values in history.items()},
-        })
-
-    def draw(axis: Any, row: int, column: int) -> None:
-        entry.task.panel(models[row_values[row], column_values[column]], axis)
-
-    from zoo import plots
-
-    figure = plots.panel_grid(
-        [f"{row_key}={value}" for value in row_values],
-        [f"{column_key}={value}" for value in column_values],
-        draw,
-        run_dir / "sweep.png",
-        f"{entry.name}: {row_key} x {column_key}",
-    )
-    _write_json(run_dir / "sweep.json", {"grid": grid, "results": results})
-    print(f"sweep figure: {figure}")
+    result = zoo.sweep(entry.name, _grid(entry, args.grid), args.data, preset=args.preset,
+                       run_dir=args.run_dir, seed=args.seed, epochs=args.epochs,
+                       batch_size=args.batch_size, overwrite=args.overwrite)
+    print(f"sweep figure: {result.figure}")
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
