@@ -174,7 +174,8 @@ def test_get_with_another_class_count_replaces_only_the_head(name, weight_dir, c
         model = zoo.get(name, weights="tiny", num_classes=2)
     assert model.num_classes == 2
     assert_only_the_head_differs(source, model, head_classes=(source.num_classes, 2))
-    assert model.zoo_weights["replaced"] and model.zoo_weights["hyperparameters"]["num_classes"] == 2
+    assert model.zoo_weights["replaced"]
+    assert model.zoo_weights["hyperparameters"]["num_classes"] == 2
     assert any("re-initialised the classifier head" in r.getMessage() for r in caplog.records)
     # The head is fresh, not a slice of the trained one: its kernel is drawn anew.
     trained, kernel = next((theirs, mine) for theirs, mine in zip(source.weights, model.weights)

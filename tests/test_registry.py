@@ -53,7 +53,8 @@ def test_loader_options_for_training_are_the_loaders_the_entrys_then_the_presets
     lstm = zoo.get_entry("lstm")
     assert lstm.load_settings() == {"validation_fraction": 0.0}  # trains on every subject
     assert lstm.load_settings("course") == {"validation_fraction": 0.1}  # its early stopping's
-    assert zoo.get_entry("cifar_small").load_settings() == {"validation_size": None}
+    assert zoo.get_entry("cifar_small").load_settings() == {"validation_size": None,
+                                                           "classes": None}
     assert zoo.describe("lstm")["load"] == {"validation_fraction": 0.0}
 
 

@@ -461,7 +461,8 @@ def load(
                 copy_weights(twin, model)  # the twin's fresh head included
         except WeightsError:
             # The class count is allowed to change the head: look for another culprit.
-            others = {k: v for k, v in overrides.items() if not (replace_head and k == NUM_CLASSES)}
+            others = {key: value for key, value in overrides.items()
+                      if not (replace_head and key == NUM_CLASSES)}
             if recorded and others:
                 key = _culprit(entry, recorded, others)
                 if key is not None:
