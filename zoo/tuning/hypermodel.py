@@ -14,10 +14,11 @@ import keras_tuner as kt
 import tensorflow as tf
 
 import zoo
-from zoo import runs, training
+from zoo import training
 from zoo.data import Splits
 from zoo.errors import UsageError
 from zoo.registry import Choice, Entry, Float, HyperparameterError, Int, Objective
+from zoo.workflow import fitting
 
 __all__ = ["EntryHyperModel", "TuningError", "declare", "hypermodel"]
 
@@ -227,22 +228,17 @@ class EntryHyperModel(kt.HyperModel):
             if not strategy.extended.should_checkpoint:
                 run_dir = None
         hyperparameters = self.hyperparameters(hp)
-        full_record = {"name": self.entry.name, "preset": self.preset,
-                       "hyperparameters": hyperparameters, "seed": self.seed,
-                       "data": splits.info, **(record or {})}
+        # The record `zoo train` writes (`zoo.workflow.fitting.run_record`), and its training.
+        full_record = fitting.run_record(self.entry, self.preset, hyperparameters, self.seed,
+                                         splits.info, **(record or {}))
         with contextlib.ExitStack() as stack:
             if run_dir is None:
                 run_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo-trial-"))
-
-            def draw(trained: keras.Model, history: dict[str, list[float]]) -> list[Path]:
-                return runs.draw_figures(self.entry.task, trained, splits, history, run_dir,
-                                         f"{self.entry.name}: tuned")
-
             try:
-                history = training.fit(
-                    model, splits, run_dir, callbacks=callbacks, verbose=verbose,
-                    record=full_record, figures=draw if figures else None, overwrite=overwrite,
-                    **settings
+                history = fitting.fit_into(
+                    self.entry, model, splits, run_dir, full_record,
+                    title=f"{self.entry.name}: tuned", figures=figures, callbacks=callbacks,
+                    verbose=verbose, overwrite=overwrite, **settings
                 )
             except training.NonFiniteLossError as error:
                 raise kt.errors.FailedTrialError(str(error)) from error
