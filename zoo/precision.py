@@ -80,8 +80,7 @@ def bfloat16_support(cpuinfo: str = _CPUINFO) -> tuple[bool, str]:
     found = [flag for flag in _NATIVE_FLAGS if flag in flags]
     if found:
         return True, f"the CPU has {' and '.join(found)}"
-    return False, (f"the CPU has no bfloat16 units ({' or '.join(_NATIVE_FLAGS)}): "
-                   "TensorFlow emulates it")
+    return False, f"the CPU has no bfloat16 units ({' or '.join(_NATIVE_FLAGS)})"
 
 
 @functools.lru_cache(maxsize=None)
@@ -105,7 +104,7 @@ def default_policy(preferred: str) -> tuple[str, str]:
     native, reason = bfloat16_support()
     if native:
         return preferred, f"the recipe's policy; {reason}"
-    return "float32", f"the recipe prefers {preferred}, but {reason}"
+    return "float32", f"the recipe prefers {preferred}, but {reason}: TensorFlow would emulate it"
 
 
 def warn_if_emulated(policy: str) -> None:
