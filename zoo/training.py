@@ -420,7 +420,8 @@ def check_labels(model: keras.Model, labels: np.ndarray | None) -> None:
         if np.shape(labels)[-1] != model.num_classes:
             raise DataError(
                 f"the labels have {np.shape(labels)[-1]} classes but the model outputs "
-                f"{model.num_classes}; build it with num_classes={np.shape(labels)[-1]}"
+                f"{model.num_classes}; build it with num_classes={np.shape(labels)[-1]} "
+                f"(zoo train: --set num_classes={np.shape(labels)[-1]})"
             )
 
 
