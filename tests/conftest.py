@@ -51,3 +51,16 @@ def cli(tmp_path, monkeypatch, capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+# The inner loop (`pytest -m "not slow"`) leaves out whatever starts Python processes or runs
+# searches, exports to every format, distributed jobs and every-entry sweeps; CI runs it all.
+SLOW_FIXTURES = {"subprocess_env", "subprocess_env_module", "search_run", "exports"}
+SLOW_MODULES = {"test_contract.py", "test_distributed.py", "test_export_formats.py",
+                "test_tuning_distributed.py", "test_tuning_strategy.py"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

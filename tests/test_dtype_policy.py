@@ -1,8 +1,8 @@
 """Every entry under Keras' "mixed_bfloat16" policy: builds, trains, agrees with float32, keeps
 its policy through a `.keras` reload in a float32 process, exports float32/uint8 signatures.
 
-Parametrized over `zoo.list()`, so a new entry is covered; `SMALL` shrinks the current ones
-(other entries build with their defaults). Inputs come from each task's export signature.
+Parametrized over `zoo.list()`, so a new entry is covered, each at its `tiny` preset. Inputs
+come from each task's export signature.
 """
 
 import logging
@@ -20,16 +20,6 @@ from zoo.export import export
 from zoo.precision import DTYPE_POLICIES, policy_scope
 
 MIXED = "mixed_bfloat16"
-SMALL = {
-    "sparse_autoencoder": {"hidden_units": 8},
-    **{name: {"units": 8, "head_units": 8} for name in
-       ("rnn", "lstm", "gru", "keras_rnn", "keras_lstm", "keras_gru")},
-    "three_layer_convnet": {"num_filters": 4, "filter_size": 3, "hidden_dim": 8},
-    "two_layer_fc": {"hidden_dim": 8},
-    "cifar_small": {"filters": 4},
-    "cifar_airbench": {"width": 8},
-    "cifar_airbench_wide": {"width": 8},
-}
 BATCH = 8
 # Same weights, float32 against mixed_bfloat16, at inference. bfloat16 keeps 8 significant
 # bits: each rounding is off by at most 2^-9 relative, each op by ~2^-8 = 0.0039. Outputs here
@@ -40,8 +30,9 @@ TOLERANCE = 0.05
 
 
 def small(name):
-    return {key: value for key, value in SMALL.get(name, {}).items()
-            if key in zoo.get_entry(name).hparams}
+    """The entry's `tiny` preset's hyperparameters (its fit settings left out)."""
+    entry = zoo.get_entry(name)
+    return {key: value for key, value in entry.presets["tiny"].items() if key in entry.hparams}
 
 
 def example(name, model, seed=0):
@@ -161,6 +152,7 @@ def test_cli_dtype_policy_flag_is_the_hyperparameter():
     assert zoo.get_entry("lstm").parse("dtype_policy", MIXED) == MIXED
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", zoo.list())
 def test_trains_one_step_in_bfloat16_with_float32_variables(name):
     model, _, _, logs = trained(name)
@@ -174,6 +166,7 @@ def test_trains_one_step_in_bfloat16_with_float32_variables(name):
     assert any(layer.compute_dtype == "bfloat16" for layer in kernel_layers(model))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", zoo.list())
 def test_same_weights_agree_under_float32_and_mixed_bfloat16(name):
     reference, x, _ = build(name, "float32")

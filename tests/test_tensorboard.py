@@ -46,6 +46,7 @@ def test_train_logs_epoch_scalars_and_the_tasks_pictures(name, cli, tmp_path, te
     assert sorted(steps) == [1, 2]  # every epoch, as --images-every 1 asks
 
 
+@pytest.mark.slow
 def test_tune_logs_each_trial_with_hparams_and_shows_progress(cli, tmp_path, tensorboard):
     name = "sparse_autoencoder"
     code, out, err = cli("tune", name, "--preset", "tiny", "--data", example(name, tmp_path),
@@ -64,6 +65,7 @@ def test_tune_logs_each_trial_with_hparams_and_shows_progress(cli, tmp_path, ten
     assert sum(" COMPLETED: " in line for line in out.splitlines()) == 2, out
 
 
+@pytest.mark.slow
 def test_tune_quiet_keeps_only_the_trial_lines(cli, tmp_path):
     name = "sparse_autoencoder"
     code, out, err = cli("tune", name, "--preset", "tiny", "--data", example(name, tmp_path),

@@ -225,6 +225,7 @@ def test_restarting_a_finished_search_runs_nothing_and_other_settings_are_refuse
 # --- killing and restarting a real search ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_without_repeating_or_losing_trials(
     search_run, tiny_patches, tmp_path, subprocess_env
 ):
@@ -270,6 +271,7 @@ def test_killed_search_resumes_without_repeating_or_losing_trials(
 # --- tuners and bad input -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_hyperband_continues_the_best_trials_model(tiny_patches, tmp_path):
     result = tuning.search(NAME, tuner="hyperband", max_trials=4, directory=tmp_path,
                            data=tiny_patches, epochs=3, batch_size=16, seed=0)
@@ -289,6 +291,7 @@ def test_hyperband_continues_the_best_trials_model(tiny_patches, tmp_path):
         assert continued[0].values[name] == parent.values[name]
 
 
+@pytest.mark.slow
 def test_grid_search_walks_the_grid(tiny_patches, tmp_path):
     result = tuning.search(NAME, tuner="grid", max_trials=2, directory=tmp_path, data=tiny_patches,
                            epochs=1, batch_size=16, grid_points=2,

@@ -152,6 +152,7 @@ def shipped_data(card):
     return found[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,tag,path", weights.shipped())
 def test_zoo_evaluate_reproduces_every_shipped_sets_recorded_metrics(name, tag, path, cli,
                                                                      tmp_path):
