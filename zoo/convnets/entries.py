@@ -215,13 +215,11 @@ def two_layer_fc(
     """The course's fully-connected baseline: flatten - affine (1000; the course's 4000) - ReLU - affine 10 - softmax.
 
     The `course` preset is the course's run: 4000 hidden units, He-initialised weights
-    N(0, 2/fan_in), zero biases, plain SGD 1e-2, batch 64, one epoch: the course reports 41-48%
-    accuracy; here it gave 39.3% held-out (bench/RESULTS.md). The defaults train longer: SGD
-    1e-2 with momentum 0.9 for 10 epochs, weights from N(0, 1e-3^2) as cs231n's TwoLayerNet,
-    L2 0.5 reg sum W^2 on both weight matrices, and 1000 hidden units: on 5,000 held-out
-    images 1000 units reached 44.5% after 10 epochs (47.1% at best), 4000 units 42.9% (47.3%)
-    in 4.4x the time (`python bench/convnets.py accuracy two_layer_fc [--set hidden_dim=4000]`),
-    and its weight set fits the package (12 MB; 49 MB at 4000).
+    N(0, 2/fan_in), zero biases, plain SGD 1e-2, batch 64, one epoch. The defaults train
+    longer: SGD 1e-2 with momentum 0.9 for 10 epochs, weights from N(0, 1e-3^2) as cs231n's
+    TwoLayerNet, L2 0.5 reg sum W^2 on both weight matrices, and 1000 hidden units, chosen over
+    4000 on held-out images at a quarter of the time and size (`python bench/convnets.py
+    accuracy two_layer_fc [--set hidden_dim=4000]`; the figures are in bench/RESULTS.md).
     Takes channels-last or channels-first (N, 3, 32, 32) pixels. The filter figure shows the
     first 100 hidden units' weights as 32x32 RGB images.
     """
@@ -263,7 +261,7 @@ def cifar_small(
 ) -> CifarSmallNet:
     """The course's CIFAR-10 challenge net: (conv-BN-ReLU-2x2 pool) x 3 (16 5x5, 32 3x3, 64 3x3), dense 10.
 
-    Adam 1e-3, batch 64, 10 epochs as in the course (73.2% test accuracy there). By default
+    Adam 1e-3, batch 64, 10 epochs as in the course. By default
     training adds 2-pixel random shifts with horizontal flips and a one-cycle learning rate
     (peak `learning_rate`); the `course` preset is the course's plain recipe.
     """
@@ -343,16 +341,11 @@ def _airbench(name: str, width: int, expansion: int, crop_padding: int, test_aug
 def cifar_airbench(**hparams: Any) -> AirbenchNet:
     """airbench's CIFAR-10 net for 10 epochs on 2 CPU cores: whitened 2x2 patches, (conv-pool-BN-GELU-conv-BN-GELU) x 3.
 
-    Widths 64, 128, 128 (airbench93's): the fast one of the two airbench entries.
-    In `mixed_bfloat16` a training step is 1.55x faster than in float32 (`python
-    bench/dtype_policy.py --models cifar_airbench`), and on 5,000 held-out images, seeds 0 and
-    1, it reached 89.1% and 88.9% against float32's 89.2% and 88.7% (`python bench/convnets.py
-    accuracy cifar_airbench --seed S --set dtype_policy=float32|mixed_bfloat16`); those runs
-    repeated one order of the images every epoch. Fed a new order every epoch
-    (`zoo.training.epoch_batches`), seeds 0 and 1 reached 89.4% and 89.0%, and the 10 epochs
-    took 12.4-12.5 minutes on 2 quiet CPU cores, held-out evaluations after every epoch
-    included. With the whitening bias frozen after 3 epochs, as now, seeds 0 and 1 reached
-    89.4% and 89.1% in 11.6 and 12.7 minutes.
+    Widths 64, 128, 128 (airbench93's): the fast one of the two airbench entries. Its held-out
+    accuracy over seeds and its minutes, in each dtype policy, are measured by `python
+    bench/convnets.py accuracy cifar_airbench --seed S [--set dtype_policy=...]` and `python
+    bench/dtype_policy.py --models cifar_airbench` (bench/RESULTS.md, "CIFAR-10 conv nets"); the
+    shipped `cifar10` set's card holds its own (`zoo describe cifar_airbench`).
     """
     return _airbench("cifar_airbench", **hparams)
 
@@ -367,17 +360,11 @@ def cifar_airbench(**hparams: Any) -> AirbenchNet:
     dtype_policy="mixed_bfloat16",
 )
 def cifar_airbench_wide(**hparams: Any) -> AirbenchNet:
-    """cifar_airbench at airbench94's widths 64, 256, 256: 2.3x the multiply-adds, 1-2 points more.
+    """cifar_airbench at airbench94's widths 64, 256, 256: 2.3x the multiply-adds, more accurate.
 
-    On 5,000 held-out images after 10 epochs it reached 90.1% (seed 0, one order of the images
-    every epoch, like cifar_airbench's 89.1%) and 90.8% (seed 1, a new order every epoch, like
-    cifar_airbench's 89.0% at seed 1), the seed-1 run in 20.9 minutes on 2 quiet CPU cores,
-    held-out evaluations included (`python bench/convnets.py accuracy cifar_airbench --set
-    expansion=4 --seed S`: the same model under cifar_airbench's name). It trains in
-    `mixed_bfloat16` as cifar_airbench does; its float32 accuracy was not measured. With the
-    whitening bias frozen after 3 epochs, as now, seed 1 reached 91.0% in 21.5 minutes
-    (`python bench/convnets.py accuracy cifar_airbench_wide --seed 1`). On all 50,000 images,
-    nothing held out, `zoo train cifar_airbench_wide --load validation_size=0` took 22.6
-    minutes, 19.0 of them the 10 epochs.
+    The recipe is cifar_airbench's; the larger widths buy held-out accuracy with time, both
+    measured by `python bench/convnets.py accuracy cifar_airbench_wide --seed S` and by the
+    50,000-image run `zoo train cifar_airbench_wide --load validation_size=0` (bench/RESULTS.md,
+    "CIFAR-10 conv nets"). Its float32 accuracy was not measured.
     """
     return _airbench("cifar_airbench_wide", **hparams)
