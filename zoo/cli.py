@@ -6,6 +6,10 @@ and the PNG figures. `evaluate` and `export` read the trained model from there, 
 `--weights TAG_OR_PATH` from a shipped weight set or any run, `.keras`, `.weights.h5` or export
 (see `zoo.weights`).
 
+Each command turns its options into the arguments of a workflow function (`zoo.train`,
+`zoo.evaluate`, `zoo.export`, `zoo.predict`, `zoo.sweep`, `zoo.tune`; see `zoo.workflow`) and
+prints what it returns; their progress comes through `logging`, shown here as plain lines.
+
 `list`, `describe`, `--help` and `--version` import no TensorFlow; the other commands import it
 (and `zoo.training`, `zoo.export`, `zoo.plots`, keras-tuner) when they run, with TensorFlow's
 start-up log lines hidden unless `--verbose`.
