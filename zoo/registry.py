@@ -389,7 +389,7 @@ class Entry:
         """`model`, built: a model whose variables are created on its first call (the
         subclassed ones) is called once on zeros shaped like the task's first export signature,
         so that `summary()`, `load_weights` and `set_weights` work at once, as for Keras' own."""
-        if model.built and model.weights:
+        if not hasattr(model, "built") or (model.built and model.weights):  # not Keras, or built
             return model
         import numpy as np
 
