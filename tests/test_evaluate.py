@@ -39,3 +39,21 @@ def test_splits_only_empties_the_others():
     only = splits.only(["val"])
     assert len(only.x_val) == 2 and len(only.x_train) == 0 and only.x_test is None
     assert len(only.y_train) == 0 and only.y_test is None
+
+
+def test_evaluate_refuses_an_out_folder_it_did_not_write_and_keeps_its_files(cli, tmp_path):
+    path = har.example(tmp_path / "data", seed=0)
+    code, _, err = cli("train", "lstm", "--data", path, "--preset", "tiny")
+    assert code == 0, err
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "metrics.json").write_text('{"mine": true}\n')
+    code, out, err = cli("evaluate", "lstm", "--data", path, "--out", mine)
+    assert code == 1 and err.count("\n") == 1, err
+    assert "is not empty and is not a zoo evaluation folder" in err, err
+    assert sorted(p.name for p in mine.iterdir()) == ["metrics.json"]
+    assert (mine / "metrics.json").read_text() == '{"mine": true}\n'
+    code, out, err = cli("evaluate", "lstm", "--data", path, "--out", tmp_path / "new")
+    assert code == 0, err
+    code, out, err = cli("evaluate", "lstm", "--data", path, "--out", tmp_path / "new")
+    assert code == 0, err  # its own folder, again

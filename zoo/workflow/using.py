@@ -103,6 +103,14 @@ def evaluate(name: str, data: str | Path | None = None, *, run_dir: str | Path |
 
     chosen = _chosen_splits(splits)
     entry = zoo.get_entry(name)
+    if weights:
+        out_dir = Path(out or Path("runs") / f"{entry.name}-evaluation")
+    else:
+        out_dir = (Path(out) if out
+                   else Path(run_dir or Path("runs") / entry.name) / runs.EVALUATION_DIR)
+    if out is not None or weights:  # RUN_DIR/evaluation lies in a run directory zoo owns
+        # Refused before any work if it holds files zoo did not write (metrics.json, figures).
+        runs.claim_directory(out_dir, "evaluation folder", "choose another --out")
     model, run = trained(entry, run_dir, weights)
     # The split the weights were measured on: a set whose run held out more than the loader's
     # default (the conv sets: 5,000 images) records its loader options.
@@ -119,10 +127,6 @@ def evaluate(name: str, data: str | Path | None = None, *, run_dir: str | Path |
         if x is not None and len(x):
             training.check_labels(model, y)
             results[split] = model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
-    if weights:
-        out_dir = Path(out or Path("runs") / f"{entry.name}-evaluation")
-    else:
-        out_dir = Path(out) if out else Path(run_dir or Path("runs") / entry.name) / runs.EVALUATION_DIR
     # Figures of the requested splits only: predicting 50,000 training images nobody asked
     # for took most of a 19.5-minute evaluation.
     figures = entry.task.figures(model, loaded.only(chosen), out_dir)
