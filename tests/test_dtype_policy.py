@@ -288,3 +288,12 @@ def test_policy_scope_is_keras_own():
         assert isinstance(policy, keras.DTypePolicy)
         assert keras.config.dtype_policy().name == MIXED
         assert keras.layers.Dense(2).compute_dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("support,expected", [("native", MIXED), ("emulated", "float32")])
+def test_zoo_describe_says_which_policy_and_why(cli, monkeypatch, support, expected):
+    monkeypatch.setenv(precision.BFLOAT16_VARIABLE, support)
+    code, out, err = cli("describe", "cifar_airbench")
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("dtype:"))
+    assert line.startswith(f"dtype:  {expected} (") and support in line, line

@@ -91,6 +91,8 @@ def cmd_describe(args: argparse.Namespace) -> None:
     print(f"metric: {metric['name']} ({metric['direction']}imise) - {metric['description']}")
     print(f"fit:    {described['fit']}")
     print(f"load:   {described['load']} (the data loader's, for zoo train; --load KEY=VALUE)")
+    policy = described["dtype_policy"]
+    print(f"dtype:  {policy['default']} ({policy['why']})")
     print("\nhyperparameters (default, valid range, search space):")
     for name, hp in described["hyperparameters"].items():
         space = described["search_space"].get(name)
