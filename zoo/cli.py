@@ -36,7 +36,7 @@ from zoo.data import DataError
 from zoo.errors import UsageError, UserError
 from zoo.export import CARD_FILE, FORMATS  # TensorFlow-free: the formats' names
 from zoo.files import atomic_path
-from zoo.predicting import check_output, group_counts, logged_to
+from zoo.predicting import check_output, group_counts
 from zoo.registry import Entry, HyperparameterError, UnknownModelError
 from zoo.workflow import using
 from zoo.workflow.fitting import is_number
@@ -173,7 +173,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise HyperparameterError(f"{args.name}'s task has no predict")
     # Refused before the model loads: a folder, a device, or a file zoo did not write.
     output = check_output(args.output) if args.output else None
-    with logged_to(sys.stderr):  # progress, and which HDF5 dataset was read
+    with _ConsoleHandler.info_on_stderr():  # progress, the HDF5 dataset read: stdout is answers
         predictions = zoo.predict(args.name, args.inputs, weights=args.weights,
                                   run_dir=args.run_dir, key=args.key, out=args.out)
     failed = [p for p in predictions if p.error is not None]
@@ -485,8 +485,22 @@ class _ConsoleHandler(logging.Handler):
     INFO and below to standard output, warnings and errors to standard error. The streams are
     looked up per line, so that a caller's redirection (`contextlib.redirect_stdout`) holds."""
 
+    info_to_stderr = False
+
+    @classmethod
+    @contextlib.contextmanager
+    def info_on_stderr(cls) -> Iterator[None]:
+        """INFO lines go to standard error too inside the block (`zoo predict`: standard
+        output carries the predictions alone)."""
+        cls.info_to_stderr = True
+        try:
+            yield
+        finally:
+            cls.info_to_stderr = False
+
     def emit(self, record: logging.LogRecord) -> None:
-        stream = sys.stdout if record.levelno < logging.WARNING else sys.stderr
+        quiet_stdout = record.levelno >= logging.WARNING or self.info_to_stderr
+        stream = sys.stderr if quiet_stdout else sys.stdout
         stream.write(self.format(record) + "\n")
         stream.flush()
 

@@ -6,14 +6,13 @@ of long inputs, the checks on where predictions are written, names that never co
 from __future__ import annotations
 
 import collections
-import contextlib
 import csv
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from zoo.files import OutputError
 
 __all__ = [
     "OutputError", "Prediction", "Progress", "check_output", "class_rows", "expand",
-    "group_counts", "logged_to", "output_folder", "unique_stems",
+    "group_counts", "output_folder", "unique_stems",
 ]
 
 _log = logging.getLogger(__name__)
@@ -213,23 +212,3 @@ def output_folder(text: str | Path, option: str = "--out") -> Path:
     return path
 
 
-@contextlib.contextmanager
-def logged_to(stream: TextIO, logger: str = "zoo") -> Iterator[None]:
-    """Shows `logger`'s INFO messages and above on `stream`, one bare line each, inside the
-    block: how `zoo predict` shows progress and notes (which HDF5 dataset it read).
-
-    Args:
-        stream: where the lines go (the CLI's stderr).
-        logger: the logger whose messages, and its children's, are shown.
-    """
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    target = logging.getLogger(logger)
-    level = target.level
-    target.addHandler(handler)
-    target.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        target.removeHandler(handler)
-        target.setLevel(level)
