@@ -1,5 +1,6 @@
-"""Distributed start-up: a tuning worker whose chief never starts ends in one line after
-`$ZOO_PEER_TIMEOUT` seconds, and a malformed `TF_CONFIG` is refused at once."""
+"""Distributed start-up never hangs: a multi-worker job whose peer never starts, or a tuning
+worker whose chief never does, ends in one line after `$ZOO_PEER_TIMEOUT` seconds, and a
+malformed `TF_CONFIG` is refused at once."""
 
 import json
 import socket
@@ -24,6 +25,25 @@ def run_zoo(args, env, seconds=240):
     completed = subprocess.run([sys.executable, "-m", "zoo", *map(str, args)], env=env,
                                capture_output=True, text=True, timeout=seconds)
     return completed, time.monotonic() - started
+
+
+@pytest.mark.slow
+def test_multi_worker_without_its_peer_ends_in_one_line(tmp_path, subprocess_env):
+    data = har.example(tmp_path / "data", seed=0)
+    silent = f"127.0.0.1:{free_port()}"
+    config = {"cluster": {"worker": [f"127.0.0.1:{free_port()}", silent]},
+              "task": {"type": "worker", "index": 0}}
+    env = {**subprocess_env, "TF_CONFIG": json.dumps(config), peers.TIMEOUT_VARIABLE: "5"}
+    completed, seconds = run_zoo(["train", "lstm", "--preset", "tiny", "--data", data,
+                                  "--strategy", "multi_worker", "--run-dir", tmp_path / "run"],
+                                 env)
+    assert completed.returncode == -9, (completed.returncode, completed.stderr[-2000:])
+    lines = [line for line in completed.stderr.splitlines() if line.startswith("zoo: error:")]
+    assert lines == [f"zoo: error: the multi_worker strategy: no answer from {silent} after 5 s; "
+                     f"start them (or set ${peers.TIMEOUT_VARIABLE} to wait longer)"], \
+        completed.stderr[-2000:]
+    assert "Traceback" not in completed.stderr and seconds < 120
+    assert not (tmp_path / "run").exists()  # nothing was written
 
 
 @pytest.mark.slow

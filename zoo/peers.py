@@ -4,22 +4,27 @@ keras-tuner's worker client waits for the search's chief inside a gRPC call that
 out, so a `zoo tune --distributed` worker whose chief never starts hung silently. Here the wait
 happens first, in Python: it ends with one line naming the address that never answered, after
 `timeout()` seconds (`$ZOO_PEER_TIMEOUT`, default 300), and Ctrl-C ends it at once.
-(`MultiWorkerMirroredStrategy()` waits for its workers while holding the interpreter, so no
-Python thread can watch it; only `TF_CONFIG` itself is checked before it, `cluster_peers`.)
+`MultiWorkerMirroredStrategy()` waits for its workers while holding the interpreter, so no
+Python thread or signal handler can act meanwhile: `watchdog` guards it from a small process of
+its own, which ends it after the same deadline, or on Ctrl-C, with the same one line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from zoo.errors import UserError
 
 __all__ = ["PeerError", "TIMEOUT_VARIABLE", "cluster_peers", "reachable", "timeout",
-           "wait_until_reachable"]
+           "wait_until_reachable", "watchdog"]
 
 TIMEOUT_VARIABLE = "ZOO_PEER_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
@@ -96,3 +101,59 @@ def wait_until_reachable(addresses: Sequence[str], what: str, seconds: float | N
                             f"start them (or set ${TIMEOUT_VARIABLE} to wait longer)")
         if waiting:
             time.sleep(_POLL_SECONDS)
+
+
+# Run by `watchdog` in a process of its own: the interpreter that starts the strategy is held
+# by TensorFlow, so no thread of it could act, nor could its signal handlers.
+_WATCHDOG = r"""
+import os, signal, sys, time
+sys.path[:0] = [os.environ["ZOO_WATCHDOG_PATH"]]
+from zoo import peers
+parent, seconds, what, addresses = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4:]
+deadline = time.monotonic() + seconds
+
+def alive():
+    try:
+        os.kill(parent, 0)
+        return True
+    except OSError:
+        return False
+
+try:
+    while time.monotonic() < deadline:
+        if not alive():
+            sys.exit(0)
+        time.sleep(0.25)
+    silent = [address for address in addresses if not peers.reachable(address)] or addresses
+    sys.stderr.write(f"zoo: error: {what}: no answer from {', '.join(silent)} after "
+                     f"{seconds:g} s; start them (or set ${peers.TIMEOUT_VARIABLE} to wait "
+                     "longer)\n")
+except KeyboardInterrupt:  # Ctrl-C reaches the whole process group, this one included
+    pass
+if alive():
+    os.kill(parent, signal.SIGKILL)
+"""
+
+
+@contextlib.contextmanager
+def watchdog(addresses: Sequence[str], what: str, seconds: float | None = None) -> Iterator[None]:
+    """Ends this process if the block has not finished after `seconds` (default `timeout()`),
+    with one `zoo: error:` line naming the addresses that do not answer, or at once on Ctrl-C:
+    for a wait inside TensorFlow that holds the interpreter (`MultiWorkerMirroredStrategy()`
+    waiting for its workers), which no Python thread or signal handler could interrupt.
+
+    The watchdog is a small process of its own, ended when the block finishes; the process it
+    guards ends by SIGKILL (exit status 137), as nothing gentler reaches it there.
+    """
+    seconds = timeout() if seconds is None else seconds
+    package_root = str(Path(__file__).resolve().parents[1])
+    guard = subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds), what, *addresses],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        env={**os.environ, "ZOO_WATCHDOG_PATH": package_root},
+    )
+    try:
+        yield
+    finally:
+        guard.terminate()
+        guard.wait()

@@ -23,7 +23,8 @@ def make_strategy(name: str) -> Any:
       (`MirroredStrategy`; one CPU unless logical devices were configured).
     - "multi_worker": the workers the standard `TF_CONFIG` environment variable names
       (`MultiWorkerMirroredStrategy`); each runs the same command, worker 0 is the chief.
-      The constructor waits for every worker inside TensorFlow, with no deadline.
+      Workers that do not all start within `$ZOO_PEER_TIMEOUT` seconds (default 300) end the
+      command with one line naming the silent ones (`zoo.peers.watchdog`).
 
     Build and compile the model under `strategy.scope()`, then call `fit` outside it: `fit`
     reads the strategy from the model (`model.distribute_strategy`). The batch size stays the
@@ -48,8 +49,11 @@ def _new_strategy(tf: Any, name: str) -> Any:
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([device.name for device in devices])
     if name == "multi_worker":
-        peers.cluster_peers()  # a malformed TF_CONFIG is told in one line, not by TensorFlow
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        others = peers.cluster_peers()  # a malformed TF_CONFIG: one line, not TensorFlow's
+        # The constructor waits for every worker inside TensorFlow, with no deadline and deaf
+        # to Ctrl-C: a watchdog process ends it after $ZOO_PEER_TIMEOUT seconds.
+        with peers.watchdog(others, "the multi_worker strategy"):
+            return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
 
 
