@@ -10,6 +10,7 @@ A kill is real: `python -m zoo train` subprocesses with `$ZOO_KILL_AT` naming a 
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 import signal
@@ -415,3 +416,27 @@ def test_one_cycle_and_lookahead_continue_across_a_resume(tmp_path):
     for a, b in zip(whole.weights, resumed.weights):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-5,
                                    err_msg=a.path)
+
+
+def test_a_resume_refuses_other_data_at_the_same_path_and_takes_the_same_by_another(
+        cli, tmp_path):
+    from zoo.recurrent import data as har
+
+    path = har.example(tmp_path / "data", seed=0)
+    run = runs.RunDirectory(tmp_path / "runs" / "lstm")
+
+    def interrupted():  # what a kill mid-training leaves: the record still says "training"
+        run.write_record({**run.record(), "status": runs.TRAINING})
+
+    code, _, err = cli("train", "lstm", "--data", path, "--preset", "tiny")
+    assert code == 0, err
+    recorded = run.record()["data"]
+    assert len(recorded["fingerprint"]) == 64 and os.path.isabs(recorded["source"])
+    interrupted()  # the same file by a relative path is the same data: it resumes
+    code, _, err = cli("train", "lstm", "--data", path.relative_to(tmp_path), "--preset", "tiny")
+    assert code == 0, err
+    interrupted()  # other windows in the same file: refused, naming the fingerprint alone
+    path.write_bytes(har.example(tmp_path / "other", seed=1).read_bytes())
+    code, _, err = cli("train", "lstm", "--data", path, "--preset", "tiny")
+    assert code == 1 and err.count("\n") == 1, err
+    assert "(data.fingerprint: recorded" in err and "hyperparameters" not in err, err

@@ -80,6 +80,15 @@ def _comparable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def _difference(key: str, recorded: Any, now: Any) -> str:
+    """One setting that differs, as `key: recorded X, now Y`; for two mappings, only the
+    entries that differ (`data.fingerprint: ...`), not both whole."""
+    if isinstance(recorded, dict) and isinstance(now, dict):
+        keys = sorted(k for k in {*recorded, *now} if recorded.get(k) != now.get(k))
+        return "; ".join(_difference(f"{key}.{k}", recorded.get(k), now.get(k)) for k in keys)
+    return f"{key}: recorded {json.dumps(recorded)}, now {json.dumps(now)}"
+
+
 @contextlib.contextmanager
 def locked(directory: str | Path, what: str) -> Iterator[None]:
     """Holds an exclusive OS lock on `directory` (created if missing) for one process.
@@ -263,10 +272,8 @@ class RunDirectory:
         differing = [key for key in RESUME_KEYS
                      if _comparable(record.get(key)) != _comparable(settings.get(key))]
         if differing:
-            details = "; ".join(
-                f"{key}: recorded {_comparable(record.get(key))}, now "
-                f"{_comparable(settings.get(key))}" for key in differing
-            )
+            details = "; ".join(_difference(key, _comparable(record.get(key)),
+                                            _comparable(settings.get(key))) for key in differing)
             state = "a finished" if record.get("status") == FINISHED else "an unfinished"
             raise RunError(
                 f"{self.path} holds {state} run with other settings ({details}); rerun with the "

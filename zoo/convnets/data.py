@@ -498,7 +498,7 @@ def load(
         x_test=test_images,
         y_test=None if test_labels is None else _one_hot(test_labels, len(names)),
         info={
-            "source": str(path),
+            "source": str(Path(path).resolve()),  # the same file by any path is the same data
             "classes": list(names),
             "validation": f"{validation_size} training images held out (seed {seed})",
             "preprocessing": "uint8 RGB 32x32; scaling to zero mean and unit variance per "

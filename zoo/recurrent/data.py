@@ -307,7 +307,7 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
         x_test=x_test,
         y_test=y_test,
         info={
-            "source": str(path),
+            "source": str(Path(path).resolve()),  # the same file by any path is the same data
             "classes": list(names),
             "attributes": _describe(attributes),
             "preprocessing": "none outside the model (per-channel normalisation is a model layer)",

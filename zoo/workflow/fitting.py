@@ -18,6 +18,7 @@ from typing import Any
 
 import zoo
 from zoo import runs, strategies, summaries, weights as weight_sets
+from zoo.data import fingerprint
 from zoo.errors import UsageError
 from zoo.files import atomic_path
 from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError
@@ -230,6 +231,9 @@ def train(name: str, data: str | Path | None = None, *, preset: str | None = Non
     options = load_options(entry, preset, load)
     splits = entry.task.load(data, seed=seed, **options)
     splits.info["load_options"] = options  # recorded, so that evaluation holds out the same
+    # Recorded, so that a resume refuses other data at the same path (and takes the same data
+    # by another path).
+    splits.info["fingerprint"] = fingerprint(splits)
     logger.info("training %s on %s (%d training, %d validation examples)", entry.name,
                 splits.info.get("source"), len(splits.x_train), len(splits.x_val))
     validation = splits.info.get("validation")
