@@ -26,6 +26,7 @@ import pytest
 import zoo
 from zoo import runs
 from zoo.cli import main
+from zoo.export import UNFINISHED_MARKER, UNFINISHED_PREFIX
 from zoo.data import Splits
 from zoo.runs import CHECKPOINT_DIR, HISTORY_FILE, MODEL_FILE, RECORD_FILE
 from zoo.training import EpochCheckpoint, fit, set_seed
@@ -231,16 +232,19 @@ def hold_lock(directory):
 def test_exports_to_one_root_take_turns_and_clean_stale_temporaries(interrupted, data, tmp_path):
     run_dir = finished_run(interrupted, data)
     root = tmp_path / "saved_models"
-    stale = root / "lstm" / ".tmp-0000dead-1"
+    stale = root / "lstm" / f"{UNFINISHED_PREFIX}0000dead"  # a killed export's, marked
     stale.mkdir(parents=True)
+    (stale / UNFINISHED_MARKER).write_text("4321\n")
     (stale / "saved_model.pb").write_bytes(b"half written")
+    mine = root / "lstm" / ".tmp-mine"  # a user's folder that only looks temporary: kept
+    mine.mkdir()
 
     holder = hold_lock(root)
     try:
         code, out, err = run_cli("export", "lstm", "--run-dir", run_dir, "--root", root)
         assert_one_error_line(code, err, "export root", "in use", f"PID {holder.pid}")
         assert stale.is_dir()  # not another export's to remove while it may be writing
-        assert sorted(p.name for p in (root / "lstm").iterdir()) == [stale.name]
+        assert sorted(p.name for p in (root / "lstm").iterdir()) == sorted([stale.name, mine.name])
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
@@ -251,7 +255,8 @@ def test_exports_to_one_root_take_turns_and_clean_stale_temporaries(interrupted,
         assert code == 0, err
         printed.append(re.search(r"exported lstm to (\S+)/", out).group(1))
     assert printed == [str(root / "lstm" / "1"), str(root / "lstm" / "2")]
-    assert sorted(p.name for p in (root / "lstm").iterdir()) == ["1", "2"]  # stale one gone
+    # The killed export's folder is gone, the user's is not.
+    assert sorted(p.name for p in (root / "lstm").iterdir()) == [".tmp-mine", "1", "2"]
 
 
 def finished_run(interrupted, data):
