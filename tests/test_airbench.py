@@ -209,6 +209,7 @@ def test_freeze_after_trains_a_layer_for_its_epochs_then_freezes_it_until_the_ru
         FreezeAfter(first, -1)
 
 
+@pytest.mark.slow
 def test_train_loop_runs_the_model_recipe_callbacks_as_fit_does():
     x = np.random.default_rng(0).integers(0, 256, (48, 16, 16, 3)).astype("uint8")
     y = np.eye(10, dtype="float32")[np.random.default_rng(1).integers(0, 10, 48)]
@@ -244,6 +245,7 @@ def test_one_cycle_starts_and_ends_at_the_given_shares_of_its_peak():
         OneCycle(1.0, final=1.5)
 
 
+@pytest.mark.slow
 def test_test_time_augmentation_averages_logits_over_mirror_and_shifts():
     set_seed(0)
     x = smooth_images(3, size=16).astype("float32")

@@ -211,6 +211,7 @@ def test_train_on_a_folder_of_photographs_draws_the_colour_patches(cli, tmp_path
     assert "patches.png" in out
 
 
+@pytest.mark.slow
 def test_sweep_trains_the_grid_and_draws_one_figure(cli, tmp_path, patch_file):
     code, out, err = cli(
         "sweep", NAME, "--data", patch_file, "--epochs", 1, "--batch-size", 16,

@@ -101,6 +101,7 @@ def test_wrong_image_shape_is_refused_naming_the_expected_shapes():
         ThreeLayerConvNet()(np.zeros((2, 5, 32, 32)))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_CIFAR.is_dir(), reason="needs ../shared/data/cifar10")
 def test_overfits_100_training_images(tmp_path):
     """Adam 1e-3, batch 50, 15 epochs: at least 95% training accuracy on 100 CIFAR images."""
@@ -132,6 +133,7 @@ def test_two_layer_net_starts_at_log_10_and_adds_the_course_l2():
     assert losses[1.0] == pytest.approx(losses[0.0] + 0.5 * 1.0 * weights, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_two_layer_net_gradient_matches_finite_differences_in_float64():
     model = TwoLayerNet(hidden_dim=6, weight_scale=0.1, reg=0.3, seed=0, dtype="float64")
     x = np.random.default_rng(1).normal(size=(3, 3, 4, 4))  # channels-first, as the course
@@ -279,6 +281,7 @@ def test_fit_sets_the_schedule_length_from_data_and_epochs():
 # --- the written-out loop against fit ---
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("normalization", ["batch", "none"])
 def test_train_loop_gives_the_same_weights_and_loss_as_fit(normalization):
     x, y = pixels(60, size=12), one_hot(60)
@@ -304,6 +307,7 @@ def test_train_loop_gives_the_same_weights_and_loss_as_fit(normalization):
         np.testing.assert_allclose(looped[metric], fitted[metric], rtol=1e-5, err_msg=metric)
 
 
+@pytest.mark.slow
 def test_train_loop_plans_the_schedule_and_reshuffles_with_a_seed(caplog):
     x, y = pixels(48), one_hot(48)
     splits = Splits(x_train=x[:40], y_train=y[:40], x_val=x[40:], y_val=y[40:])
@@ -323,6 +327,7 @@ def test_train_loop_plans_the_schedule_and_reshuffles_with_a_seed(caplog):
 # --- serialisation and export ---
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, overrides",
     [
@@ -353,6 +358,7 @@ def test_keras_file_round_trip_and_uint8_export_reload(name, overrides, tmp_path
         tf.saved_model.load(str(target)).signatures["serve"](images=tf.constant(x, tf.float32))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, overrides", [("cifar_small", {"filters": 4}),
                                              ("cifar_airbench", {"width": 4}),
                                              ("two_layer_fc", {"hidden_dim": 8})])
@@ -394,6 +400,7 @@ def test_train_without_data_says_where_it_looked(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_cli_train_evaluate_on_a_test_folder_and_export(tmp_path, monkeypatch, capsys):
     from PIL import Image
 

@@ -86,6 +86,7 @@ def test_the_package_has_examples():
     assert len(EXAMPLES) >= 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("test", EXAMPLES, ids=[test.name for test in EXAMPLES])
 def test_docstring_examples(test, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

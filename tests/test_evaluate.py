@@ -4,11 +4,13 @@ import json
 
 import keras
 import numpy as np
+import pytest
 
 import zoo
 from zoo.recurrent import data as har
 
 
+@pytest.mark.slow
 def test_evaluate_predicts_only_the_requested_splits(cli, tmp_path, monkeypatch):
     path = har.example(tmp_path / "data", seed=0)
     splits = zoo.get_entry("lstm").task.load(path, seed=0)

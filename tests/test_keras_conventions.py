@@ -72,6 +72,7 @@ def test_loss_and_metrics_take_indices_as_one_hot_rows_with_label_smoothing():
                                    float(metric_of_rows.result()), rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_every_classifier_fits_and_evaluates_on_class_indices(name):
     set_seed(0)
@@ -119,6 +120,7 @@ def test_check_labels_takes_indices_and_refuses_impossible_ones():
 # --- 2. datasets of unknown length --------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["cifar_small", "cifar_airbench"])
 def test_scheduled_fit_counts_a_dataset_of_unknown_length(name):
     set_seed(0)

@@ -68,6 +68,7 @@ def test_cells_equal_keras_built_ins_forward_and_gradients(variant, return_seque
         np.testing.assert_allclose(ours_g, theirs_g, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("return_sequences", [False, True])
 def test_recurrent_compiles_under_xla_to_the_same_output_and_gradients(variant, return_sequences):
@@ -333,6 +334,7 @@ def test_lowpass_and_magnitude_serialise():
         assert type(again) is type(layer) and again.get_config() == layer.get_config()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", [
     {"separate_gravity": True, "gravity_filter": "lowpass", "gravity_width": 5},
     {"magnitude": True},
@@ -397,6 +399,7 @@ def test_ema_ends_training_on_the_moving_average_of_the_steps(tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_ema_state_is_checkpointed_so_a_resumed_run_continues_the_average(tmp_path):
     """Two epochs, a checkpoint (zoo.training.EpochCheckpoint's save_weights), a fresh model
     restored from it and one more epoch end where three uninterrupted epochs do."""

@@ -106,6 +106,7 @@ def test_class_count_must_match_the_named_classes(tmp_path):
         data.load(path)
 
 
+@pytest.mark.slow
 def test_training_on_a_different_class_count_says_how_to_build_the_model(tmp_path, capsys,
                                                                          monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -232,6 +233,7 @@ def test_usc_had_holds_out_whole_subjects_covering_every_class():
         assert (splits.y_val.sum(axis=0) > 0).all() and (splits.y_train.sum(axis=0) > 0).all()
 
 
+@pytest.mark.slow
 def test_cli_trains_on_every_subject_unless_told_to_hold_some_out(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = subject_file(tmp_path / "subjects.h5")

@@ -137,6 +137,7 @@ def test_a_foreign_folder_is_refused_and_left_untouched(tmp_path, data):
     assert sorted(p.name for p in victim.iterdir()) == ["backup"]  # no marker, no lock
 
 
+@pytest.mark.slow
 def test_a_failed_rerun_leaves_the_finished_run_intact(tmp_path, patch_file):
     run_dir = tmp_path / "run"
     common = ("train", "sparse_autoencoder", "--data", patch_file, "--epochs", 1,
@@ -375,6 +376,7 @@ class Killed(BaseException):
     """Stands for the process dying right after an epoch's checkpoint."""
 
 
+@pytest.mark.slow
 def test_one_cycle_and_lookahead_continue_across_a_resume(tmp_path):
     # Mirror-symmetric images, whole-batch steps and no shifts: the augmentation's random flips
     # and the data order change nothing, so a resumed run can equal the uninterrupted one.

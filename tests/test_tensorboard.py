@@ -32,6 +32,7 @@ def example(name, tmp_path):
     return zoo.get_entry(name).task.example(tmp_path / "data" / name, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["three_layer_convnet", "sparse_autoencoder"])
 def test_train_logs_epoch_scalars_and_the_tasks_pictures(name, cli, tmp_path, tensorboard):
     code, out, err = cli("train", name, "--preset", "tiny", "--data", example(name, tmp_path),

@@ -345,6 +345,7 @@ def test_epoch_batches_reshuffle_each_epoch_and_a_resumed_run_gets_the_same_epoc
     np.testing.assert_array_equal(in_order, x)
 
 
+@pytest.mark.slow
 def test_same_seed_same_training(tmp_path, patches):
     """Seeded runs repeat exactly: initial weights, batch order and the trained result."""
 

@@ -231,6 +231,7 @@ def loaders(name):
                     if zoo.get_entry(other).weights_from == name)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,tag,loader", [
     (name, tag, loader) for name, tag, _ in weights.shipped() for loader in loaders(name)
 ])

@@ -35,6 +35,7 @@ def example(tmp_path):
     return make
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ENTRIES)
 def test_python_and_the_command_line_make_the_same_run(name, cli, tmp_path, example):
     data = example(name)
@@ -53,6 +54,7 @@ def test_python_and_the_command_line_make_the_same_run(name, cli, tmp_path, exam
     assert all(path.is_file() for path in made.files)
 
 
+@pytest.mark.slow
 def test_each_door_evaluates_and_exports_the_others_run(cli, tmp_path, example):
     name = "lstm"
     data = example(name)
@@ -86,6 +88,7 @@ def test_each_door_evaluates_and_exports_the_others_run(cli, tmp_path, example):
     assert predictions and all(p.error is None for p in predictions)
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_not_trained_again_without_overwrite(tmp_path, example):
     data = example("sparse_autoencoder")
     run = zoo.train("sparse_autoencoder", data, preset="tiny", run_dir=tmp_path / "run")
