@@ -234,18 +234,6 @@ def test_atomic_path_file(tmp_path):
     assert list(target.parent.iterdir()) == [target]
 
 
-def test_atomic_path_never_replaces_a_directory(tmp_path):
-    target = tmp_path / "version"
-    target.mkdir()
-    (target / "old").write_text("old")
-    with pytest.raises(OutputError, match="is a directory"):
-        with atomic_path(target) as temporary:
-            temporary.mkdir()
-            (temporary / "new").write_text("new")
-    assert sorted(p.name for p in target.iterdir()) == ["old"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["version"]
-
-
 # A classifier's SavedModel, loaded with zoo unimportable: named outputs, the argmax as an int64.
 LOAD_CLASSIFIER_WITHOUT_ZOO = textwrap.dedent(
     """
