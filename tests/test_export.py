@@ -14,7 +14,7 @@ import pytest
 import zoo
 from zoo.autoencoder import KLSparsity, SparseAutoencoder
 from zoo.export import CARD_FILE, ExportError, export, formats, next_version
-from zoo.files import OutputError, atomic_path
+from zoo.files import atomic_path
 from zoo.training import set_seed
 from zoo_free import WITHOUT_ZOO
 
