@@ -30,6 +30,7 @@ Data: ../shared/data/cifar10 (relative to the repository), or --data PATH in any
 from __future__ import annotations
 
 import argparse
+import logging
 import dataclasses
 import os
 import statistics
@@ -206,4 +207,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # zoo's progress lines
     sys.exit(main())

@@ -21,6 +21,7 @@ by default: where the CPU has no bfloat16 units, TensorFlow emulates them (about
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -124,4 +125,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # zoo's progress lines
     main()

@@ -33,6 +33,7 @@ ids (`trS`, `tstS`).
 from __future__ import annotations
 
 import argparse
+import logging
 import hashlib
 import json
 import os
@@ -211,4 +212,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # zoo's progress lines
     main()
