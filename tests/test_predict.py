@@ -269,7 +269,7 @@ def test_same_named_autoencoder_inputs_get_distinct_outputs(cli, weight_dir, tmp
     (foreign / "photo.code.npy").write_bytes(b"precious")
     code, _, err = cli("predict", "sparse_autoencoder", "--weights", "tiny", inputs[0],
                        "--out", foreign)
-    assert code == 1 and "is not empty and zoo did not create it" in err
+    assert code == 1 and "is not empty and is not a zoo prediction folder" in err
     assert (foreign / "photo.code.npy").read_bytes() == b"precious"
 
 

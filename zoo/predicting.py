@@ -183,8 +183,8 @@ def check_output(text: str) -> Path:
 
 def output_folder(text: str | Path, option: str = "--out") -> Path:
     """Makes or checks a folder that predict writes its files into: a new or empty folder
-    becomes zoo's (the run directories' owner marker, `zoo.runs.RunDirectory`), a folder of
-    zoo's is reused, anything else is refused, so nothing zoo did not write is overwritten.
+    becomes zoo's (the owner marker of `zoo.runs.claim_directory`), a folder of zoo's is
+    reused, anything else is refused, so nothing zoo did not write is overwritten.
 
     Args:
         text: the folder.
@@ -194,21 +194,11 @@ def output_folder(text: str | Path, option: str = "--out") -> Path:
         The folder, existing and marked as zoo's.
 
     Raises:
-        OutputError: a file, or a non-empty folder zoo did not create.
+        zoo.runs.RunError: a file, or a non-empty folder zoo did not create.
     """
     from zoo import runs
 
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{option} {text} is a file; give a folder for the outputs")
-    owner = runs.RunDirectory(path)
-    if not owner.is_owned():
-        foreign = sorted(p.name for p in path.glob("*")) if path.is_dir() else []
-        if foreign:
-            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-            raise OutputError(f"{option} {text} is not empty and zoo did not create it (it holds "
-                              f"{shown}); give a new or empty folder")
-    owner.claim()  # writes the marker, or finds it
-    return path
+    runs.claim_directory(text, "prediction folder", f"give {option} a new or empty folder")
+    return Path(text)
 
 
