@@ -39,13 +39,11 @@ from zoo.files import atomic_path
 from zoo.predicting import check_output, group_counts
 from zoo.registry import Entry, HyperparameterError, UnknownModelError
 from zoo.workflow import using
-from zoo.workflow.fitting import is_number
 
 
-def _load_options(entry: Entry, args: argparse.Namespace) -> dict[str, Any]:
-    """`--load KEY=VALUE`s as the loader's typed values (a number where its default is one);
-    `zoo.train` checks the names."""
-    defaults = entry.load_settings(args.preset)
+def _load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`--load KEY=VALUE`s as Python values where they read as literals, else as text;
+    `zoo.train` checks the names and types (`zoo.workflow.fitting.load_options`)."""
     options = {}
     for pair in args.load:
         key, separator, text = pair.partition("=")
@@ -55,9 +53,6 @@ def _load_options(entry: Entry, args: argparse.Namespace) -> dict[str, Any]:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             value = text
-        if key in defaults and is_number(defaults[key]) and not is_number(value):
-            raise UsageError(f"--load {key} expects a number like its default "
-                             f"{defaults[key]!r}, got {text!r}")
         options[key] = value
     return options
 
@@ -117,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         entry.name, args.data, preset=args.preset, run_dir=_run_dir(args), weights=args.weights,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, strategy=args.strategy,
         tensorboard=args.tensorboard, images_every=args.images_every, overwrite=args.overwrite,
-        load=_load_options(entry, args), **entry.parse_settings(args.set))
+        load=_load_options(args), **entry.parse_settings(args.set))
     if not run.record:  # a multi-worker job's non-chief worker: the chief writes the run
         return
     _print_reports(run.files)
