@@ -25,7 +25,8 @@ from zoo.errors import UserError
 from zoo.files import atomic_path
 from zoo.strategies import is_chief
 
-_log = logging.getLogger(__name__)
+# The package's logger, which the docs name (`Progress`, `train_loop`): users set its level.
+_log = logging.getLogger("zoo.training")
 
 __all__ = [
     "EpochCheckpoint",
