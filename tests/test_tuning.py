@@ -114,6 +114,26 @@ def test_hypermodel_rejects_bad_spaces_and_values(options, error, message):
         tuning.hypermodel(NAME, **options)
 
 
+def test_search_takes_names_for_its_space_and_strategy_and_refuses_what_cannot_work(tmp_path):
+    """`zoo.tune(name, space=[names], strategy=name)`: what `zoo tune --search --strategy` give."""
+    from zoo.tuning.hypermodel import chosen_space
+
+    entry = zoo.get_entry(NAME)
+    assert chosen_space(entry, ["learning_rate", "hidden_units"]) == {
+        "learning_rate": entry.search_space()["learning_rate"],
+        "hidden_units": entry.search_space()["hidden_units"]}
+    refused = [
+        ({"space": ["hidden_units", "colour"]}, zoo.HyperparameterError,
+         "no search space for 'colour'"),
+        ({"strategy": "multi_worker"}, zoo.HyperparameterError, "multi_worker is for zoo train"),
+        ({"strategy": "two_gpus"}, tuning.TuningError, "strategy must be one of one_device, "),
+    ]
+    for options, error, message in refused:
+        with pytest.raises(error, match=message):
+            tuning.search(NAME, directory=tmp_path, **options)
+    assert list(tmp_path.iterdir()) == []  # refused before anything is written
+
+
 # --- the autoencoder's objective ----------------------------------------------------------
 
 
@@ -310,6 +330,11 @@ def test_grid_search_walks_the_grid(tiny_patches, tmp_path):
         (["sparse_autoencodr"], "did you mean 'sparse_autoencoder'"),
         ([NAME, "--set", "nonsense=1"], "'nonsense'"),
         ([NAME, "--seed", "-1"], "--seed: must be an integer from 0 to 4294967295, got -1"),
+        ([NAME, "--search", "hidden_units, colour"],
+         "sparse_autoencoder has no search space for 'colour'; searchable: hidden_units"),
+        ([NAME, "--strategy", "multi_worker"], "multi_worker is for zoo train"),
+        ([NAME, "--mirrored", "--strategy", "one_device"],
+         "--mirrored contradicts --strategy one_device"),
     ],
 )
 def test_bad_tune_arguments_are_clean_errors(cli, tmp_path, args, message):

@@ -34,7 +34,8 @@ LAZY_EXPORTS = {
     **dict.fromkeys(("EntryHyperModel", "TuningError", "declare", "hypermodel"),
                     "zoo.tuning.hypermodel"),
     "TrialRecord": "zoo.tuning.report",
-    **dict.fromkeys(("BEST_RUN_DIR", "SearchResult", "search"), "zoo.tuning.search"),
+    **dict.fromkeys(("BEST_RUN_DIR", "SearchResult"), "zoo.tuning.results"),
+    "search": "zoo.tuning.search",
 }
 __getattr__, __dir__ = lazy_exports(__name__, LAZY_EXPORTS)
 

@@ -20,7 +20,7 @@ from zoo.errors import UsageError
 from zoo.registry import Choice, Entry, Float, HyperparameterError, Int, Objective
 from zoo.workflow import fitting
 
-__all__ = ["EntryHyperModel", "TuningError", "declare", "hypermodel"]
+__all__ = ["EntryHyperModel", "TuningError", "chosen_space", "declare", "hypermodel"]
 
 Space = Float | Int | Choice
 
@@ -82,6 +82,29 @@ def declare(
         declared = hp.Int if isinstance(searched, Int) else hp.Float
         values[name] = declared(name, searched.low, searched.high, **options)
     return values
+
+
+def chosen_space(entry: Entry, names: Sequence[str]) -> dict[str, Space]:
+    """The part of the entry's search space that `names` name (`zoo tune --search KEY,KEY`).
+
+    Args:
+        entry: the registry entry.
+        names: hyperparameters the entry has a search space for.
+
+    Returns:
+        `{name: space}`, in the order of `names`.
+
+    Raises:
+        HyperparameterError: a name the entry has no search space for.
+    """
+    space = entry.search_space()
+    unsearchable = [name for name in names if name not in space]
+    if unsearchable:
+        raise HyperparameterError(
+            f"{entry.name} has no search space for {', '.join(map(repr, unsearchable))}; "
+            f"searchable: {', '.join(space)}"
+        )
+    return {name: space[name] for name in names}
 
 
 class EntryHyperModel(kt.HyperModel):
