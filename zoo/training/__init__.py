@@ -1,24 +1,33 @@
 """Training machinery shared by every family: seeding, resumable `fit`, a non-finite guard, and
 `train_loop`, the same training written out as a `tf.GradientTape` loop.
 
-The public names live here; the code lives in the package's modules, one concern each."""
+The public names live here; the code lives in one module per concern:
 
-from zoo.training.fitting import (
+    fitting.py       `fit` (resume, settings, the run's record) and `set_seed`
+    chief.py         the chief/worker protocol: which process writes the run directory
+    callbacks.py     checkpoints, the non-finite guard, progress lines; `history.csv` read back
+    feeding.py       mini-batches from memory, normalization statistics, label checks
+    distribution.py  a strategy's record and the patch Keras' `fit` needs under multi-worker
+    loop.py          `train_loop`, the written-out `tf.GradientTape` loop
+"""
+
+from zoo.training.callbacks import (
     EpochCheckpoint,
     NonFiniteLossError,
     Progress,
     StopOnNonFiniteLoss,
+    read_history,
+    trim_torn_row,
+)
+from zoo.training.feeding import (
     adapt_preprocessing,
     check_labels,
     epoch_batches,
-    fit,
-    read_history,
-    set_seed,
     steps_per_epoch,
-    train_loop,
-    trim_torn_row,
     untuned,
 )
+from zoo.training.fitting import fit, set_seed
+from zoo.training.loop import train_loop
 
 __all__ = [
     "EpochCheckpoint",
