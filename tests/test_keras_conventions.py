@@ -185,7 +185,7 @@ def test_keras_load_model_reads_a_zoo_file_after_import_zoo(name, order, tmp_pat
 
 
 def test_every_registered_zoo_class_has_a_deferred_name():
-    zoo.registry.import_keras_objects()
+    zoo.saving.import_keras_objects()
     registered = {name for name, value in keras.saving.get_custom_objects().items()
                   if name.startswith("zoo>") and not isinstance(value, zoo._lazy.DeferredKerasObject)}
     assert registered, "no zoo class registered"

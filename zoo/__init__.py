@@ -27,30 +27,23 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up log lines
 
-from zoo.registry import (  # noqa: E402
-    HyperparameterError,
-    UnknownModelError,
-    describe,
-    families,
-    get,
-    get_entry,
-    load_model,
-    register,
-)
-from zoo.registry import list_models as list  # noqa: E402,A001
+from zoo.factory import describe, families, get  # noqa: E402
+from zoo.factory import list_models as list  # noqa: E402,A001
+from zoo.registry import HyperparameterError, UnknownModelError, get_entry, register  # noqa: E402
+from zoo.saving import load_model  # noqa: E402
 
 # Importing a family registers its entries.
 from zoo import autoencoder, recurrent  # noqa: E402,F401
 from zoo import convnets  # noqa: E402,F401
-from zoo import _lazy, registry  # noqa: E402
+from zoo import _lazy, saving  # noqa: E402
 
 
 def _keras_object_names() -> tuple[str, ...]:
     """The registered names ("zoo>AirbenchNet") of zoo's Keras classes."""
-    return tuple(f"zoo>{name}" for name in sorted(registry.keras_objects()))
+    return tuple(f"zoo>{name}" for name in sorted(saving.keras_objects()))
 
 
-_lazy.defer_keras_objects(_keras_object_names, registry.import_keras_objects)
+_lazy.defer_keras_objects(_keras_object_names, saving.import_keras_objects)
 
 
 class _CallableExportModule(types.ModuleType):

@@ -13,7 +13,7 @@ __getattr__, __dir__ = lazy_exports(__name__, LAZY_EXPORTS)
 `zoo.recurrent.SequenceClassifier` then imports `zoo.recurrent.model` the first time it is read.
 A lazy name may be a submodule's name too (`zoo.tuning.search`, the function in
 `zoo/tuning/search.py`): the name wins, as it did when the package imported it eagerly.
-`zoo.registry.import_keras_objects` imports every module a family's `LAZY_EXPORTS` names, which
+`zoo.saving.import_keras_objects` imports every module a family's `LAZY_EXPORTS` names, which
 registers the family's Keras classes for loading `.keras` files.
 
 Keras itself must find those classes too, when a user loads a zoo `.keras` file with

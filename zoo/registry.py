@@ -13,27 +13,29 @@ def sparse_autoencoder(hidden_units: int) -> keras.Model:
 ```
 
 and users build them with `zoo.get("sparse_autoencoder", hidden_units=100)`.
+
+This module is data: the entries and what they are made of (`HParam` and the search spaces
+come from `zoo.hparams`). Building one with weights, listing and describing them is
+`zoo.factory`'s, above both the registry and the weight sets (`zoo.weights`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import fnmatch
-import importlib
 import inspect
-import math
-import re
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import UsageError
 from zoo import precision
+# An entry's vocabulary, offered here too: a family writes `from zoo.registry import HParam, register`.
+from zoo.hparams import Choice, Float, HParam, HyperparameterError, Int
 from zoo.precision import DTYPE_POLICIES, policy_scope
 
 __all__ = [
+    "DTYPE_POLICY",
     "Choice",
     "Entry",
     "Float",
@@ -44,132 +46,15 @@ __all__ = [
     "Objective",
     "Task",
     "UnknownModelError",
-    "describe",
-    "families",
-    "get",
+    "dtype_policy_hparam",
+    "entries",
     "get_entry",
-    "import_keras_objects",
-    "list_models",
-    "load_model",
     "register",
 ]
 
 
 class UnknownModelError(UsageError, LookupError):
     """Raised for a model name that is not registered."""
-
-
-class HyperparameterError(UsageError, ValueError):
-    """Raised for an unknown hyperparameter name or a value outside its valid range."""
-
-
-# --- search spaces: plain descriptions that zoo.tuning turns into keras-tuner hyperparameters ---
-
-
-@dataclasses.dataclass(frozen=True)
-class Float:
-    """A continuous search range, sampled on a log scale when `log` is true."""
-
-    low: float
-    high: float
-    log: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class Int:
-    """An integer search range, sampled on a log scale when `log` is true."""
-
-    low: int
-    high: int
-    log: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class Choice:
-    """A finite set of values to search."""
-
-    values: tuple[Any, ...]
-
-
-_INTERVAL = re.compile(r"^\s*([\[(])\s*([^,]+?)\s*,\s*([^,]+?)\s*([\])])\s*$")
-
-
-@dataclasses.dataclass(frozen=True)
-class HParam:
-    """One hyperparameter of an entry: default, valid range, search space and help.
-
-    Args:
-        default: the default value; its Python type (int, float, bool, str) is the parameter's type.
-        valid: the valid interval in mathematical notation, e.g. `"(0, 1)"` or `"[0, inf)"`, for
-            numbers; or a tuple of allowed values. `None` allows any value of the right type.
-        search: the keras-tuner search space (`Float`, `Int` or `Choice`); `None` means not tuned.
-        help: what the parameter is, in a few words.
-    """
-
-    default: Any
-    valid: str | tuple[Any, ...] | None = None
-    search: Float | Int | Choice | None = None
-    help: str = ""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.valid, str) and not _INTERVAL.match(self.valid):
-            raise ValueError(f"`valid` must look like '(0, 1)' or '[0, inf)', got {self.valid!r}")
-
-    @property
-    def type(self) -> type:
-        return type(self.default)
-
-    def check(self, name: str, value: Any) -> Any:
-        """Returns `value` converted to this parameter's type, or raises `HyperparameterError`."""
-        expected = self.type
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if expected is int and isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
-            raise HyperparameterError(
-                f"{name} must be of type {expected.__name__}, got {value!r} ({type(value).__name__})"
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise HyperparameterError(f"{name} must be finite, got {value!r}")
-        if isinstance(self.valid, tuple):
-            if value not in self.valid:
-                raise HyperparameterError(f"{name} must be one of {list(self.valid)}, got {value!r}")
-        elif isinstance(self.valid, str):
-            opening, low, high, closing = _INTERVAL.match(self.valid).groups()
-            low, high = float(low), float(high)
-            too_low = value < low or (opening == "(" and value == low)
-            too_high = value > high or (closing == ")" and value == high)
-            if too_low or too_high:
-                raise HyperparameterError(f"{name} must be in {self.valid}, got {value!r}")
-        return value
-
-    def parse(self, name: str, text: str) -> Any:
-        """Parses a command-line string into this parameter's type, then checks it."""
-        expected = self.type
-        try:
-            if expected is bool:
-                lowered = text.strip().lower()
-                if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(text)
-                value: Any = lowered in ("true", "1", "yes")
-            elif expected is int:
-                value = int(float(text)) if float(text).is_integer() else float(text)
-            else:
-                value = expected(text)
-        except ValueError:
-            raise HyperparameterError(
-                f"{name} expects a {expected.__name__}, got {text!r}"
-            ) from None
-        return self.check(name, value)
-
-    def describe(self) -> dict[str, Any]:
-        described: dict[str, Any] = {"default": self.default, "type": self.type.__name__}
-        if self.valid is not None:
-            described["valid"] = list(self.valid) if isinstance(self.valid, tuple) else self.valid
-        if self.help:
-            described["help"] = self.help
-        return described
 
 
 DIRECTIONS = ("min", "max")
@@ -402,29 +287,6 @@ class Entry:
     def search_space(self) -> dict[str, Float | Int | Choice]:
         return {name: hp.search for name, hp in self.hparams.items() if hp.search is not None}
 
-    def describe(self) -> dict[str, Any]:
-        choice = self.dtype_policy_choice()
-        hyperparameters = {name: hp.describe() for name, hp in self.hparams.items()}
-        hyperparameters[DTYPE_POLICY]["default"] = choice["default"]
-        return {
-            "name": self.name,
-            "family": self.family,
-            "description": self.description,
-            "task": self.task.name,
-            "data": self.task.data,
-            "metric": self.task.metric.describe(),
-            "tuning_objective": self.task.tuning_objective.describe(),
-            "hyperparameters": hyperparameters,
-            "search_space": {
-                name: {"kind": type(space).__name__.lower(), **dataclasses.asdict(space)}
-                for name, space in self.search_space().items()
-            },
-            "presets": {name: dict(values) for name, values in self.presets.items()},
-            "fit": dict(self.fit),
-            "load": self.load_settings(),
-            "dtype_policy": choice,
-        }
-
     def dtype_policy_choice(self) -> dict[str, str]:
         """The recipe's dtype policy, the default this machine builds with, and why."""
         recipe = self.hparams[DTYPE_POLICY].default
@@ -543,128 +405,6 @@ def get_entry(name: str) -> Entry:
         ) from None
 
 
-def get(name: str, preset: str | None = None, weights: Any = None, **overrides: Any) -> Any:
-    """Builds the registered model `name`, compiled and ready for `fit`.
-
-    Args:
-        name: a registered name (see `zoo.list()`).
-        preset: an optional named preset of the entry.
-        weights: a weight set's tag (`zoo.weights.available(name)`) or a path (run directory,
-            `.keras`, `.weights.h5`, export directory) to load; see `zoo.weights.load`.
-        **overrides: hyperparameters that replace the defaults (with weights that record their
-            hyperparameters, only those that keep every weight's shape, and `num_classes`,
-            which re-initialises a classifier's head). Every entry has `dtype_policy`
-            ("float32" or "mixed_bfloat16"); without it, Keras' global policy
-            (`keras.config.set_dtype_policy`) when that is one of these and not float32, else
-            the entry's default (`zoo describe NAME` says which and why).
-
-    Returns:
-        A compiled, built `keras.Model`.
-
-    Example:
-
-    >>> model = zoo.get("sparse_autoencoder", hidden_units=100)
-    """
-    global_policy = _keras_global_policy()
-    if DTYPE_POLICY not in overrides and global_policy is not None:
-        overrides[DTYPE_POLICY] = global_policy
-    if weights is not None:
-        from zoo import weights as weight_sets  # TensorFlow and h5py: only when loading
-
-        return weight_sets.load(name, weights, preset, **overrides)
-    entry = get_entry(name)
-    return entry.build(entry.resolve(preset, **overrides))
-
-
-def _keras_global_policy() -> str | None:
-    """Keras' global dtype policy when a user set one zoo builds with (not float32), else
-    `None`; Keras not imported yet means nobody set one."""
-    keras = sys.modules.get("keras")
-    if keras is None:
-        return None
-    name = keras.config.dtype_policy().name
-    return name if name in DTYPE_POLICIES and name != "float32" else None
-
-
-def list_models(pattern: str = "*", family: str | None = None, pretrained: bool = False) -> list[str]:
-    """Registered names matching the fnmatch-style `pattern` (and `family`, when given; with
-    `pretrained`, only those with weight sets to load), sorted.
-
-    Raises:
-        UnknownModelError: `family` is not a registered family.
-    """
-    if family is not None and family not in families():
-        raise UnknownModelError(
-            f"unknown family {family!r} (families: {', '.join(families())})"
-        )
-    names = sorted(
-        name for name, entry in _REGISTRY.items()
-        if fnmatch.fnmatchcase(name, pattern) and family in (None, entry.family)
-    )
-    if pretrained:
-        from zoo import weights as weight_sets
-
-        names = [name for name in names if weight_sets.available(name)]
-    return names
-
-
-def families() -> list[str]:
-    """The families that have registered entries, sorted."""
-    return sorted({entry.family for entry in _REGISTRY.values()})
-
-
-#: zoo's Keras classes outside the families (the classifiers' loss and metrics, the one-cycle
-#: schedule), by module; all are registered as "zoo>Name".
-SHARED_KERAS_OBJECTS = {
-    "zoo.classification": ("Accuracy", "Crossentropy", "MacroF1"),
-    "zoo.schedules": ("OneCycle",),
-}
-
-
-def keras_objects() -> dict[str, str]:
-    """The names of zoo's Keras objects and their modules, without importing them: every
-    registered family's `LAZY_EXPORTS` (see `zoo._lazy`) and `SHARED_KERAS_OBJECTS`."""
-    objects = {name: module for module, names in SHARED_KERAS_OBJECTS.items() for name in names}
-    for entry in _REGISTRY.values():
-        # The builder's package (imported already, with the builder's module).
-        package = sys.modules.get(entry.builder.__module__.rpartition(".")[0])
-        objects.update(getattr(package, "LAZY_EXPORTS", {}))
-    return objects
-
-
-def import_keras_objects() -> None:
-    """Imports the Keras classes of every registered family and the shared ones
-    (`keras_objects`), which registers them with Keras
-    (`@keras.saving.register_keras_serializable(package="zoo")`).
-
-    `import zoo` does not import them (it needs no TensorFlow), and Keras can load a zoo `.keras`
-    file only once they are registered: zoo's loading paths call this first, and Keras' own
-    `keras.saving.load_model` calls it through the stand-ins `zoo._lazy.defer_keras_objects`
-    puts in Keras' registry.
-    """
-    for module in sorted(set(keras_objects().values())):
-        importlib.import_module(module)
-
-
-def load_model(path: str | Path, **kwargs: Any) -> Any:
-    """A zoo `.keras` file loaded by Keras in safe mode (no arbitrary code), after
-    `import_keras_objects`: `keras.saving.load_model(path, safe_mode=True, **kwargs)`.
-
-    Example:
-
-    >>> zoo.get("lstm", preset="tiny").save("lstm.keras")
-    >>> zoo.load_model("lstm.keras").units
-    8
-    """
-    import keras
-
-    import_keras_objects()
-    return keras.saving.load_model(path, safe_mode=True, **kwargs)
-
-
-def describe(name: str) -> dict[str, Any]:
-    """Defaults, valid ranges, search space, data, metric and description of entry `name`, and
-    the cards of its weight sets."""
-    from zoo import weights as weight_sets
-
-    return {**get_entry(name).describe(), "weights": weight_sets.available(name)}
+def entries() -> list[Entry]:
+    """Every registered entry, sorted by name."""
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]

@@ -349,7 +349,7 @@ class RunDirectory:
         Raises:
             RunError: the file cannot be loaded (damaged, or refused by safe mode).
         """
-        from zoo.registry import load_model
+        from zoo.saving import load_model  # Keras: only when a model is loaded
 
         try:
             return load_model(self.model_path)

@@ -6,7 +6,7 @@ from zoo._lazy import lazy_exports
 from zoo.autoencoder.entries import PATCH_RECONSTRUCTION, sparse_autoencoder
 from zoo.autoencoder.objective import sparse_code
 
-#: Names read from their module on first use; `zoo.registry.import_keras_objects` imports them.
+#: Names read from their module on first use; `zoo.saving.import_keras_objects` imports them.
 LAZY_EXPORTS = {
     "KLSparsity": "zoo.autoencoder.model",
     "SparseAutoencoder": "zoo.autoencoder.model",
