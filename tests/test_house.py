@@ -99,6 +99,42 @@ def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
     return None
 
 
+def reachable(graph: Mapping[str, Iterable[str]], start: str) -> set[str]:
+    """The modules `start` imports, directly or through others."""
+    seen: set[str] = set()
+    stack = [start]
+    while stack:
+        for nxt in graph.get(stack.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+#: The layers of the house (/work/shared/DESIGN.md), from the bottom: errors, files, precision,
+#: hparams; the registry (data only); the run directory, Keras saving and the weight sets; the
+#: factory (zoo.get / list / describe); the workflow; the package's public API and the command
+#: line. Each module here must not import the ones listed, directly or through others.
+NOT_BELOW = {
+    "zoo.hparams": {"zoo.registry"},
+    "zoo.registry": {"zoo.runs", "zoo.saving", "zoo.weights", "zoo.factory"},
+    "zoo.runs": {"zoo.weights", "zoo.factory"},
+    "zoo.weights": {"zoo.factory"},
+    "zoo.factory": {"zoo.workflow"},
+    "zoo.workflow": {"zoo.cli"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(NOT_BELOW))
+def test_each_layer_imports_only_the_layers_below_it(module):
+    graph = import_graph()
+    above = {*NOT_BELOW[module], "zoo", "zoo.cli"} - {module}
+    assert module in graph, f"{module} is gone: update NOT_BELOW"
+    assert not reachable(graph, module) & above, (
+        f"{module} imports {sorted(reachable(graph, module) & above)}, which sit above it"
+    )
+
+
 def test_no_import_circle_among_zoos_modules():
     graph = import_graph()
     assert len(graph) > 30 and any(graph.values()), "the graph is empty: the parser found nothing"
@@ -129,3 +165,5 @@ def test_every_kind_of_import_statement_is_an_edge(tmp_path):
     assert graph == {"pkg": {"pkg.a"}, "pkg.a": {"pkg.b"}, "pkg.b": {"pkg.sub.c"},
                      "pkg.sub": set(), "pkg.sub.c": {"pkg.a", "pkg.sub"}}
     assert find_cycle(graph) == ["pkg.a", "pkg.b", "pkg.sub.c", "pkg.a"]
+    assert reachable(graph, "pkg.sub") == set()
+    assert reachable(graph, "pkg.b") == {"pkg.sub.c", "pkg.a", "pkg.sub", "pkg.b"}
