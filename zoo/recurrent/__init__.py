@@ -10,8 +10,8 @@ from zoo.recurrent.entries import ACTIVITY_RECOGNITION
 LAZY_EXPORTS = {
     **dict.fromkeys(("GRUCell", "LSTMCell", "Recurrent", "RecurrentCell", "RNNCell"),
                     "zoo.recurrent.cells"),
-    **dict.fromkeys(("LowPass", "Magnitude", "SensorAugmentation", "SequenceClassifier"),
-                    "zoo.recurrent.model"),
+    **dict.fromkeys(("LowPass", "Magnitude", "SensorAugmentation"), "zoo.recurrent.layers"),
+    "SequenceClassifier": "zoo.recurrent.model",
 }
 __getattr__, __dir__ = lazy_exports(__name__, LAZY_EXPORTS)
 
