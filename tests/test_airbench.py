@@ -9,7 +9,7 @@ import tensorflow as tf
 from gradients import assert_matches_finite_differences
 
 from zoo.convnets.layers import FastShiftBatchNorm, PartialIdentity, PatchWhitening
-from zoo.convnets.model import AirbenchNet
+from zoo.convnets.airbench import AirbenchNet
 from zoo.schedules import FreezeAfter, Lookahead, OneCycle
 from zoo.data import Splits
 from zoo.training import adapt_preprocessing, set_seed, train_loop

@@ -212,7 +212,7 @@ WITHOUT_TENSORFLOW = textwrap.dedent(
     model = zoo.load_model(sys.argv[1])  # registers the families' Keras classes first
     assert type(model).__name__ == "SparseAutoencoder", type(model)
     assert zoo.recurrent.SequenceClassifier.__module__ == "zoo.recurrent.model"
-    assert zoo.convnets.AirbenchNet is zoo.convnets.model.AirbenchNet
+    assert zoo.convnets.AirbenchNet is zoo.convnets.airbench.AirbenchNet
     print(len(names), model.hidden_units)
     """
 )

@@ -17,8 +17,8 @@ from zoo.convnets.entries import (
 LAZY_EXPORTS = {
     **dict.fromkeys(("FastShiftBatchNorm", "PartialIdentity", "PatchWhitening", "RandomCropFlip"),
                     "zoo.convnets.layers"),
-    **dict.fromkeys(("AirbenchNet", "CifarSmallNet", "ThreeLayerConvNet", "TwoLayerNet"),
-                    "zoo.convnets.model"),
+    **dict.fromkeys(("CifarSmallNet", "ThreeLayerConvNet", "TwoLayerNet"), "zoo.convnets.model"),
+    "AirbenchNet": "zoo.convnets.airbench",
 }
 __getattr__, __dir__ = lazy_exports(__name__, LAZY_EXPORTS)
 

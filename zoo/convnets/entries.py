@@ -23,7 +23,8 @@ from zoo.registry import Choice, Float, HParam, HyperparameterError, Int, Metric
 if TYPE_CHECKING:
     import keras
 
-    from zoo.convnets.model import AirbenchNet, CifarSmallNet, ThreeLayerConvNet, TwoLayerNet
+    from zoo.convnets.airbench import AirbenchNet
+    from zoo.convnets.model import CifarSmallNet, ThreeLayerConvNet, TwoLayerNet
 
 __all__ = [
     "CIFAR10", "cifar_airbench", "cifar_airbench_wide", "cifar_small", "three_layer_convnet",
@@ -317,7 +318,7 @@ def _airbench(name: str, width: int, expansion: int, crop_padding: int, test_aug
               num_classes: int) -> AirbenchNet:
     import keras
 
-    from zoo.convnets.model import AirbenchNet
+    from zoo.convnets.airbench import AirbenchNet
     from zoo.schedules import OneCycle
 
     model = AirbenchNet(

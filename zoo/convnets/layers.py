@@ -1,5 +1,6 @@
-"""Layers and an initializer of the CIFAR-10 nets: training-time crops and flips, airbench's
-patch whitening, identity-initialised convolutions and batch norm with a fast shift."""
+"""Layers, an initializer and a regularizer of the CIFAR-10 nets: training-time crops and flips,
+airbench's patch whitening, identity-initialised convolutions, batch norm with a fast shift, and
+the course's L2 convention."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["FastShiftBatchNorm", "PartialIdentity", "PatchWhitening", "RandomCropFlip"]
+__all__ = ["FastShiftBatchNorm", "PartialIdentity", "PatchWhitening", "RandomCropFlip", "course_l2"]
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -297,3 +298,18 @@ class FastShiftBatchNorm(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,
                 "shift_learning_rate": self.shift_learning_rate}
+
+
+def course_l2(reg: float) -> keras.regularizers.Regularizer | None:
+    """The course's L2 penalty, 0.5 * `reg` * sum W^2, as a Keras regularizer (`None` for 0).
+
+    Keras' `L2(l)` adds l * sum W^2, hence the half: the gradient then gains `reg` * W
+    (PyTorch's `weight_decay`).
+
+    Args:
+        reg: the L2 strength, >= 0.
+
+    Returns:
+        `keras.regularizers.L2(0.5 * reg)`, or `None` when `reg` is 0.
+    """
+    return keras.regularizers.L2(0.5 * reg) if reg > 0 else None
