@@ -72,6 +72,14 @@ def test_list_matches_wildcards():
     assert zoo.list("*transformer*") == []
 
 
+def test_list_filters_by_family_and_an_unknown_family_names_the_families():
+    assert zoo.list(family="autoencoder") == ["sparse_autoencoder"]
+    assert {"lstm", "keras_lstm"} <= set(zoo.list(family="recurrent"))
+    assert zoo.families() == ["autoencoder", "convnets", "recurrent"]
+    with pytest.raises(zoo.UnknownModelError, match="unknown family 'transformer'.*convnets"):
+        zoo.list(family="transformer")
+
+
 def test_describe_has_everything_a_user_and_tuner_need():
     described = zoo.describe("sparse_autoencoder")
     assert described["hyperparameters"]["sparsity_target"] == {

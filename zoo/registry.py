@@ -30,7 +30,7 @@ from typing import Any
 
 from zoo.errors import UsageError
 from zoo import precision
-# An entry's vocabulary, offered here too: a family writes `from zoo.registry import HParam, register`.
+# An entry's vocabulary, offered here too: `from zoo.registry import HParam, register`.
 from zoo.hparams import Choice, Float, HParam, HyperparameterError, Int
 from zoo.precision import DTYPE_POLICIES, policy_scope
 
