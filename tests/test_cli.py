@@ -292,7 +292,7 @@ def test_errors_raised_with_tensorflow_are_one_line_user_errors():
 FAILED_IMPORT = textwrap.dedent(
     """
     import os, sys
-    from zoo.cli import start_tensorflow
+    from zoo.workflow.console import start_tensorflow
 
     class NoTensorFlow:
         def find_spec(self, name, path=None, target=None):

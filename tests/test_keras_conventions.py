@@ -252,7 +252,7 @@ def test_progress_is_logged_at_info_and_silent_by_default(caplog, subprocess_env
 
 
 def test_the_command_line_shows_info_lines_as_printed_and_restores_logging(capsys):
-    from zoo.cli import _console_logging
+    from zoo.workflow.console import console_logging as _console_logging
 
     logger = logging.getLogger("zoo")
     before = (logger.level, logger.propagate, list(logger.handlers))

@@ -44,6 +44,9 @@ def test_python_and_the_command_line_make_the_same_run(name, cli, tmp_path, exam
                          "--epochs", 1, "--run-dir", tmp_path / "cli")
     assert code == 0, err
     assert f"model and figures in {tmp_path / 'cli'}/" in out
+    # What the command prints is the run's summary, for Python users too.
+    assert out.endswith(made.summary().replace(str(tmp_path / "python"), str(tmp_path / "cli"))
+                        + "\n")
     from_cli = json.loads((tmp_path / "cli" / "run.json").read_text())
     assert made.record == json.loads((tmp_path / "python" / "run.json").read_text())
     assert comparable(made.record, tmp_path / "python") == comparable(from_cli, tmp_path / "cli")
@@ -67,9 +70,12 @@ def test_each_door_evaluates_and_exports_the_others_run(cli, tmp_path, example):
     code, out, err = cli("evaluate", name, "--data", data, "--run-dir", made.path)
     assert code == 0, err
     assert out.startswith("test  accuracy ")  # the example holds out no validation subjects
+    assert zoo.evaluate(name, data, run_dir=made.path).summary() + "\n" == out
     code, out, err = cli("export", name, "--run-dir", made.path, "--root", tmp_path / "exports")
     assert code == 0, err
     assert f"exported {name} to {tmp_path / 'exports' / name / '1'}/: SavedModel (signatures: serve" in out
+    contents = zoo.workflow.using.export_contents(tmp_path / "exports" / name / "1")
+    assert out.endswith(f": {contents}\n")
 
     # Python over the command line's run: the same scores the command line printed for its own.
     evaluation = zoo.evaluate(name, data, run_dir=tmp_path / "cli")
@@ -83,9 +89,11 @@ def test_each_door_evaluates_and_exports_the_others_run(cli, tmp_path, example):
     card = json.loads((version / "model_card.json").read_text())
     assert card["hyperparameters"] == made.record["hyperparameters"]
 
-    predictions = zoo.predict(name, [data],
-                              run_dir=tmp_path / "cli")
+    predictions = zoo.predict(name, [data], run_dir=tmp_path / "cli", output=tmp_path / "p.csv")
     assert predictions and all(p.error is None for p in predictions)
+    with open(tmp_path / "p.csv", newline="") as handle:  # a row a prediction, as --output writes
+        assert [row["input"] for row in csv.DictReader(handle)] == [
+            p.row["input"] for p in predictions]
 
 
 @pytest.mark.slow
@@ -108,6 +116,12 @@ def test_python_mistakes_are_user_errors(tmp_path, example):
                   load={"validation_fraction": "a lot"})
     with pytest.raises(zoo.errors.UsageError, match="expected splits among train, val, test"):
         zoo.evaluate("lstm", data, run_dir=tmp_path / "r", splits=("holdout",))
+    with pytest.raises(zoo.errors.UsageError, match="got 'val,tset'"):
+        zoo.evaluate("lstm", data, run_dir=tmp_path / "r", splits="val,tset")
+    assert zoo.workflow.using.chosen_splits(" test, val") == ["val", "test"]  # SPLITS' order
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(zoo.errors.UserError, match="is a folder"):  # before any model loads
+        zoo.predict("lstm", [data], run_dir=tmp_path / "r", output=tmp_path / "notes")
     assert not (tmp_path / "r").exists()
 
 

@@ -19,26 +19,19 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
-import csv
 import json
-import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import zoo
 from zoo import runs, strategies, summaries, tuning, weights  # none imports TensorFlow
-from zoo._quiet import stderr_discarded as _stderr_discarded
 from zoo.data import DataError
 from zoo.errors import UsageError, UserError
-from zoo.export import CARD_FILE, FORMATS  # TensorFlow-free: the formats' names
-from zoo.files import atomic_path
-from zoo.predicting import check_output, group_counts
+from zoo.predicting import group_counts
 from zoo.registry import Entry, HyperparameterError, UnknownModelError
-from zoo.workflow import using
+from zoo.workflow import console, using
 
 
 def _load_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -55,10 +48,6 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
             value = text
         options[key] = value
     return options
-
-
-def _run_dir(args: argparse.Namespace) -> Path:
-    return Path(args.run_dir or Path("runs") / args.name)
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -109,68 +98,38 @@ def cmd_describe(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     entry = zoo.get_entry(args.name)
     run = zoo.train(
-        entry.name, args.data, preset=args.preset, run_dir=_run_dir(args), weights=args.weights,
+        entry.name, args.data, preset=args.preset, run_dir=args.run_dir, weights=args.weights,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, strategy=args.strategy,
         tensorboard=args.tensorboard, images_every=args.images_every, overwrite=args.overwrite,
         load=_load_options(args), **entry.parse_settings(args.set))
-    if not run.record:  # a multi-worker job's non-chief worker: the chief writes the run
-        return
-    _print_reports(run.files)
-    final = run.metrics
-    headline = entry.task.metric.name
-    if headline in final:  # absent when there is no validation split
-        print(f"{headline}: {final[headline]:.6g}")
-    print("final epoch: " + ", ".join(f"{metric} {value:.4g}" for metric, value in final.items()))
-    print(f"model and figures in {run.path}/: " + ", ".join(run.record["files"]))
-
-
-def _print_reports(paths: Iterable[Path]) -> None:
-    """Shows the text reports among a task's outputs (confusion matrices, say)."""
-    for path in paths:
-        if path.suffix == ".txt":
-            print(path.read_text().rstrip())
-
-
-SPLITS = using.SPLITS
+    if run.record:  # empty on a multi-worker job's non-chief worker: the chief writes the run
+        print(run.summary())
 
 
 def _splits(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SPLITS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"expected splits among {', '.join(SPLITS)}, got {text!r}")
-    return [split for split in SPLITS if split in names]
+    try:
+        return using.chosen_splits(text)
+    except UsageError as error:  # told as argparse's, before TensorFlow starts
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     evaluation = zoo.evaluate(args.name, args.data, run_dir=args.run_dir, weights=args.weights,
                               splits=args.splits, out=args.out)
-    for split, metrics in evaluation.metrics.items():
-        print(f"{split:5s} " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-    _print_reports(evaluation.figures)
-    print(f"figures and metrics.json in {evaluation.path}/: "
-          + ", ".join(p.name for p in evaluation.figures))
+    print(evaluation.summary())
 
 
 def cmd_export(args: argparse.Namespace) -> None:
     target = zoo.export(args.name, run_dir=args.run_dir, weights=args.weights, root=args.root,
                         format=args.format)
-    described = json.loads((target / CARD_FILE).read_text())["formats"]
-    held = [f"SavedModel (signatures: {', '.join(described[name]['signatures'])})"
-            if name == "saved_model" else f"{args.name}{FORMATS[name]} ({name}, the serve signature)"
-            for name in described]
-    print(f"exported {args.name} to {target}/: {'; '.join(held)}")
+    print(f"exported {args.name} to {target}/: {using.export_contents(target)}")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    if zoo.get_entry(args.name).task.predict is None:
-        raise HyperparameterError(f"{args.name}'s task has no predict")
-    # Refused before the model loads: a folder, a device, or a file zoo did not write.
-    output = check_output(args.output) if args.output else None
-    with _ConsoleHandler.info_on_stderr():  # progress, the HDF5 dataset read: stdout is answers
+    with console.info_on_stderr():  # progress, the HDF5 dataset read: stdout is answers
         predictions = zoo.predict(args.name, args.inputs, weights=args.weights,
-                                  run_dir=args.run_dir, key=args.key, out=args.out)
+                                  run_dir=args.run_dir, key=args.key, out=args.out,
+                                  output=args.output)
     failed = [p for p in predictions if p.error is not None]
     # With --output, inputs that come in thousands (windows) are told as counts per class.
     counts = group_counts(predictions) if args.output else None
@@ -183,14 +142,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"predicted classes of {sum(counts.values())} inputs:")
         for group, count in counts.items():
             print(f"  {group}: {count} ({100 * count / sum(counts.values()):.1f}%)")
-    rows = [p.row for p in predictions if p.error is None]
-    if args.output and rows:
-        columns = list(dict.fromkeys(key for row in rows for key in row))
-        with atomic_path(output) as temporary, open(temporary, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        print(f"{len(rows)} predictions in {args.output}")
+    if args.output and len(failed) < len(predictions):  # zoo.predict wrote their rows
+        print(f"{len(predictions) - len(failed)} predictions in {args.output}")
     if failed:
         print(f"zoo: error: {len(failed)} of {len(predictions)} inputs refused", file=sys.stderr)
         return 1
@@ -215,34 +168,11 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
-    import tensorflow as tf
-
     entry = zoo.get_entry(args.name)
-    if args.strategy == "multi_worker":
-        # keras-tuner hands each process of a search its own trials; a multi-worker cluster
-        # needs every worker on the same trial, which its oracle cannot arrange.
-        raise HyperparameterError(
-            "zoo tune supports --strategy one_device or mirrored (with or without "
-            "--distributed); multi_worker is for zoo train"
-        )
-    if args.mirrored and args.strategy not in (None, "mirrored"):
+    strategy = args.strategy or ("mirrored" if args.mirrored else None)
+    if args.mirrored and strategy not in ("mirrored", "multi_worker"):  # zoo.tune refuses the last
         raise HyperparameterError(f"--mirrored contradicts --strategy {args.strategy}")
-    strategy = None
-    if args.mirrored:
-        strategy = tf.distribute.MirroredStrategy()
-    elif args.strategy is not None:
-        strategy = strategies.make_strategy(args.strategy)
-    space = entry.search_space()
-    if args.search:
-        searched = [key.strip() for key in args.search.split(",") if key.strip()]
-        unsearchable = [key for key in searched if key not in space]
-        if unsearchable:
-            raise HyperparameterError(
-                f"{entry.name} has no search space for {', '.join(map(repr, unsearchable))}; "
-                f"searchable: {', '.join(space)}"
-            )
-        space = {key: space[key] for key in searched}
-    result = tuning.search(
+    result = zoo.tune(
         entry.name,
         tuner=args.tuner,
         max_trials=args.max_trials,
@@ -250,7 +180,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
         data=args.data,
         preset=args.preset,
         fixed=entry.parse_settings(args.set),
-        space=space,
+        space=args.search,  # None: every hyperparameter the entry has a search space for
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
@@ -283,6 +213,11 @@ def _integer(least: int, text: str, most: int = MAX_COUNT) -> int:
     if not least <= value <= most:
         raise argparse.ArgumentTypeError(f"must be an integer from {least} to {most}, got {text}")
     return value
+
+
+def _names(text: str) -> list[str] | None:
+    """`KEY,KEY` as names; an empty option as none given."""
+    return [key.strip() for key in text.split(",") if key.strip()] if text else None
 
 
 def _positive_int(text: str) -> int:
@@ -440,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--epochs", type=_positive_int,
                       help="epochs per trial (hyperband: the most); default the entry's")
     tune.add_argument("--batch-size", type=_positive_int, help="override the batch size")
-    tune.add_argument("--search", metavar="KEY,KEY",
+    tune.add_argument("--search", metavar="KEY,KEY", type=_names,
                       help="search only these hyperparameters (default: every one the entry "
                            "has a search space for, less those --set holds)")
     tune.add_argument("--seed", type=_seed, default=0,
@@ -475,73 +410,15 @@ USER_ERRORS = (UnknownModelError, HyperparameterError, DataError, FileNotFoundEr
 USAGE_ERRORS = (UnknownModelError, HyperparameterError, UsageError)  # exit 2, as argparse's
 
 
-class _ConsoleHandler(logging.Handler):
-    """zoo's log lines as the command's own output, as they were printed: the message alone,
-    INFO and below to standard output, warnings and errors to standard error. The streams are
-    looked up per line, so that a caller's redirection (`contextlib.redirect_stdout`) holds."""
-
-    info_to_stderr = False
-
-    @classmethod
-    @contextlib.contextmanager
-    def info_on_stderr(cls) -> Iterator[None]:
-        """INFO lines go to standard error too inside the block (`zoo predict`: standard
-        output carries the predictions alone)."""
-        cls.info_to_stderr = True
-        try:
-            yield
-        finally:
-            cls.info_to_stderr = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        quiet_stdout = record.levelno >= logging.WARNING or self.info_to_stderr
-        stream = sys.stderr if quiet_stdout else sys.stdout
-        stream.write(self.format(record) + "\n")
-        stream.flush()
-
-
-@contextlib.contextmanager
-def _console_logging() -> Iterator[None]:
-    """Shows the `zoo` loggers' INFO lines (training progress, tuning trials) for the length of
-    a command; the library alone logs them where Python's default shows only warnings."""
-    logger = logging.getLogger("zoo")
-    handler, saved = _ConsoleHandler(), (logger.level, logger.propagate)
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False  # once, here, whatever handlers the root logger has
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(saved[0])
-        logger.propagate = saved[1]
-
-
-def start_tensorflow(verbose: bool = False) -> None:
-    """Imports TensorFlow and Keras for a command that needs them and lists the devices (where
-    some machines log a failed `cuInit`), hiding their C++ start-up lines unless `verbose`.
-
-    An import error is raised as usual, after the descriptor is back. Library users
-    (`import zoo`, then `zoo.get`) see TensorFlow's lines as TensorFlow prints them.
-    """
-    if "tensorflow" in sys.modules:  # started already: nothing left to hide
-        return
-    with contextlib.nullcontext() if verbose else _stderr_discarded():
-        import keras  # noqa: F401
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, --version, or a mistake argparse has told
         return int(exit_.code or 0)
     try:
-        with _console_logging():
+        with console.console_logging():
             if getattr(args, "tensorflow", True):  # every command but list and describe
-                start_tensorflow(args.verbose)
+                console.start_tensorflow(args.verbose)
             code = args.run(args)
     except USER_ERRORS as error:
         if args.debug:

@@ -13,11 +13,11 @@ import keras
 import keras_tuner as kt
 import tensorflow as tf
 
-import zoo
 from zoo import training
 from zoo.data import Splits
 from zoo.errors import UsageError
-from zoo.registry import Choice, Entry, Float, HyperparameterError, Int, Objective
+from zoo.registry import (Choice, Entry, Float, HyperparameterError, Int, Objective,
+                          get_entry)
 from zoo.workflow import fitting
 
 __all__ = ["EntryHyperModel", "TuningError", "chosen_space", "declare", "hypermodel"]
@@ -305,4 +305,4 @@ def hypermodel(name: str, **options: Any) -> EntryHyperModel:
     >>> sorted(tuner.get_best_hyperparameters()[0].values)
     ['hidden_units', 'learning_rate', 'sparsity_target', 'sparsity_weight', 'weight_decay']
     """
-    return EntryHyperModel(zoo.get_entry(name), **options)
+    return EntryHyperModel(get_entry(name), **options)

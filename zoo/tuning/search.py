@@ -31,10 +31,9 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
-import zoo
 from zoo import runs, strategies, summaries
 from zoo.data import Splits
-from zoo.registry import Choice, Float, HyperparameterError, Int, Objective
+from zoo.registry import Choice, Float, HyperparameterError, Int, Objective, get_entry
 from zoo.tuning import TUNERS, directory as search_directory, distributed as roles, report
 from zoo.tuning.hypermodel import EntryHyperModel, TuningError, chosen_space
 from zoo.tuning.results import BEST_RUN_DIR, SearchResult, describe_values, finish
@@ -294,7 +293,7 @@ def search(
     if isinstance(strategy, str):
         _check_strategy(strategy)
     role = roles.role(distributed)
-    entry = zoo.get_entry(name)
+    entry = get_entry(name)
     if space is not None and not isinstance(space, Mapping):
         space = chosen_space(entry, space)
     fit = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size))

@@ -4,7 +4,8 @@ One path shared by Python users (`zoo.train(...)`, ...), the `zoo` command (whos
 turn their options into these functions' arguments and print what they return) and tuning (whose
 trials train through `fitting.fit_into` with the same run record). Each function returns its
 results and tells its progress through `logging` (INFO on the `zoo` loggers: the `zoo` command
-shows them; in Python, `logging.basicConfig(level=logging.INFO)` does).
+shows them (`zoo.workflow.console`); in Python, `logging.basicConfig(level=logging.INFO)` or
+`with zoo.workflow.console.console_logging():` does).
 
     train     one run into a run directory (default `runs/NAME`), resumably -> `Run`
     evaluate  a finished run (or a weight set) scored on its data, with figures -> `Evaluation`

@@ -16,12 +16,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import zoo
 from zoo import runs, strategies, summaries, weights as weight_sets
 from zoo.data import fingerprint
 from zoo.errors import UsageError
 from zoo.files import atomic_path
-from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError
+from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError, get_entry
+from zoo.workflow.using import text_reports
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,21 @@ class Run:
     metrics: dict[str, float]
     record: dict[str, Any]
     files: tuple[Path, ...]
+
+    def summary(self) -> str:
+        """What `zoo train` prints: the task's text reports (a confusion matrix, say), the
+        headline metric, the final epoch's metrics and the files written; empty on a
+        multi-worker job's non-chief worker, which writes nothing."""
+        if not self.record:
+            return ""
+        lines = text_reports(self.files)
+        headline = get_entry(self.name).task.metric.name
+        if headline in self.metrics:  # absent when there is no validation split
+            lines.append(f"{headline}: {self.metrics[headline]:.6g}")
+        lines.append("final epoch: " + ", ".join(f"{metric} {value:.4g}"
+                                                 for metric, value in self.metrics.items()))
+        lines.append(f"model and figures in {self.path}/: " + ", ".join(self.record["files"]))
+        return "\n".join(lines)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,7 +229,7 @@ def train(name: str, data: str | Path | None = None, *, preset: str | None = Non
     """
     # First: a multi-worker strategy must exist before TensorFlow runs anything else.
     strategy = _strategy(strategy)
-    entry = zoo.get_entry(name)
+    entry = get_entry(name)
     hyperparameters = entry.resolve(preset, **hparams)
     if weights:
         recorded = _recorded(entry, str(weights))
@@ -286,7 +301,7 @@ def sweep(name: str, grid: Mapping[str, Sequence[Any]] | None = None,
         zoo.registry.HyperparameterError: the task draws no panel, or the grid does not hold
             exactly two hyperparameters (or the entry has no default sweep).
     """
-    entry = zoo.get_entry(name)
+    entry = get_entry(name)
     if entry.task.panel is None:
         raise HyperparameterError(f"{entry.name}'s task draws no sweep panel")
     if grid is None:

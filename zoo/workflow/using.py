@@ -6,19 +6,21 @@ shipped weight set, a run, a `.keras` or `.weights.h5` file or an export (`zoo.w
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import zoo
 from zoo import runs, weights as weight_sets
 from zoo.errors import UsageError
 from zoo.files import atomic_path
-from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError
+from zoo.predicting import check_output
+from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError, get_entry
 
-__all__ = ["SPLITS", "Evaluation", "class_names", "evaluate", "export", "predict", "trained"]
+__all__ = ["SPLITS", "Evaluation", "chosen_splits", "class_names", "evaluate", "export",
+           "export_contents", "predict", "text_reports", "trained"]
 
 SPLITS = ("train", "val", "test")
 
@@ -38,6 +40,22 @@ class Evaluation:
     figures: list[Path]
     path: Path
     data: dict[str, Any]
+
+    def summary(self) -> str:
+        """What `zoo evaluate` prints: a line of metrics a split, the task's text reports (a
+        confusion matrix, say) and where the figures and `metrics.json` are."""
+        lines = [f"{split:5s} " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+                 for split, metrics in self.metrics.items()]
+        lines += text_reports(self.figures)
+        lines.append(f"figures and metrics.json in {self.path}/: "
+                     + ", ".join(p.name for p in self.figures))
+        return "\n".join(lines)
+
+
+def text_reports(paths: Sequence[Path]) -> list[str]:
+    """The text reports among a task's outputs (`.txt` files: confusion matrices, say), each
+    as its text."""
+    return [path.read_text().rstrip() for path in paths if path.suffix == ".txt"]
 
 
 def trained(entry: Entry, run_dir: str | Path | None = None,
@@ -70,11 +88,23 @@ def class_names(entry: Entry, known: Mapping[str, Any]) -> list[str] | None:
     return None if names is None else list(names)
 
 
-def _chosen_splits(splits: Sequence[str] | str) -> list[str]:
-    names = [splits] if isinstance(splits, str) else list(splits)
+def chosen_splits(splits: Sequence[str] | str) -> list[str]:
+    """The splits `splits` names, in their order in `SPLITS`.
+
+    Args:
+        splits: split names, or one text of them separated by commas ("val, test").
+
+    Returns:
+        The names, each once.
+
+    Raises:
+        UsageError: none named, or a name that is not a split.
+    """
+    names = splits.split(",") if isinstance(splits, str) else list(splits)
+    names = [name.strip() for name in names if name.strip()]
     unknown = [name for name in names if name not in SPLITS]
     if unknown or not names:
-        raise UsageError(f"expected splits among {', '.join(SPLITS)}, got {names!r}")
+        raise UsageError(f"expected splits among {', '.join(SPLITS)}, got {splits!r}")
     return [split for split in SPLITS if split in names]
 
 
@@ -89,7 +119,7 @@ def evaluate(name: str, data: str | Path | None = None, *, run_dir: str | Path |
             is the one the run (or weight set) records.
         run_dir: the trained run (default `runs/NAME`).
         weights: score this weight set, run, `.keras`, `.weights.h5` or export instead.
-        splits: which of "train", "val", "test" to score.
+        splits: which of "train", "val", "test" to score (or one text, "val,test").
         out: where `metrics.json` and the figures go; default `RUN_DIR/evaluation`, with
             `weights` `runs/NAME-evaluation`.
 
@@ -101,8 +131,8 @@ def evaluate(name: str, data: str | Path | None = None, *, run_dir: str | Path |
     """
     from zoo import training
 
-    chosen = _chosen_splits(splits)
-    entry = zoo.get_entry(name)
+    chosen = chosen_splits(splits)
+    entry = get_entry(name)
     if weights:
         out_dir = Path(out or Path("runs") / f"{entry.name}-evaluation")
     else:
@@ -195,7 +225,7 @@ def export(name: str, *, run_dir: str | Path | None = None, weights: str | Path 
     from zoo.export import export as write, formats
 
     chosen = formats(format)  # an unknown name is refused before the model is loaded
-    entry = zoo.get_entry(name)
+    entry = get_entry(name)
     model, run = trained(entry, run_dir, weights)
     card = _card(entry, run, weights)
     names = class_names(entry, run)
@@ -215,9 +245,28 @@ def export(name: str, *, run_dir: str | Path | None = None, weights: str | Path 
                  convert=convert)
 
 
+def export_contents(version: str | Path) -> str:
+    """What an export version holds, in words, as its model card says (`zoo export` prints
+    it): the SavedModel's signatures, each converted format's file.
+
+    Args:
+        version: a version directory `export` returned.
+
+    Returns:
+        One line, the formats in the order written, separated by "; ".
+    """
+    from zoo.export import CARD_FILE
+
+    formats = json.loads((Path(version) / CARD_FILE).read_text())["formats"]
+    return "; ".join(
+        f"SavedModel (signatures: {', '.join(written['signatures'])})" if name == "saved_model"
+        else f"{written['file']} ({name}, the serve signature)"
+        for name, written in formats.items())
+
+
 def predict(name: str, inputs: Sequence[str | Path], *, weights: str | Path | None = None,
             run_dir: str | Path | None = None, key: str | None = None,
-            out: str | Path | None = None) -> list[Any]:
+            out: str | Path | None = None, output: str | Path | None = None) -> list[Any]:
     """Predictions of a trained model for input files, read by the entry's family
     (`zoo predict`'s work; progress goes to the `zoo` loggers).
 
@@ -230,17 +279,24 @@ def predict(name: str, inputs: Sequence[str | Path], *, weights: str | Path | No
         run_dir: the trained run (default `runs/NAME`).
         key: the HDF5 dataset of windows (default: tstX, X or trX).
         out: the autoencoder's folder for codes and reconstructions (default `predictions/`).
+        output: also write a CSV row per successful prediction to this file (if any
+            succeeded): a new file or a prediction CSV zoo wrote earlier, checked before the
+            model loads.
 
     Returns:
         One `zoo.predicting.Prediction` per input (or window); a refused input has `error` set.
 
     Raises:
         zoo.registry.HyperparameterError: the entry's task has no predict.
+        zoo.files.OutputError: `output` is a folder, a device, a link or a file zoo did not
+            write, or lies under a file.
         zoo.errors.UserError: no finished run, or unloadable weights.
     """
-    entry = zoo.get_entry(name)
+    entry = get_entry(name)
     if entry.task.predict is None:
         raise HyperparameterError(f"{entry.name}'s task has no predict")
+    # Refused before the model loads: a folder, a device, or a file zoo did not write.
+    table = check_output(str(output)) if output else None
     model, known = trained(entry, run_dir, weights)
     data = known.get("data") if isinstance(known.get("data"), dict) else {}
     options = {
@@ -249,4 +305,17 @@ def predict(name: str, inputs: Sequence[str | Path], *, weights: str | Path | No
         "key": key,
         "out": None if out is None else str(out),
     }
-    return list(entry.task.predict(model, [str(path) for path in inputs], options))
+    predictions = list(entry.task.predict(model, [str(path) for path in inputs], options))
+    rows = [prediction.row for prediction in predictions if prediction.error is None]
+    if table is not None and rows:
+        _write_csv(table, rows)
+    return predictions
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """`rows` as a CSV file, its columns every row's keys in order of first appearance."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(rows)
