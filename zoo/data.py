@@ -185,15 +185,37 @@ def open_hdf5(path: str | Path, required: Sequence[str]):
         handle = h5py.File(path, "r")
     except OSError as error:
         raise DataError(f"{path} is not a readable HDF5 file ({error})") from None
-    missing = [key for key in required if key not in handle]
+    missing = [key for key in required if not isinstance(handle.get(key), h5py.Dataset)]
     if missing:
-        found = ", ".join(sorted(handle.keys())) or "(nothing)"
+        found = ", ".join(f"{key}{'' if isinstance(node, h5py.Dataset) else ' (a group)'}"
+                          for key, node in sorted(handle.items())) or "(nothing)"
         handle.close()
         raise DataError(
             f"{path} has no dataset {', '.join(map(repr, missing))}; expected "
             f"{', '.join(map(repr, required))}, found {found}"
         )
     return handle
+
+
+def read_hdf5_dataset(handle: Any, key: str) -> np.ndarray:
+    """All of dataset `key` of an open HDF5 file (from `open_hdf5`).
+
+    Raises:
+        DataError: naming the file and key, when `key` is a group, not a dataset, or when its
+            bytes cannot be read back (a truncated file, a corrupt compressed chunk).
+    """
+    import h5py
+
+    node = handle[key]
+    if not isinstance(node, h5py.Dataset):
+        raise DataError(f"{handle.filename}: {key} is a group, not a dataset of numbers")
+    try:
+        return node[()]
+    except (OSError, RuntimeError) as error:  # h5py's read errors, e.g. a filter failing
+        raise DataError(
+            f"{handle.filename}: dataset {key} cannot be read ({error}); the file is truncated "
+            "or corrupt: copy it again"
+        ) from None
 
 
 # What a reader accepts before it decodes anything: a file over MAX_INPUT_BYTES, or an image

@@ -24,6 +24,7 @@ from zoo.data import (
     decode_image,
     fewest_for_split,
     open_hdf5,
+    read_hdf5_dataset,
 )
 
 __all__ = [
@@ -113,7 +114,7 @@ def read_patch_file(path: str | Path) -> np.ndarray:
         dataset = handle["data"]
         if not np.issubdtype(dataset.dtype, np.floating):
             raise DataError(f"'data' in {path} must be floating point RGB, got dtype {dataset.dtype}")
-        patches = dataset[()]
+        patches = read_hdf5_dataset(handle, "data")
     return check_array(patches, "'data'", (None, 3, PATCH_SIZE, PATCH_SIZE), source=str(path))
 
 

@@ -13,7 +13,7 @@ from zoo.convnets.entries import (
     two_layer_fc,
 )
 
-#: Names read from their module on first use; `zoo.registry.import_keras_objects` imports them.
+#: Names read from their module on first use; `zoo.saving.import_keras_objects` imports them.
 LAZY_EXPORTS = {
     **dict.fromkeys(("FastShiftBatchNorm", "PartialIdentity", "PatchWhitening", "RandomCropFlip"),
                     "zoo.convnets.layers"),

@@ -6,7 +6,7 @@ The Keras classes are imported on first use (`zoo._lazy`): `import zoo` needs no
 from zoo._lazy import lazy_exports
 from zoo.recurrent.entries import ACTIVITY_RECOGNITION
 
-#: Names read from their module on first use; `zoo.registry.import_keras_objects` imports them.
+#: Names read from their module on first use; `zoo.saving.import_keras_objects` imports them.
 LAZY_EXPORTS = {
     **dict.fromkeys(("GRUCell", "LSTMCell", "Recurrent", "RecurrentCell", "RNNCell"),
                     "zoo.recurrent.cells"),

@@ -27,6 +27,7 @@ from zoo.data import (
     check_split,
     fewest_for_split,
     open_hdf5,
+    read_hdf5_dataset,
 )
 
 __all__ = ["COURSE_CLASSES", "KEYS", "SUBJECT_KEYS", "OVERLAP_WARNING", "example",
@@ -88,7 +89,7 @@ def read_windows(
     """
     source = str(path)
     with open_hdf5(path, KEYS) as handle:
-        arrays = {key: handle[key][()] for key in KEYS}
+        arrays = {key: read_hdf5_dataset(handle, key) for key in KEYS}
         attributes = {key: handle.attrs[key] for key in handle.attrs}
     x_train = check_array(arrays["trX"], "trX", (None, STEPS, AXES), source=source)
     x_test = check_array(arrays["tstX"], "tstX", (None, STEPS, AXES), source=source)
@@ -129,7 +130,7 @@ def read_subjects(path: str | Path) -> dict[str, np.ndarray]:
         found = {}
         for key, windows in SUBJECT_KEYS.items():
             if key in handle:
-                found[key] = _check_subjects(handle[key][()], key, len(handle[windows]), source)
+                found[key] = _check_subjects(read_hdf5_dataset(handle, key), key, len(handle[windows]), source)
     return found
 
 

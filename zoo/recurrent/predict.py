@@ -31,7 +31,7 @@ _SPLITS = {"tstX": "the test split", "trX": "the training split"}
 
 def _hdf5_windows(path: Path, key: str | None) -> tuple[np.ndarray, str]:
     from zoo import data as shared
-    from zoo.data import DataError, open_hdf5
+    from zoo.data import DataError, open_hdf5, read_hdf5_dataset
 
     with open_hdf5(path, []) as handle:
         found = key if key else next((k for k in DEFAULT_KEYS if k in handle), None)
@@ -40,7 +40,7 @@ def _hdf5_windows(path: Path, key: str | None) -> tuple[np.ndarray, str]:
             raise DataError(f"{path} has no dataset {key or ', '.join(DEFAULT_KEYS)} (it holds "
                             f"{present}); pass --key")
         dataset = handle[found]
-        if not hasattr(dataset, "shape") or dataset.dtype.kind not in "fiu":
+        if not hasattr(dataset, "dtype") or dataset.dtype.kind not in "fiu":
             raise DataError(f"{path}: {found} is not a numeric dataset; pass --key")
         nbytes = int(np.prod(dataset.shape, dtype=np.int64)) * dataset.dtype.itemsize
         if nbytes > shared.MAX_INPUT_BYTES:  # checked before reading: it would all be loaded
@@ -48,7 +48,7 @@ def _hdf5_windows(path: Path, key: str | None) -> tuple[np.ndarray, str]:
                 f"{path}: dataset {found} {dataset.shape} has {nbytes:,} bytes, over the "
                 f"{shared.MAX_INPUT_BYTES:,}-byte limit (zoo.data.MAX_INPUT_BYTES); split it"
             )
-        return dataset[()], found
+        return read_hdf5_dataset(handle, found), found
 
 
 def read_input_windows(path: Path, key: str | None = None) -> tuple[np.ndarray, str | None]:
