@@ -7,7 +7,8 @@
 It loads the run (`zoo.get(NAME, weights=RUN_DIR)`), measures it on the data's test split (the
 validation split where the data has no test split, as the embedded photographs), stores the
 weights as float16 when that leaves every measured metric unchanged to 4 decimals (float32
-otherwise), keeps the outputs of 8 fixed inputs beside them, and writes the card into the
+otherwise; `--storage float16` stores float16 anyway, and the card then records the float16
+copy's metrics, the figures a user gets, beside the float32 ones), keeps the outputs of 8 fixed inputs beside them, and writes the card into the
 family's `zoo/<family>/weights/` (see `zoo.weights`).
 """
 
@@ -55,6 +56,8 @@ def main() -> None:
     parser.add_argument("--load", action="append", default=[], metavar="KEY=INT",
                         help="the loader's options the run used (e.g. validation_size=5000), "
                              "where its record lacks them")
+    parser.add_argument("--storage", choices=("auto", "float16", "float32"), default="auto",
+                        help="auto: float16 only where no metric moves")
     parser.add_argument("--train-command", required=True,
                         help="the zoo train command that wrote --run-dir, for the card")
     args = parser.parse_args()
@@ -89,7 +92,8 @@ def main() -> None:
         _, half = measure(zoo.get(args.name, weights=args.tag), splits)
         del os.environ[weights.PATH_VARIABLE]
     print(f"{args.name}.{args.tag} stored as float16 would measure {half}")
-    float16 = all(np.isclose(half[key], metrics[key], atol=5e-5) for key in metrics)
+    unchanged = all(np.isclose(half[key], metrics[key], atol=5e-5) for key in metrics)
+    float16 = args.storage == "float16" or (args.storage == "auto" and unchanged)
     if float16:
         fields["metrics_float32"] = metrics
         fields["metrics"] = half
