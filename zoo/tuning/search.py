@@ -45,6 +45,7 @@ __all__ = ["BEST_RUN_DIR", "SearchResult", "TUNERS", "search"]
 
 TRIAL_RUN_DIR = "run"
 
+
 # --- oracles and the tuner ---------------------------------------------------------------------
 
 
@@ -186,7 +187,6 @@ class _Tuner(kt.Tuner):
             roles.serve(self.oracle)
             return
         super().search(*fit_args, **fit_kwargs)
-
 
 
 # --- the search --------------------------------------------------------------------------------
