@@ -4,6 +4,8 @@ An `HParam` is one keyword argument of a builder: its default (whose Python type
 parameter's type), the values it accepts, the keras-tuner search space (`Float`, `Int`,
 `Choice`: plain descriptions that `zoo.tuning` turns into keras-tuner hyperparameters) and a
 few words of help. It checks a value (`check`) and parses one from the command line (`parse`).
+A boolean, in Python as on the command line (`--set`, `--load`), is one of `BOOLEAN_SPELLINGS`
+(`to_bool`): anything else, "maybe" say, is refused rather than read as true.
 Nothing here knows entries: `zoo.registry` gathers these into entries, and its namespace
 offers them too (`from zoo.registry import HParam, register`), the vocabulary a family's
 entries are written in.
@@ -18,11 +20,42 @@ from typing import Any
 
 from zoo.errors import UsageError
 
-__all__ = ["Choice", "Float", "HParam", "HyperparameterError", "Int"]
+__all__ = ["BOOLEAN_SPELLINGS", "Choice", "Float", "HParam", "HyperparameterError", "Int",
+           "to_bool"]
 
 
 class HyperparameterError(UsageError, ValueError):
     """Raised for an unknown hyperparameter name or a value outside its valid range."""
+
+
+#: What a boolean may be given as, and what it means: `True`/`False`, the integers 1/0 (what
+#: the command line's `--load KEY=1` reads as), or these texts in any case.
+BOOLEAN_SPELLINGS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
+
+
+def to_bool(name: str, value: Any) -> bool:
+    """`value` as a boolean, by the one rule every boolean option follows (`BOOLEAN_SPELLINGS`).
+
+    Args:
+        name: what the value is for, named in the error ("whiten", "loader option whiten").
+        value: `True`/`False`, 1/0, or a text "true"/"false", "yes"/"no", "1"/"0" (any case,
+            spaces around ignored).
+
+    Returns:
+        The boolean.
+
+    Raises:
+        HyperparameterError: any other value ("maybe", 2, None), named with the accepted ones.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in BOOLEAN_SPELLINGS:
+        return BOOLEAN_SPELLINGS[value.strip().lower()]
+    raise HyperparameterError(
+        f"{name} expects true or false (also yes/no, 1/0), got {value!r}"
+    )
 
 
 # --- search spaces: plain descriptions that zoo.tuning turns into keras-tuner hyperparameters ---
@@ -85,6 +118,8 @@ class HParam:
     def check(self, name: str, value: Any) -> Any:
         """Returns `value` converted to this parameter's type, or raises `HyperparameterError`."""
         expected = self.type
+        if expected is bool:
+            value = to_bool(name, value)
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if expected is int and isinstance(value, float) and value.is_integer():
@@ -110,14 +145,11 @@ class HParam:
     def parse(self, name: str, text: str) -> Any:
         """Parses a command-line string into this parameter's type, then checks it."""
         expected = self.type
+        if expected is bool:
+            return self.check(name, text)  # the spellings are to_bool's
         try:
-            if expected is bool:
-                lowered = text.strip().lower()
-                if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(text)
-                value: Any = lowered in ("true", "1", "yes")
-            elif expected is int:
-                value = int(float(text)) if float(text).is_integer() else float(text)
+            if expected is int:
+                value: Any = int(float(text)) if float(text).is_integer() else float(text)
             else:
                 value = expected(text)
         except ValueError:

@@ -20,6 +20,7 @@ from zoo import runs, strategies, summaries, weights as weight_sets
 from zoo.data import fingerprint
 from zoo.errors import UsageError
 from zoo.files import atomic_path
+from zoo.hparams import to_bool
 from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError, get_entry
 from zoo.workflow.using import text_reports
 
@@ -93,15 +94,17 @@ def load_options(entry: Entry, preset: str | None, load: Mapping[str, Any] | Non
     """The task loader's options for training: the entry's, its preset's, then `load`'s.
 
     Raises:
-        UsageError: `load` names an option the loader lacks, or gives a number's place
-            something else.
+        UsageError: `load` names an option the loader lacks, or gives a number's or a
+            boolean's place something else (a boolean is `zoo.hparams.to_bool`'s).
     """
     options = entry.load_settings(preset)
     for key, value in (load or {}).items():
         if key not in options:
             raise UsageError(f"the {entry.task.name} loader has no option {key!r}; it takes "
                              f"{', '.join(options) or 'none'}")
-        if is_number(options[key]) and not is_number(value):
+        if isinstance(options[key], bool):
+            value = to_bool(f"loader option {key}", value)  # "maybe" is no boolean
+        elif is_number(options[key]) and not is_number(value):
             raise UsageError(f"loader option {key} expects a number like its default "
                              f"{options[key]!r}, got {value!r}")
         options[key] = value
