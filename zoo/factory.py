@@ -42,7 +42,9 @@ def get(name: str, preset: str | None = None, weights: Any = None, **overrides: 
     Raises:
         UnknownModelError: `name` is not registered.
         HyperparameterError: an unknown preset or hyperparameter, or a value out of range.
-        WeightsError: `weights` names no set or file, or one that does not fit the entry.
+        WeightsError: `weights` names no set or file (an empty one included), or one that does
+            not fit the entry.
+        zoo.saving.ModelFileError: `weights` is a `.keras` file (or a run's) cut short or damaged.
 
     Example:
 

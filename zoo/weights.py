@@ -33,7 +33,6 @@ import logging
 import os
 import re
 import tempfile
-import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,24 +41,15 @@ import numpy as np
 
 from zoo.files import atomic_path
 from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError, entries, get_entry
+from zoo.saving import extract_weights
 from zoo.weight_files import WeightsError, copy_weights, load_file, save_file
 
 logger = logging.getLogger(__name__)
 # The hyperparameter whose change re-initialises a classifier's head instead of being refused.
 NUM_CLASSES = "num_classes"
 
-__all__ = [
-    "PATH_VARIABLE",
-    "SIZE_BUDGET_BYTES",
-    "WeightsError",
-    "available",
-    "card",
-    "find",
-    "load",
-    "shipped",
-    "verify",
-    "write_set",
-]
+__all__ = ["PATH_VARIABLE", "SIZE_BUDGET_BYTES", "WeightsError", "available", "card", "find",
+           "load", "shipped", "verify", "write_set"]
 
 PATH_VARIABLE = "ZOO_WEIGHTS_PATH"
 WEIGHTS_DIR = "weights"  # inside each family's package folder
@@ -202,6 +192,13 @@ def verify(path: str | Path, card_: Mapping[str, Any]) -> None:
 def _source(entry: Entry, weights: str | Path) -> Iterator[dict[str, Any]]:
     """What `weights` names: `{"file", "entry", "hyperparameters", "card", "what"}`, the file a
     `.weights.h5` (extracted from a `.keras` while the block runs)."""
+    if not isinstance(weights, (str, os.PathLike)) or not str(weights).strip():
+        # Path("") is the current folder: an empty argument must not load whatever is there.
+        raise WeightsError(
+            f"weights must be a weight set's tag of {entry.name} (sets: "
+            f"{', '.join(available(entry.name)) or 'none'}) or a path to a run directory, "
+            f".keras, .weights.h5 or export directory, got {weights!r}"
+        )
     path = Path(weights)
     if isinstance(weights, str) and _TAG.match(weights) and not path.exists():
         file, card_ = find(entry.name, weights)
@@ -241,12 +238,11 @@ def _source(entry: Entry, weights: str | Path) -> Iterator[dict[str, Any]]:
         yield {**found, "file": path}
         return
     with tempfile.TemporaryDirectory(prefix="zoo-weights-") as directory:
-        try:
-            with zipfile.ZipFile(keras_file) as archive:
-                archive.extract("model.weights.h5", directory)
-        except (OSError, KeyError, zipfile.BadZipFile) as error:
-            raise WeightsError(f"cannot read the weights in {keras_file} ({error})") from None
-        yield {**found, "file": Path(directory) / "model.weights.h5"}
+        try:  # a .keras cut short or damaged is refused by zoo.saving, in its words
+            file = extract_weights(keras_file, directory)
+        except OSError as error:  # the temporary copy (a full disk, say)
+            raise WeightsError(f"cannot copy the weights out of {keras_file} ({error})") from None
+        yield {**found, "file": file}
 
 
 def _shapes(model: Any) -> list[tuple[int, ...]]:
@@ -291,7 +287,8 @@ def load(
 
     Raises:
         WeightsError: unknown tag, damaged set, a file that does not fit, weights of another
-            entry.
+            entry, an empty `weights` ("" would be the current folder).
+        zoo.saving.ModelFileError: a `.keras` (file, run's or export's) cut short or damaged.
         HyperparameterError: an override that changes the architecture the weights were
             trained with.
     """

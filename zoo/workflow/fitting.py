@@ -234,7 +234,7 @@ def train(name: str, data: str | Path | None = None, *, preset: str | None = Non
     strategy = _strategy(strategy)
     entry = get_entry(name)
     hyperparameters = entry.resolve(preset, **hparams)
-    if weights:
+    if weights is not None:  # "" is refused by weights.load, not taken for "no weights"
         recorded = _recorded(entry, str(weights))
         hyperparameters = entry.resolve(None if recorded else preset, **{**recorded, **hparams})
     run_dir = Path(run_dir or Path("runs") / entry.name)

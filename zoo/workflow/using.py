@@ -68,7 +68,7 @@ def trained(entry: Entry, run_dir: str | Path | None = None,
         zoo.runs.RunError: `run_dir` holds no finished run of the entry.
         zoo.weights.WeightsError: `weights` names nothing loadable.
     """
-    if weights:
+    if weights is not None:  # "" is refused by weights.load, not taken for "no weights"
         model = weight_sets.load(entry.name, str(weights))
         card = model.zoo_weights["card"] or {}
         return model, {"seed": card.get("recipe", {}).get("seed", 0), **card,
