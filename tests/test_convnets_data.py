@@ -114,6 +114,32 @@ def test_folder_with_train_and_test_gives_a_test_split(tmp_path):
     assert splits.y_train.shape == (18, 10) and splits.y_train.dtype == np.float32
 
 
+def test_a_split_not_asked_for_is_not_decoded(tmp_path, monkeypatch):
+    write_folder(tmp_path / "train", classes=("cat", "dog"), per_class=10)
+    write_folder(tmp_path / "test", classes=("dog",), per_class=3)
+    whole = data.load(tmp_path, seed=1, validation_size=4)
+    decoded = []
+    original = data.ImageFiles.decode
+
+    def counted(files, indices=None):
+        images = original(files, indices)
+        decoded.append(len(images))
+        return images
+
+    monkeypatch.setattr(data.ImageFiles, "decode", counted)
+    test_only = data.load(tmp_path, seed=1, validation_size=4, splits=["test"])
+    assert sum(decoded) == 3 and len(test_only.x_train) == len(test_only.x_val) == 0
+    np.testing.assert_array_equal(test_only.x_test, whole.x_test)
+    np.testing.assert_array_equal(test_only.y_test, whole.y_test)
+    decoded.clear()
+    held_out = data.load(tmp_path, seed=1, validation_size=4, splits=["val"])
+    assert sum(decoded) == 4 and held_out.x_test is None  # the same 4 images, not all 20
+    np.testing.assert_array_equal(held_out.x_val, whole.x_val)
+    np.testing.assert_array_equal(held_out.y_val, whole.y_val)
+    with pytest.raises(DataError, match=r"splits must be among train, val and test, got \['dev'\]"):
+        data.load(tmp_path, splits=["dev"])
+
+
 def test_held_out_split_is_seeded_and_disjoint(tmp_path):
     x = rows(200).reshape(-1, 3, 32, 32)
     np.savez(tmp_path / "c.npz", x=x, y=np.arange(200) % 10)

@@ -137,6 +137,8 @@ class Task:
             package under `zoo/` that owns them; `zoo list --family` filters by it.
         data: what data the entries expect, for `zoo describe` and error messages.
         load: `load(path_or_None, seed) -> Splits`; `None` loads the embedded default data.
+            A loader that takes `splits` (names among "train", "val", "test") may skip reading
+            the others (`load_splits`).
         metric: the headline metric.
         figures: `figures(model, splits, out_dir) -> [paths]`, the task's own PNG figures and
             text reports (`.txt`, which the CLI also prints).
@@ -172,6 +174,14 @@ class Task:
     predict: Callable[..., Any] | None = None
     class_names: Sequence[str] | None = None
     images: Callable[[Any], Any] | None = None
+
+    def load_splits(self, path: Any, splits: Sequence[str], **options: Any) -> Any:
+        """`load(path, **options)` for a caller that uses only `splits`: passed on where the
+        loader takes them, so it need not read the rest (a folder's 50,000 training images when
+        only its test images are scored)."""
+        if "splits" in inspect.signature(self.load).parameters:
+            options["splits"] = list(splits)
+        return self.load(path, **options)
 
     @property
     def tuning_objective(self) -> Objective:
@@ -255,7 +265,8 @@ class Entry:
         they select on its validation split."""
         defaults = {name: parameter.default
                     for name, parameter in inspect.signature(self.task.load).parameters.items()
-                    if name not in ("path", "seed") and parameter.default is not parameter.empty}
+                    if name not in ("path", "seed", "splits")  # not training options
+                    and parameter.default is not parameter.empty}
         return {**defaults, **self.load,
                 **{k: v for k, v in self._preset(preset).items() if k in self.load}}
 

@@ -28,8 +28,10 @@ from zoo.convnets.readers import (
     IMAGE_SHAPE,
     IMAGE_SUFFIXES,
     TRAIN_BATCHES,
+    ImageFiles,
     fit_image,
     folder_classes,
+    list_image_folder,
     read_binary_batches,
     read_image_folder,
     read_npz,
@@ -102,9 +104,10 @@ def _class_option(classes: Sequence[str] | str | None) -> tuple[str, ...] | None
 
 def _read(
     path: Path, classes: tuple[str, ...] | None
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], tuple[str, ...]]:
+) -> tuple[dict[str, tuple[np.ndarray | ImageFiles, np.ndarray]], tuple[str, ...]]:
     """Reads whatever CIFAR-10 format `path` is: its splits and the classes its labels index
-    (`classes` when given; else a folder tree's own, or CIFAR-10's for the batches and .npz)."""
+    (`classes` when given; else a folder tree's own, or CIFAR-10's for the batches and .npz).
+    A folder tree's images are listed, not decoded: `_take` decodes the ones a split takes."""
     if path.is_file():
         if path.suffix != ".npz":
             raise DataError(f"{path} is a file but not an .npz. {_HOW_TO_GET}")
@@ -116,10 +119,17 @@ def _read(
         return read_binary_batches(path), classes or CLASS_NAMES
     root = path / "train" if (path / "train").is_dir() else path
     names = classes or folder_classes(root)
-    splits = {"train": read_image_folder(root, names)}
+    splits = {"train": list_image_folder(root, names)}
     if root != path and (path / "test").is_dir():  # the training folders' classes, or some
-        splits["test"] = read_image_folder(path / "test", names)
+        splits["test"] = list_image_folder(path / "test", names)
     return splits, names
+
+
+def _take(images: np.ndarray | ImageFiles, indices: np.ndarray | None = None) -> np.ndarray:
+    """The images at `indices` (all by default), decoding listed files only now."""
+    if isinstance(images, ImageFiles):
+        return images.decode(indices)
+    return images if indices is None else images[indices]
 
 
 def example(directory: str | Path, seed: int = 0, per_class: int = 10) -> Path:
@@ -154,6 +164,7 @@ def load(
     seed: int = 0,
     validation_size: int | None = None,
     classes: Sequence[str] | str | None = None,
+    splits: Sequence[str] | None = None,
 ) -> Splits:
     """CIFAR-10, or any class-folder tree, as `Splits`: uint8 images, one-hot labels;
     validation held out of training.
@@ -176,6 +187,9 @@ def load(
         classes: the classes the labels index, instead of the data's own: names (a list, or
             comma-separated), or "cifar10" (to score a CIFAR-10 model on a folder of some of
             its classes). Every class folder must be one of them.
+        splits: the splits the caller uses, among "train", "val" and "test" (`None`: all);
+            the others come back empty, and a folder tree's images of them are not decoded
+            (`zoo evaluate --splits test` reads no training image).
 
     Raises:
         DataError: nothing found (listing where it looked and how to provide the data),
@@ -195,8 +209,12 @@ def load(
     path = Path(path)
     if not path.exists():
         raise DataError(f"no such file or folder: {path}. {_HOW_TO_GET}")
-    splits, names = _read(path, _class_option(classes))
-    images, labels = splits["train"]
+    wanted = {"train", "val", "test"} if splits is None else set(splits)
+    unknown = wanted - {"train", "val", "test"}
+    if unknown:
+        raise DataError(f"splits must be among train, val and test, got {sorted(unknown)}")
+    found, names = _read(path, _class_option(classes))
+    images, labels = found["train"]
     check_classes(labels, names, str(path))
     if validation_size is None:  # at least one: check_classes leaves two images or more
         validation_size = max(1, min(VALIDATION_SIZE, len(images) // 10))
@@ -207,13 +225,16 @@ def load(
         )
     order = np.random.default_rng(seed).permutation(len(images))
     train, val = order[validation_size:], order[:validation_size]
-    test_images, test_labels = splits.get("test", (None, None))
+    train, val = (train if "train" in wanted else train[:0]), (val if "val" in wanted else val[:0])
+    test_images, test_labels = found.get("test", (None, None))
+    if test_images is not None and "test" not in wanted:
+        test_images, test_labels = None, None
     return Splits(
-        x_train=images[train],
+        x_train=_take(images, train),
         y_train=_one_hot(labels[train], len(names)),
-        x_val=images[val],
+        x_val=_take(images, val),
         y_val=_one_hot(labels[val], len(names)),
-        x_test=test_images,
+        x_test=None if test_images is None else _take(test_images),
         y_test=None if test_labels is None else _one_hot(test_labels, len(names)),
         info={
             "source": str(Path(path).resolve()),  # the same file by any path is the same data

@@ -33,9 +33,11 @@ __all__ = [
     "CLASS_NAMES",
     "IMAGE_SHAPE",
     "IMAGE_SUFFIXES",
+    "ImageFiles",
     "TRAIN_BATCHES",
     "fit_image",
     "folder_classes",
+    "list_image_folder",
     "read_binary_batches",
     "read_image_folder",
     "read_npz",
@@ -215,20 +217,56 @@ def folder_classes(root: str | Path) -> tuple[str, ...]:
     return CLASS_NAMES if set(names) == set(CLASS_NAMES) else names
 
 
-def read_image_folder(
+class ImageFiles:
+    """The image files of a class-folder tree, listed and checked but not yet decoded: a split
+    decodes only the files it takes (`decode`), so evaluating a test folder does not decode the
+    50,000 training images beside it."""
+
+    def __init__(self, paths: Sequence[str], root: Path) -> None:
+        self.paths = np.asarray(paths, dtype=str)
+        self.root = root
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def decode(self, indices: np.ndarray | None = None) -> np.ndarray:
+        """uint8 `(len(indices), 32, 32, 3)` images of the files at `indices` (all by default),
+        in that order, decoded in parallel.
+
+        Raises:
+            DataError: naming the first file refused by `zoo.data.check_image_file` (a device,
+                a huge file or image: refused before anything decodes) or not decodable.
+        """
+        import tensorflow as tf
+
+        paths = self.paths if indices is None else self.paths[np.asarray(indices, np.int64)]
+        if not len(paths):
+            return np.zeros((0, *IMAGE_SHAPE), np.uint8)
+        for path in paths:
+            check_image_file(path)
+        decoded = tf.data.Dataset.from_tensor_slices(paths).map(
+            _decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+        try:
+            return np.concatenate(list(decoded.batch(4096).as_numpy_iterator()))
+        except tf.errors.OpError as error:
+            for path in paths:  # the parallel pipeline does not say which file: find it
+                decode_image(path)
+            first_line = error.message.splitlines()[0]
+            raise DataError(f"an image under {self.root} could not be read ({first_line})") from None
+
+
+def list_image_folder(
     root: str | Path, class_names: Sequence[str] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Reads `root/<class>/*` images, decoded in parallel, as uint8 `(N, 32, 32, 3)` and int64
-    labels, indices into `class_names`: by default the folder's own (`folder_classes`); when
-    given, every subfolder must be one of them (a subset is fine: a test folder with some of
-    the training classes). Images of another size are resized to 32x32, greyscale ones
-    repeated to RGB.
+) -> tuple[ImageFiles, np.ndarray]:
+    """The images of `root/<class>/*`, listed and checked (not decoded), and their int64 labels,
+    indices into `class_names`: by default the folder's own (`folder_classes`); when given,
+    every subfolder must be one of them (a subset is fine: a test folder with some of the
+    training classes).
 
     Raises:
-        DataError: a folder not among `class_names`, one without images, or an undecodable image.
+        DataError: a folder not among `class_names`, or one without images.
     """
-    import tensorflow as tf
-
     root = Path(root)
     class_names = folder_classes(root) if class_names is None else tuple(class_names)
     folders = _class_folders(root)
@@ -257,19 +295,21 @@ def read_image_folder(
             f"{'have' if len(empty) > 1 else 'has'} no images ({', '.join(IMAGE_SUFFIXES)}); "
             "add the class's images or remove the folder"
         )
-    for path in paths:  # refused by name before anything decodes: devices, huge files or headers
-        check_image_file(path)
-    decoded = tf.data.Dataset.from_tensor_slices(paths).map(
-        _decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
-    try:
-        images = np.concatenate(list(decoded.batch(4096).as_numpy_iterator()))
-    except tf.errors.OpError as error:
-        for path in paths:  # the parallel pipeline does not say which file: find it
-            decode_image(path)
-        first_line = error.message.splitlines()[0]
-        raise DataError(f"an image under {root} could not be read ({first_line})") from None
-    return images, np.asarray(labels, np.int64)
+    return ImageFiles(paths, root), np.asarray(labels, np.int64)
+
+
+def read_image_folder(
+    root: str | Path, class_names: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reads `root/<class>/*` images (`list_image_folder`), decoded in parallel, as uint8
+    `(N, 32, 32, 3)` and int64 labels. Images of another size are resized to 32x32, greyscale
+    ones repeated to RGB.
+
+    Raises:
+        DataError: a folder not among `class_names`, one without images, or an undecodable image.
+    """
+    files, labels = list_image_folder(root, class_names)
+    return files.decode(), labels
 
 
 # --- (c) an .npz ---

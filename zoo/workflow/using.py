@@ -150,7 +150,7 @@ def evaluate(name: str, data: str | Path | None = None, *, run_dir: str | Path |
     names = class_names(entry, run)
     if names is not None and "classes" in entry.load_settings():
         options = {**options, "classes": names}
-    loaded = entry.task.load(data, seed=run.get("seed", 0), **options)
+    loaded = entry.task.load_splits(data, chosen, seed=run.get("seed", 0), **options)
     results = {}
     for split in chosen:
         x, y = getattr(loaded, f"x_{split}"), getattr(loaded, f"y_{split}")
