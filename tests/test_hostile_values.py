@@ -199,6 +199,16 @@ def test_a_whole_keras_file_still_loads(model_bytes, tmp_path):
     assert zoo.get("lstm", preset="tiny", weights=path).count_params() > 0
 
 
+def test_a_keras_file_that_does_not_fit_is_named_not_its_temporary_copy(model_bytes, tmp_path):
+    """A `.keras`'s weights are read from a temporary copy: the message names the user's file."""
+    path = tmp_path / "model.keras"
+    path.write_bytes(model_bytes)
+    with pytest.raises(WeightsError) as caught:
+        zoo.get("lstm", weights=path)  # the tiny preset's weights into the default lstm
+    message = str(caught.value)
+    assert message.startswith(f"{path} does not fit lstm: variable ") and "zoo-weights-" not in message
+
+
 def test_a_damaged_keras_file_from_the_command_line(model_bytes, cli, tmp_path):
     path = tmp_path / "model.keras"
     path.write_bytes(damaged("first 1000 bytes", model_bytes))

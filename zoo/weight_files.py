@@ -27,9 +27,9 @@ class WeightsError(UserError, ValueError):
     """A weight set or file that is missing, damaged, or does not fit the entry."""
 
 
-def _layout(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+def _layout(path: Path, named: str | Path | None = None) -> dict[str, tuple[tuple[int, ...], str]]:
     """`{dataset path: (shape, layer name)}` of a Keras `.weights.h5`'s model variables
-    (the optimizer's are left out)."""
+    (the optimizer's are left out); errors name the file `named` (default `path`)."""
     import h5py
 
     layout: dict[str, tuple[tuple[int, ...], str]] = {}
@@ -43,7 +43,7 @@ def _layout(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
         with h5py.File(path, "r") as handle:
             handle.visititems(visit)
     except OSError as error:
-        raise WeightsError(f"{path} is not a readable weight file ({error})") from None
+        raise WeightsError(f"{named or path} is not a readable weight file ({error})") from None
     return layout
 
 
@@ -74,7 +74,8 @@ def _label(model: Any, key: str, layer: str) -> str:
     return f"{name} ({key})" if name else key
 
 
-def load_file(model: Any, path: str | Path, *, replace_head: bool = False) -> list[str]:
+def load_file(model: Any, path: str | Path, *, replace_head: bool = False,
+              named: str | Path | None = None) -> list[str]:
     """Loads a `.weights.h5` into `model` (built), after checking every variable's shape.
 
     Args:
@@ -82,6 +83,8 @@ def load_file(model: Any, path: str | Path, *, replace_head: bool = False) -> li
         path: a Keras weights file (float16 values are cast to the model's dtypes).
         replace_head: variables whose shapes differ only in the last axis (the classifier's
             class dimension) keep their fresh values instead of being refused.
+        named: what messages call the file (default `path`): a `.keras`'s weights are read
+            from a temporary copy, which the user never saw.
 
     Returns:
         The variables left at their fresh values (the head), empty when none.
@@ -93,14 +96,15 @@ def load_file(model: Any, path: str | Path, *, replace_head: bool = False) -> li
     import h5py
 
     path = Path(path)
-    stored = _layout(path)
+    named = named or path
+    stored = _layout(path, named)
     kept: list[str] = []
     with _model_file(model) as own_path:
         own = _layout(own_path)
         for key, (shape, layer) in own.items():
             if key not in stored:
                 raise WeightsError(
-                    f"{path} has no variable {_label(model, key, layer)} of shape {shape}: it "
+                    f"{named} has no variable {_label(model, key, layer)} of shape {shape}: it "
                     "holds another model's weights"
                 )
             if stored[key][0] != shape:
@@ -109,14 +113,14 @@ def load_file(model: Any, path: str | Path, *, replace_head: bool = False) -> li
                         and theirs[:-1] == shape[:-1])
                 if not head:
                     raise WeightsError(
-                        f"{path} does not fit {model.name}: variable {_label(model, key, layer)} "
+                        f"{named} does not fit {model.name}: variable {_label(model, key, layer)} "
                         f"has shape {theirs} in the file, {shape} in the model"
                     )
                 kept.append(_label(model, key, layer))
         extra = sorted(set(stored) - set(own))
         if extra:
             raise WeightsError(
-                f"{path} holds variables {model.name} does not have (first: {extra[0]} of shape "
+                f"{named} holds variables {model.name} does not have (first: {extra[0]} of shape "
                 f"{stored[extra[0]][0]}): it holds another model's weights"
             )
         # Write the file's values into a copy of the model's own file (same structure, optimizer

@@ -319,7 +319,8 @@ def load(
         model = entry.build(hyperparameters)
         try:
             if origin == entry.name:
-                kept = load_file(model, source["file"], replace_head=replace_head)
+                kept = load_file(model, source["file"], replace_head=replace_head,
+                                 named=source["what"])
             else:  # the weights_from twin: the same variables in the same order
                 donor = get_entry(origin)
                 donor_hp = {k: v for k, v in {**hyperparameters, **recorded}.items()
@@ -327,7 +328,8 @@ def load(
                 if replace_head and NUM_CLASSES in donor.hparams:  # the twin gets the new head
                     donor_hp[NUM_CLASSES] = hyperparameters[NUM_CLASSES]
                 twin = donor.build(donor.resolve(None, **donor_hp))
-                kept = load_file(twin, source["file"], replace_head=replace_head)
+                kept = load_file(twin, source["file"], replace_head=replace_head,
+                                 named=source["what"])
                 for mine, theirs in zip(model.weights, twin.weights):
                     if tuple(mine.shape) != tuple(theirs.shape):
                         raise WeightsError(
