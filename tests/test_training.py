@@ -22,6 +22,7 @@ from zoo.training import (
     NonFiniteLossError,
     Progress,
     epoch_batches,
+    epoch_seed_state,
     fit,
     read_history,
     set_seed,
@@ -277,6 +278,49 @@ def test_resume_ignores_a_checkpoint_write_cut_short_by_a_kill(tmp_path, patches
     assert logged_epochs(tmp_path / HISTORY_FILE) == [0, 1, 2, 3]
     assert len(history["loss"]) == 4
     assert not (tmp_path / CHECKPOINT_DIR).exists()
+
+
+def noisy_run(run_dir, epochs=3, callbacks=()):
+    """A classifier whose training draws random numbers (noise, dropout) in every step."""
+    set_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 4)).astype("float32")
+    y = np.eye(2, dtype="float32")[(x[:, 0] > 0).astype(int)]
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(8, activation="relu")(keras.layers.GaussianNoise(0.5)(inputs))
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.Dropout(0.5)(hidden))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy")
+    history = fit(model, Splits(x_train=x[:40], y_train=y[:40], x_val=x[40:], y_val=y[40:]),
+                  run_dir, epochs=epochs, batch_size=8, callbacks=callbacks, verbose=0)
+    return model, history
+
+
+def test_a_resumed_run_draws_the_random_numbers_of_an_uninterrupted_one(tmp_path, monkeypatch):
+    """Noise and dropout draw per epoch from (seed, epoch) (`EpochSeeds`), not from a
+    generator's state that a checkpoint does not hold: killed after epoch 1 and resumed, a run
+    ends with the uninterrupted run's history and weights, bit for bit."""
+    straight, straight_history = noisy_run(tmp_path / "straight")
+    save = EpochCheckpoint.on_epoch_end
+
+    def killed_after_epoch_1(self, epoch, logs=None):
+        save(self, epoch, logs)
+        raise Killed()
+
+    monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", killed_after_epoch_1)
+    with pytest.raises(Killed):
+        noisy_run(tmp_path / "resumed")
+    monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", save)
+    begun = EpochsBegun()
+    resumed, resumed_history = noisy_run(tmp_path / "resumed", callbacks=[begun])
+
+    assert begun.epochs == [1, 2]
+    assert resumed_history == straight_history
+    for ours, theirs in zip(resumed.get_weights(), straight.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    # The draws do change from epoch to epoch and with the generator's seed.
+    assert epoch_seed_state(7, 0)[0] != epoch_seed_state(7, 1)[0] != epoch_seed_state(8, 1)[0]
+    np.testing.assert_array_equal(epoch_seed_state(7, 1), epoch_seed_state(7, 1))
 
 
 def test_read_history_keeps_the_later_row_of_a_repeated_epoch(tmp_path):

@@ -5,7 +5,8 @@ The public names live here; the code lives in one module per concern:
 
     fitting.py       `fit` (resume, settings, the run's record) and `set_seed`
     chief.py         the chief/worker protocol: which process writes the run directory
-    callbacks.py     checkpoints, the non-finite guard, progress lines; `history.csv` read back
+    callbacks.py     checkpoints, per-epoch random seeds, the non-finite guard, progress lines;
+                     `history.csv` read back
     feeding.py       mini-batches from memory, normalization statistics, label checks
     distribution.py  a strategy's record and the patch Keras' `fit` needs under multi-worker
     loop.py          `train_loop`, the written-out `tf.GradientTape` loop
@@ -13,9 +14,11 @@ The public names live here; the code lives in one module per concern:
 
 from zoo.training.callbacks import (
     EpochCheckpoint,
+    EpochSeeds,
     NonFiniteLossError,
     Progress,
     StopOnNonFiniteLoss,
+    epoch_seed_state,
     read_history,
     trim_torn_row,
 )
@@ -31,12 +34,14 @@ from zoo.training.loop import train_loop
 
 __all__ = [
     "EpochCheckpoint",
+    "EpochSeeds",
     "NonFiniteLossError",
     "Progress",
     "StopOnNonFiniteLoss",
     "adapt_preprocessing",
     "check_labels",
     "epoch_batches",
+    "epoch_seed_state",
     "fit",
     "read_history",
     "set_seed",

@@ -1,8 +1,9 @@
 """The callbacks `fit` trains with, and the per-epoch records they leave in a run directory.
 
 `StopOnNonFiniteLoss` is the non-finite guard (`NonFiniteLossError`, which `train_loop` raises
-too); `EpochCheckpoint` checkpoints every epoch atomically and restores the latest; `Progress`
-logs a line now and then. Keras' `CSVLogger` writes `history.csv`: `trim_torn_row` mends a row
+too); `EpochSeeds` draws each epoch's random numbers from the epoch's number, so that a resumed
+run repeats them; `EpochCheckpoint` checkpoints every epoch atomically and restores the latest;
+`Progress` logs a line now and then. Keras' `CSVLogger` writes `history.csv`: `trim_torn_row` mends a row
 a kill cut short and `read_history` reads the file back.
 """
 
@@ -13,10 +14,12 @@ import io
 import logging
 import math
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from zoo import runs
 from zoo.errors import UserError
@@ -27,9 +30,11 @@ _log = logging.getLogger("zoo.training")
 
 __all__ = [
     "EpochCheckpoint",
+    "EpochSeeds",
     "NonFiniteLossError",
     "Progress",
     "StopOnNonFiniteLoss",
+    "epoch_seed_state",
     "read_history",
     "trim_torn_row",
 ]
@@ -62,6 +67,43 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                 "training stopped. Lower the learning rate, add gradient clipping, or check the "
                 "data for NaN/inf values. The last finished epoch's checkpoint is kept for resuming."
             )
+
+
+# Each random generator's own seed, read when it is first seen: `EpochSeeds` overwrites the
+# generator's state, so a model trained again in the same process would otherwise derive its
+# epochs' states from the last one's.
+_SEEDS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Sets every random generator of the model (each `keras.random.SeedGenerator`: the
+    augmentation's and dropout's draws) at the start of each epoch to a state drawn from the
+    generator's own seed and the epoch's number alone.
+
+    A generator's state is a variable that advances with each draw, and checkpoints do not hold
+    it (nor could they without changing the weight files' layout): a run resumed at epoch k
+    would draw again what epochs 0.. had drawn. Derived from `(seed, epoch)`, epoch k draws the
+    same numbers whether the run got there uninterrupted or resumed, as `epoch_batches` does for
+    the batches' order; distinct seeds or epochs give unrelated streams (`numpy.random.SeedSequence`).
+    """
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._generators = [
+            (generator, _SEEDS.setdefault(generator, int(generator.state.numpy()[0])))
+            for layer in self.model._flatten_layers(include_self=True)
+            for generator in layer._seed_generators
+        ]
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        for generator, seed in self._generators:
+            generator.state.assign(epoch_seed_state(seed, epoch, generator.state.dtype))
+
+
+def epoch_seed_state(seed: int, epoch: int, dtype: Any = "int64") -> np.ndarray:
+    """The state `EpochSeeds` gives a random generator of seed `seed` at the start of `epoch`:
+    `[mixed, 0]`, `mixed` a 31-bit number drawn from both (valid for every seed dtype)."""
+    mixed = np.random.SeedSequence([seed % 2**64, epoch]).generate_state(1)[0] >> 1
+    return np.array([mixed, 0], dtype=keras.backend.standardize_dtype(dtype))
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

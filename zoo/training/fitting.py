@@ -17,6 +17,7 @@ from zoo import runs
 from zoo.data import DataError, Splits
 from zoo.training.callbacks import (
     EpochCheckpoint,
+    EpochSeeds,
     Progress,
     StopOnNonFiniteLoss,
     _build,
@@ -81,7 +82,9 @@ def fit(
     fitted to the training inputs (`adapt_preprocessing`). The data is fed from memory by
     `epoch_batches`: a new order every epoch, drawn from the global seed and the epoch's
     number (so a resumed run sees the batches an uninterrupted one would), without tf.data's
-    autotuning (`untuned`).
+    autotuning (`untuned`); likewise every random generator of the model (augmentation,
+    dropout) starts each epoch from its seed and the epoch's number (`EpochSeeds`), so a run
+    killed after epoch k and resumed ends exactly as an uninterrupted run.
 
     Under a `tf.distribute` strategy (build and compile `model` in `zoo.strategies.make_strategy(...).scope()`,
     call `fit` outside it): `batch_size` is the global batch, split evenly across the replicas
@@ -234,6 +237,7 @@ def _train(
         shuffle=False,  # the batches come shuffled
         verbose=verbose,
         callbacks=[
+            EpochSeeds(),  # first: each epoch's random draws are set before any other callback
             StopOnNonFiniteLoss(),
             # Log before checkpointing: a kill between the two repeats a logged epoch (which
             # read_history resolves) instead of losing one from the history.
