@@ -167,3 +167,25 @@ def test_every_kind_of_import_statement_is_an_edge(tmp_path):
     assert find_cycle(graph) == ["pkg.a", "pkg.b", "pkg.sub.c", "pkg.a"]
     assert reachable(graph, "pkg.sub") == set()
     assert reachable(graph, "pkg.b") == {"pkg.sub.c", "pkg.a", "pkg.sub", "pkg.b"}
+
+
+# The house's size rules (issue 23, /work/shared/DESIGN.md): a module past them holds more than
+# one concern, and the split is due.
+MAX_MODULE_LINES = 500
+MAX_TRAINING_LINES = 300
+
+
+def test_no_module_outgrows_one_concern():
+    sizes = {path.relative_to(ZOO.parent): len(path.read_text().splitlines())
+             for path in ZOO.rglob("*.py")}
+    over = {str(path): lines for path, lines in sizes.items()
+            if lines > (MAX_TRAINING_LINES if path.parts[1] == "training" else MAX_MODULE_LINES)}
+    assert not over, f"split these by concern (500 lines; zoo/training/: 300): {over}"
+    assert sizes[Path("zoo/cli.py")] <= 450, "zoo/cli.py is argparse and printing: keep it short"
+
+
+def test_the_command_line_imports_no_training_internals():
+    """zoo/cli.py parses and prints over zoo.workflow: it reaches training only through it."""
+    direct = import_graph()["zoo.cli"]
+    assert not {name for name in direct if name.startswith(("zoo.training", "zoo.tuning.search"))}
+    assert "zoo.workflow" in direct or any(name.startswith("zoo.workflow.") for name in direct)
