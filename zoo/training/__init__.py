@@ -10,6 +10,7 @@ The public names live here; the code lives in one module per concern:
     feeding.py       mini-batches from memory, normalization statistics, label checks
     distribution.py  a strategy's record and the patch Keras' `fit` needs under multi-worker
     loop.py          `train_loop`, the written-out `tf.GradientTape` loop
+    writing.py       the run's files written so that a failed write (disk full) leaves it resumable
 """
 
 from zoo.training.callbacks import (
@@ -31,12 +32,14 @@ from zoo.training.feeding import (
 )
 from zoo.training.fitting import fit, set_seed
 from zoo.training.loop import train_loop
+from zoo.training.writing import RunWriteError
 
 __all__ = [
     "EpochCheckpoint",
     "EpochSeeds",
     "NonFiniteLossError",
     "Progress",
+    "RunWriteError",
     "StopOnNonFiniteLoss",
     "adapt_preprocessing",
     "check_labels",

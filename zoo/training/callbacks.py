@@ -3,8 +3,9 @@
 `StopOnNonFiniteLoss` is the non-finite guard (`NonFiniteLossError`, which `train_loop` raises
 too); `EpochSeeds` draws each epoch's random numbers from the epoch's number, so that a resumed
 run repeats them; `EpochCheckpoint` checkpoints every epoch atomically and restores the latest;
-`Progress` logs a line now and then. Keras' `CSVLogger` writes `history.csv`: `trim_torn_row` mends a row
-a kill cut short and `read_history` reads the file back.
+`Progress` logs a line now and then. `zoo.training.writing.HistoryLogger` (Keras' `CSVLogger`)
+writes `history.csv`: `trim_torn_row` mends a row a kill cut short and `read_history` reads the
+file back.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from zoo import runs
 from zoo.errors import UserError
-from zoo.files import atomic_path
+from zoo.training.writing import save_weights
 
 # The package's logger, which the docs name (`Progress`, `train_loop`): users set its level.
 _log = logging.getLogger("zoo.training")
@@ -112,7 +113,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     Each checkpoint is written atomically as `epoch-NNNN.weights.h5` and replaces the one
     before, so a kill at any moment leaves either the previous or the new checkpoint, never a
-    broken one. (`keras.callbacks.BackupAndRestore` writes in place: a kill during its first
+    broken one; a write that fails (disk full) raises `zoo.training.writing.RunWriteError`
+    and keeps the previous one. (`keras.callbacks.BackupAndRestore` writes in place: a kill during its first
     write leaves a file nothing can resume from.) When training ends, `final.weights.h5` holds
     the weights as training left them (early stopping may have restored an earlier epoch's), so
     a run killed before its model file was written finishes from them without training more.
@@ -136,8 +138,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         return sorted((directory or self.directory).glob("epoch-*.weights.h5"))
 
     def _save(self, name: str) -> None:
-        with atomic_path(self.directory / name) as temporary:
-            self.model.save_weights(temporary)  # the temporary name keeps Keras' suffix
+        save_weights(self.model, self.directory / name)  # atomic; a failed write raises
 
     @property
     def training_ended(self) -> bool:

@@ -28,6 +28,7 @@ from zoo import runs
 from zoo.files import atomic_path
 from zoo.strategies import is_chief
 from zoo.training.callbacks import EpochCheckpoint, read_history, trim_torn_row
+from zoo.training.writing import writing
 
 __all__ = ["RunFiles", "finish_run", "open_run"]
 
@@ -123,7 +124,7 @@ def finish_run(
         return read_history(files.history_path)
     run = files.run
     runs.kill_point("trained")
-    with atomic_path(run.model_path) as temporary:
+    with writing(run.model_path), atomic_path(run.model_path) as temporary:
         model.save(temporary)  # the temporary name keeps the .keras suffix Keras requires
     history = read_history(run.history_path)
     drawn = []

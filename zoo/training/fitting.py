@@ -26,6 +26,7 @@ from zoo.training.callbacks import (
 from zoo.training.chief import finish_run, open_run
 from zoo.training.distribution import _distribution, _reduce_nests
 from zoo.training.feeding import adapt_preprocessing, check_labels, epoch_batches, steps_per_epoch
+from zoo.training.writing import HistoryLogger
 
 __all__ = ["fit", "set_seed"]
 
@@ -241,7 +242,7 @@ def _train(
             StopOnNonFiniteLoss(),
             # Log before checkpointing: a kill between the two repeats a logged epoch (which
             # read_history resolves) instead of losing one from the history.
-            keras.callbacks.CSVLogger(str(history_path), append=True),
+            HistoryLogger(str(history_path), append=True),
             *stopping,
             # After early stopping, so that its end-of-training checkpoint holds the weights
             # early stopping restored.
