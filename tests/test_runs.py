@@ -447,3 +447,54 @@ def test_a_resume_refuses_other_data_at_the_same_path_and_takes_the_same_by_anot
     code, _, err = cli("train", "lstm", "--data", path, "--preset", "tiny")
     assert code == 1 and err.count("\n") == 1, err
     assert "(data.fingerprint: recorded" in err and "hyperparameters" not in err, err
+
+
+# --- 6. what killed writes leave -----------------------------------------------------------------
+
+
+def test_the_lock_of_an_owned_run_removes_killed_writes_temporaries_and_nothing_else(tmp_path):
+    run = runs.RunDirectory(tmp_path / "run")
+    run.claim()
+    run.checkpoint_dir.mkdir()
+    stale = [run.path / ".tmp-0123abcd-model.keras",
+             run.checkpoint_dir / ".tmp-89abcdef-epoch-0002.weights.h5"]
+    for path in stale:
+        path.write_bytes(b"half written")
+    (run.path / ".tmp-deadbeef-export").mkdir()  # a directory written through atomic_path
+    (run.path / ".tmp-deadbeef-export" / "saved_model.pb").write_bytes(b"half")
+    look_alikes = [".tmp-mine", ".tmp-0123ABCD-x", ".tmp-0123abcd", ".tmp-0123abc-x",
+                   "notes.tmp-0123abcd-x"]  # not atomic_path's names: someone else's
+    for name in look_alikes:
+        (run.path / name).write_text("mine")
+    nested = run.path / "notes"  # below the run's own folders nothing is touched
+    nested.mkdir()
+    (nested / ".tmp-0123abcd-draft.txt").write_text("mine")
+    foreign = tmp_path / "foreign"  # a folder zoo does not own: locked, never cleaned
+    foreign.mkdir()
+    (foreign / ".tmp-0123abcd-model.keras").write_text("theirs")
+
+    with run.lock():
+        assert not any(path.exists() for path in stale)
+        assert not (run.path / ".tmp-deadbeef-export").exists()
+    assert all((run.path / name).read_text() == "mine" for name in look_alikes)
+    assert (nested / ".tmp-0123abcd-draft.txt").read_text() == "mine"
+    with runs.RunDirectory(foreign).lock():
+        pass
+    assert (foreign / ".tmp-0123abcd-model.keras").read_text() == "theirs"
+
+
+def test_a_model_write_killed_before_its_rename_leaves_nothing_after_the_resume(
+        tmp_path, data, subprocess_env):
+    """A kill inside `atomic_path` (the model written, not yet renamed) leaves a `.tmp-`
+    model.keras; the rerun that finishes the run removes it."""
+    run_dir = tmp_path / "run"
+    process = zoo_process("train", *LSTM, "--epochs", 1, "--data", data, "--run-dir", run_dir,
+                          env=subprocess_env, kill_at="trained", cwd=tmp_path)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == -signal.SIGKILL, output[-3000:]
+    stale = run_dir / ".tmp-0badf00d-model.keras"  # what a kill inside model.save leaves
+    stale.write_bytes(b"PK\x03\x04 half a zip")
+    code, _, err = run_cli("train", *LSTM, "--epochs", 1, "--data", data, "--run-dir", run_dir)
+    assert code == 0, err
+    assert_finished(run_dir, 1)
+    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".tmp-")]

@@ -17,8 +17,8 @@ Writing is ordered so that a kill at any instant leaves a run that is either fin
 resumable: the record (status "training") before the first epoch, the model, history and
 figures when training ends, then the record (status "finished"), and the checkpoints last. A
 rerun of an interrupted finish completes it; a rerun of a finished run is refused unless told to
-overwrite, and a resumed run must have the settings its record holds. Nothing here imports
-TensorFlow.
+overwrite, and a resumed run must have the settings its record holds (an overwrite builds the
+new run beside the old one: `zoo.workflow.replacing`). Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging
 import os
 import shutil
 import signal
@@ -35,7 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import UserError
-from zoo.files import atomic_path
+from zoo.files import atomic_path, remove_temporaries
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -201,9 +204,17 @@ class RunDirectory:
         """
         claim_directory(self.path, "run directory", "choose another --run-dir")
 
-    def lock(self) -> contextlib.AbstractContextManager[None]:
-        """The run's exclusive lock (see `locked`)."""
-        return locked(self.path, "run directory")
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """The run's exclusive lock (see `locked`). Holding it, in a folder zoo owns, the
+        temporaries of writes killed before their rename are removed from the run's folder
+        and its checkpoints' (`zoo.files.remove_temporaries`): no other process writes there."""
+        with locked(self.path, "run directory"):
+            if self.is_owned():
+                for folder in (self.path, self.checkpoint_dir):
+                    for name in remove_temporaries(folder):
+                        logger.info("removed %s, left in %s by a killed write", name, folder)
+            yield
 
     def record(self) -> dict[str, Any] | None:
         """The run record, or `None` when there is none.
@@ -309,6 +320,18 @@ class RunDirectory:
 
     def remove_checkpoints(self) -> None:
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+
+    def written_names(self) -> set[str]:
+        """The names zoo writes in this folder (fixed ones and the record's files); anything
+        else here is someone else's.
+
+        Raises:
+            RunError: the record is not valid JSON.
+        """
+        listed = {Path(name).parts[0] for name in (self.record() or {}).get("files", ())
+                  if Path(name).parts}
+        return {MARKER_FILE, LOCK_FILE, RECORD_FILE, HISTORY_FILE, MODEL_FILE, CURVES_FILE,
+                EVALUATION_DIR, CHECKPOINT_DIR, *listed}
 
     def clear(self) -> None:
         """Removes the files of an earlier run that zoo wrote (those its record lists, plus the
