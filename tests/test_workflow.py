@@ -132,3 +132,96 @@ def test_the_package_exposes_the_workflow_and_keeps_the_export_module():
     assert callable(zoo.export) and zoo.export is sys.modules["zoo.export"]
     assert export is zoo.export.export and "onnx" in FORMATS
     assert zoo.train is zoo.workflow.train and zoo.tune is zoo.tuning.search
+
+
+# --- --overwrite: the new run is built beside the old one, swapped in only when finished ---------
+
+
+def snapshot(directory):
+    """Every file under `directory` with its bytes (but the lock's, which names its holder)."""
+    return {str(p.relative_to(directory)): p.read_bytes()
+            for p in sorted(directory.rglob("*")) if p.is_file() and p.name != ".zoo-lock"}
+
+
+def siblings(run_dir):
+    return sorted(p.name for p in run_dir.parent.iterdir() if p.name.startswith(f".{run_dir.name}."))
+
+
+@pytest.fixture
+def finished(tmp_path, example):
+    """A finished lstm run (tiny, one epoch) holding a file of the user's; its data."""
+    data = example("lstm")
+    run = zoo.train("lstm", data, preset="tiny", run_dir=tmp_path / "runs" / "lstm")
+    (run.path / "notes.txt").write_text("the user's, kept across overwrites\n")
+    return run, data
+
+
+@pytest.mark.slow
+def test_an_overwrite_trains_beside_the_old_run_and_swaps_it_in_when_finished(finished,
+                                                                               monkeypatch):
+    import zoo.workflow.fitting as fitting
+
+    old, data = finished
+    before = snapshot(old.path)
+    # What a killed overwrite left (zoo's, marked) and a look-alike of the user's (kept).
+    killed = old.path.parent / ".lstm.overwrite-0badf00d"
+    zoo.runs.RunDirectory(killed).claim()
+    (killed / "history.csv").write_text("epoch,loss\n0,1.5\n")
+    look_alike = old.path.parent / ".lstm.overwrite-mine"
+    look_alike.mkdir()
+    seen = []
+
+    def fit_into(entry, model, splits, run_dir, record, **options):
+        history = original(entry, model, splits, run_dir, record, **options)
+        # The new run is finished beside the old one, which is as it was.
+        seen.append((run_dir, snapshot(old.path) == before, siblings(old.path)))
+        return history
+
+    original = fitting.fit_into
+    monkeypatch.setattr(fitting, "fit_into", fit_into)
+    new = zoo.train("lstm", data, preset="tiny", run_dir=old.path, epochs=2, overwrite=True)
+    [(built_in, old_intact, beside)] = seen
+    assert built_in.parent == old.path.parent and built_in.name.startswith(".lstm.overwrite-")
+    assert old_intact and beside == sorted([built_in.name, look_alike.name])
+    assert new.path == old.path and new.record["epochs_trained"] == 2
+    assert zoo.runs.RunDirectory(old.path).record()["epochs_trained"] == 2
+    assert all(path.is_file() for path in new.files) and new.files
+    assert (old.path / "notes.txt").read_text() == "the user's, kept across overwrites\n"
+    assert siblings(old.path) == [look_alike.name]  # the old run and the killed one: gone
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failed_overwrite_leaves_the_old_run_byte_identical(failure, finished, monkeypatch):
+    import keras
+
+    import zoo.workflow.fitting as fitting
+
+    old, data = finished
+    before = snapshot(old.path)
+
+    class FailAfterAnEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise failure
+
+    def fit_into(*args, callbacks=(), **options):
+        return original(*args, callbacks=[*callbacks, FailAfterAnEpoch()], **options)
+
+    original = fitting.fit_into
+    monkeypatch.setattr(fitting, "fit_into", fit_into)
+    with pytest.raises(type(failure)) as raised:
+        zoo.train("lstm", data, preset="tiny", run_dir=old.path, epochs=3, overwrite=True)
+    if isinstance(failure, KeyboardInterrupt):
+        assert str(raised.value) == (f"{old.path} holds its earlier run as it was; the same "
+                                     "command trains it again")
+    assert snapshot(old.path) == before
+    assert siblings(old.path) == []  # the half-built run is removed
+
+
+def test_an_overwrite_refuses_a_folder_zoo_does_not_own(tmp_path, example):
+    foreign = tmp_path / "theirs"
+    foreign.mkdir()
+    (foreign / "run.json").write_text('{"status": "finished"}\n')  # looks like a run, no marker
+    before = snapshot(foreign)
+    with pytest.raises(zoo.runs.RunError, match="not a zoo run directory"):
+        zoo.train("lstm", example("lstm"), preset="tiny", run_dir=foreign, overwrite=True)
+    assert snapshot(foreign) == before and siblings(foreign) == []

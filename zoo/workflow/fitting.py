@@ -2,7 +2,9 @@
 
 Both build the run record with `run_record` and train with `fit_into`, the path `zoo tune`'s
 trials take too (`zoo.tuning.hypermodel.EntryHyperModel.fit`), so that a run made from Python,
-by `zoo train` or by a search records the same fields. TensorFlow is imported when one trains.
+by `zoo train` or by a search records the same fields. An overwrite of a run builds the new one
+beside it (`zoo.workflow.replacing`); an interrupt (Ctrl-C) ends as `Interrupted`, saying what
+the same command does with the run it left. TensorFlow is imported when one trains.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import dataclasses
 import itertools
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,18 @@ from zoo.errors import UsageError
 from zoo.files import atomic_path
 from zoo.hparams import to_bool
 from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError, get_entry
+from zoo.workflow.replacing import replacing
 from zoo.workflow.using import text_reports
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Run", "Sweep", "fit_into", "run_record", "sweep", "train"]
+__all__ = ["Interrupted", "Run", "Sweep", "fit_into", "run_record", "sweep", "train"]
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C (or SIGTERM, which the `zoo` command turns into the same),
+    its run directory left for a rerun to take up: the message says where and what the same
+    command does there. A `KeyboardInterrupt`, so that callers' handlers of one still catch it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,12 +183,30 @@ def _build(entry: Entry, hyperparameters: dict[str, Any], source: str | None,
     return model, {"weights": {"source": source, "replaced_head": model.zoo_weights["replaced"]}}
 
 
+@contextlib.contextmanager
+def _interruptible(run_dir: Path, replacing_it: bool) -> Iterator[None]:
+    """Turns a `KeyboardInterrupt` (Ctrl-C; SIGTERM under the `zoo` command) inside the block
+    into `Interrupted`, telling what the same command does with the run left in `run_dir`; a
+    plain one where no run was started there yet."""
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        if replacing_it:  # `replacing` removed the new run; the old one was never touched
+            raise Interrupted(f"{run_dir} holds its earlier run as it was; the same command "
+                              "trains it again") from stop
+        if not (run_dir / runs.RECORD_FILE).is_file():
+            raise
+        raise Interrupted(f"the run in {run_dir} resumes with the same command") from stop
+
+
 def _train_one(entry: Entry, hyperparameters: dict[str, Any], splits: Any, run_dir: Path, *,
                preset: str | None, seed: int, fit: Mapping[str, Any], source: str | None = None,
                strategy: Any = None, tensorboard: str | Path | None = None,
                images_every: int = summaries.DEFAULT_EVERY,
                overwrite: bool = False) -> tuple[Any, dict[str, list[float]]]:
-    """Builds and trains one model into `run_dir`; returns it and its history."""
+    """Builds and trains one model into `run_dir`; returns it and its history. Overwriting a
+    run there, the chief trains beside it and swaps the new run in when finished
+    (`zoo.workflow.replacing`); the other workers of a multi-worker job write nothing."""
     from zoo import training
 
     training.set_seed(seed)
@@ -187,8 +214,13 @@ def _train_one(entry: Entry, hyperparameters: dict[str, Any], splits: Any, run_d
     record = run_record(entry, preset, hyperparameters, seed, splits.info, **weights_record)
     # `fit` runs outside the strategy's scope and reads the strategy from the model.
     logged = summaries.callbacks(tensorboard, entry.task.images, images_every)
-    history = fit_into(entry, model, splits, run_dir, record, title=f"{entry.name}: training",
-                       overwrite=overwrite, callbacks=logged, **fit)
+    replace = (overwrite and runs.RunDirectory(run_dir).record() is not None
+               and strategies.is_chief(strategy))
+    into = replacing(run_dir) if replace else contextlib.nullcontext(run_dir)
+    with _interruptible(run_dir, replace), into as target:
+        history = fit_into(entry, model, splits, target, record,
+                           title=f"{entry.name}: training", overwrite=overwrite and not replace,
+                           callbacks=logged, **fit)
     return model, history
 
 
