@@ -18,6 +18,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
+from zoo.workflow.fitting import Interrupted
 
 NAME = "sparse_autoencoder"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -341,3 +342,90 @@ def test_list_pretrained_shows_each_sets_metric_split_and_size(cli):
     assert any(line.split()[:3] == ["keras_lstm", "usc_had", "(lstm's)"] for line in lines)
     code, out, _ = cli("list", "--pretrained", "--family", "autoencoder")
     assert code == 0 and [line.split()[:2] for line in out.splitlines()] == [[NAME, "photos"]]
+
+
+# --- Ctrl-C and SIGTERM: an orderly stop, one line, a run that resumes --------------------------
+
+
+def test_sigterm_inside_the_block_is_a_keyboard_interrupt_and_the_handlers_come_back():
+    import signal
+
+    from zoo.workflow.console import Interrupts
+
+    before = {number: signal.getsignal(number) for number in Interrupts.SIGNALS}
+    interrupts = Interrupts()
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # Python runs the handler between bytecodes
+                pass
+    assert interrupts.signal == signal.SIGTERM and interrupts.exit_status == 143
+    assert {number: signal.getsignal(number) for number in Interrupts.SIGNALS} == before
+    assert Interrupts().exit_status == 130  # an interrupt with no signal counts as Ctrl-C
+
+
+@pytest.mark.parametrize("raised, line", [
+    (KeyboardInterrupt(), "zoo: interrupted"),
+    (Interrupted("the run in R resumes with the same command"),
+     "zoo: interrupted; the run in R resumes with the same command"),
+])
+def test_an_interrupted_command_ends_with_one_line_and_status_130(raised, line, cli,
+                                                                  monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(zoo, "evaluate", interrupted)
+    code, out, err = cli("evaluate", NAME)
+    assert (code, err) == (130, line + "\n")
+
+
+def interrupt_a_training(signal_number, command, cwd, env):
+    """Starts `zoo COMMAND`, sends `signal_number` once its first epoch is checkpointed and
+    returns (exit status, stderr, seconds from the signal to the exit)."""
+    import time
+
+    run_dir = cwd / "runs" / "lstm"
+    process = subprocess.Popen([sys.executable, "-m", "zoo", *map(str, command)], cwd=cwd,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not list((run_dir / ".zoo-checkpoints").glob("epoch-*.weights.h5")):
+            assert process.poll() is None, process.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint within 180 s"
+            time.sleep(0.05)
+        process.send_signal(signal_number)
+        signalled = time.monotonic()
+        _, err = process.communicate(timeout=60)
+        return process.returncode, err, time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("name, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signalled_train_stops_at_once_in_one_line_and_resumes(name, status, tmp_path,
+                                                                 subprocess_env):
+    import signal
+
+    from zoo.recurrent import data as har
+    from zoo.runs import RunDirectory
+
+    data = har.example(tmp_path / "data", seed=0)
+    command = ("train", "lstm", "--preset", "tiny", "--data", data, "--epochs", 8)
+    code, err, seconds = interrupt_a_training(getattr(signal, name), command, tmp_path,
+                                              subprocess_env)
+    assert (code, err) == (status, "zoo: interrupted; the run in runs/lstm resumes with the "
+                                   "same command\n")
+    assert seconds < 20
+    run = RunDirectory(tmp_path / "runs" / "lstm")
+    assert run.status() == "training" and not run.model_path.exists()
+    epochs_before = len(run.history_path.read_text().splitlines()) - 1
+    assert 1 <= epochs_before < 8
+
+    rerun = zoo_command(*command, cwd=tmp_path, env=subprocess_env)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "Traceback" not in rerun.stderr
+    assert run.status() == "finished" and run.record()["epochs_trained"] == 8
+    assert run.model_path.is_file() and not run.checkpoint_dir.exists()
