@@ -415,11 +415,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, --version, or a mistake argparse has told
         return int(exit_.code or 0)
+    interrupts = console.Interrupts()  # SIGTERM stops the work as Ctrl-C does
     try:
-        with console.console_logging():
+        with console.console_logging(), interrupts:
             if getattr(args, "tensorflow", True):  # every command but list and describe
                 console.start_tensorflow(args.verbose)
             code = args.run(args)
+    except KeyboardInterrupt as interrupt:  # one line, where the run was left; no traceback
+        if args.debug:
+            raise
+        print(interrupts.message(interrupt), file=sys.stderr)
+        return interrupts.exit_status
     except USER_ERRORS as error:
         if args.debug:
             raise
