@@ -135,10 +135,18 @@ def callbacks(
 ) -> list[keras.callbacks.Callback]:
     """The callbacks that log a training run to TensorBoard in `log_dir` (none when it is
     `None`): `keras.callbacks.TensorBoard`'s epoch scalars and, when `images` is given,
-    `ImageSummaries`."""
+    `ImageSummaries`. `log_dir` becomes a folder zoo owns (`zoo.runs.claim_directory`): one
+    holding files zoo did not write is refused, so no two sources' curves mix in it.
+
+    Raises:
+        RunError: `log_dir` is a file, or a folder that holds files zoo did not write.
+    """
     if log_dir is None:
         return []
     require()
+    from zoo import runs  # imported here: only logging runs need the owner check
+
+    runs.claim_directory(log_dir, "TensorBoard log folder", "choose another --tensorboard")
     logged: list[keras.callbacks.Callback] = [scalars(log_dir)]
     if images is not None:
         logged.append(_image_summaries()(log_dir, images, every))
