@@ -199,6 +199,7 @@ def test_train_evaluate_export(tmp_path, patch_file, subprocess_env, cli):
     assert card["headline_metric"] == "val_reconstruction"
 
 
+@pytest.mark.slow
 def test_train_on_a_folder_of_photographs_draws_the_colour_patches(cli, tmp_path):
     rng = np.random.default_rng(0)
     (tmp_path / "photos").mkdir()

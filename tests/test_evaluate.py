@@ -43,6 +43,7 @@ def test_splits_only_empties_the_others():
     assert len(only.y_train) == 0 and only.y_test is None
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_an_out_folder_it_did_not_write_and_keeps_its_files(cli, tmp_path):
     path = har.example(tmp_path / "data", seed=0)
     code, _, err = cli("train", "lstm", "--data", path, "--preset", "tiny")

@@ -425,6 +425,7 @@ def test_one_cycle_and_lookahead_continue_across_a_resume(tmp_path):
                                    err_msg=a.path)
 
 
+@pytest.mark.slow
 def test_a_resume_refuses_other_data_at_the_same_path_and_takes_the_same_by_another(
         cli, tmp_path):
     from zoo.recurrent import data as har

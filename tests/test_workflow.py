@@ -190,6 +190,7 @@ def test_an_overwrite_trains_beside_the_old_run_and_swaps_it_in_when_finished(fi
     assert siblings(old.path) == [look_alike.name]  # the old run and the killed one: gone
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
 def test_a_failed_overwrite_leaves_the_old_run_byte_identical(failure, finished, monkeypatch):
     import keras

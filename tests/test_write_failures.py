@@ -58,6 +58,7 @@ def autoencoder_run(run_dir, patches, callbacks=()):
     return model, history
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("file", [HISTORY_FILE, "checkpoint"])
 def test_a_write_that_fails_stops_the_run_which_resumes_from_its_last_checkpoint(
         file, tmp_path, patches):
