@@ -385,10 +385,15 @@ def interrupt_a_training(signal_number, command, cwd, env):
     returns (exit status, stderr, seconds from the signal to the exit)."""
     import time
 
+    import signal
+
     run_dir = cwd / "runs" / "lstm"
+    # As from a terminal: a suite started in the background (nohup, some CI runners) passes
+    # SIGINT on ignored, and zoo rightly leaves an ignored SIGINT ignored.
     process = subprocess.Popen([sys.executable, "-m", "zoo", *map(str, command)], cwd=cwd,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 180
         while not list((run_dir / ".zoo-checkpoints").glob("epoch-*.weights.h5")):
