@@ -64,3 +64,33 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+
+
+class KilledAfterCheckpoint(Exception):
+    """Stands for the training process dying right after an epoch's checkpoint."""
+
+
+@pytest.fixture
+def killed_after_first_checkpoint(monkeypatch):
+    """A context manager: training inside it stops, as if killed, right after epoch 1's
+    checkpoint is written; afterwards checkpoints behave as usual, so the run resumes."""
+    import contextlib
+
+    from zoo.training import EpochCheckpoint
+
+    save = EpochCheckpoint.on_epoch_end
+
+    def killed(self, epoch, logs=None):
+        save(self, epoch, logs)
+        raise KilledAfterCheckpoint()
+
+    @contextlib.contextmanager
+    def context():
+        monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", killed)
+        try:
+            with pytest.raises(KilledAfterCheckpoint):
+                yield
+        finally:
+            monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", save)
+
+    return context

@@ -429,33 +429,20 @@ def test_entries_take_an_ema_momentum_off_by_default():
         assert averaged.use_ema and averaged.ema_momentum == 0.99
 
 
-class Killed(Exception):
-    """Stands for a kill of the training process."""
-
-
 @pytest.mark.slow  # three runs of the 150-step LSTM: ~30 s on 2 loaded cores (the inner loop has
 # tests/test_training.py's small twin)
-def test_a_run_killed_after_an_epoch_resumes_to_the_uninterrupted_run(tmp_path, monkeypatch):
+def test_a_run_killed_after_an_epoch_resumes_to_the_uninterrupted_run(
+        tmp_path, killed_after_first_checkpoint):
     """Augmentation and dropout draw the same numbers in a resumed run as in an uninterrupted
     one (zoo.training.EpochSeeds), so the histories and final weights agree exactly."""
     from zoo.recurrent.data import example
     from zoo.runs import HISTORY_FILE
-    from zoo.training import EpochCheckpoint
 
     data = example(tmp_path / "data", per_class=10)
     settings = dict(preset="tiny", epochs=3, seed=3)
     straight = zoo.train("lstm", data, run_dir=tmp_path / "straight", **settings)
-
-    save = EpochCheckpoint.on_epoch_end
-
-    def killed_after_epoch_1(self, epoch, logs=None):
-        save(self, epoch, logs)
-        raise Killed()
-
-    monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", killed_after_epoch_1)
-    with pytest.raises(Killed):
+    with killed_after_first_checkpoint():
         zoo.train("lstm", data, run_dir=tmp_path / "resumed", **settings)
-    monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", save)
     resumed = zoo.train("lstm", data, run_dir=tmp_path / "resumed", **settings)
 
     assert len(straight.history["loss"]) == 3

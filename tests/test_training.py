@@ -296,21 +296,14 @@ def noisy_run(run_dir, epochs=3, callbacks=()):
     return model, history
 
 
-def test_a_resumed_run_draws_the_random_numbers_of_an_uninterrupted_one(tmp_path, monkeypatch):
+def test_a_resumed_run_draws_the_random_numbers_of_an_uninterrupted_one(
+        tmp_path, killed_after_first_checkpoint):
     """Noise and dropout draw per epoch from (seed, epoch) (`EpochSeeds`), not from a
     generator's state that a checkpoint does not hold: killed after epoch 1 and resumed, a run
     ends with the uninterrupted run's history and weights, bit for bit."""
     straight, straight_history = noisy_run(tmp_path / "straight")
-    save = EpochCheckpoint.on_epoch_end
-
-    def killed_after_epoch_1(self, epoch, logs=None):
-        save(self, epoch, logs)
-        raise Killed()
-
-    monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", killed_after_epoch_1)
-    with pytest.raises(Killed):
+    with killed_after_first_checkpoint():
         noisy_run(tmp_path / "resumed")
-    monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", save)
     begun = EpochsBegun()
     resumed, resumed_history = noisy_run(tmp_path / "resumed", callbacks=[begun])
 
