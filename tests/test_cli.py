@@ -380,6 +380,16 @@ def test_an_interrupted_command_ends_with_one_line_and_status_130(raised, line, 
     assert (code, err) == (130, line + "\n")
 
 
+def as_from_a_terminal():
+    """Gives the child SIGINT as a terminal does: a suite started in the background (nohup,
+    some CI runners) passes SIGINT on ignored or blocked, and zoo rightly leaves an ignored
+    SIGINT ignored; a blocked one never arrives (the CI run where the train ran to its end)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def interrupt_a_training(signal_number, command, cwd, env):
     """Starts `zoo COMMAND`, sends `signal_number` once its first epoch is checkpointed and
     returns (exit status, stderr, seconds from the signal to the exit)."""
@@ -388,12 +398,9 @@ def interrupt_a_training(signal_number, command, cwd, env):
     import signal
 
     run_dir = cwd / "runs" / "lstm"
-    # As from a terminal: a suite started in the background (nohup, some CI runners) passes
-    # SIGINT on ignored, and zoo rightly leaves an ignored SIGINT ignored.
     process = subprocess.Popen([sys.executable, "-m", "zoo", *map(str, command)], cwd=cwd,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               text=True, preexec_fn=as_from_a_terminal)
     try:
         deadline = time.monotonic() + 180
         while not list((run_dir / ".zoo-checkpoints").glob("epoch-*.weights.h5")):
