@@ -250,11 +250,14 @@ def load(
         and preprocessing.
 
     Raises:
-        DataError: unreadable or malformed data, or a split (when `validation_fraction` > 0)
-            that leaves no validation or no training patch.
+        DataError: unreadable or malformed data, `count` or `validation_fraction` out of
+            range, or a split (when `validation_fraction` > 0) that leaves no validation or no
+            training patch.
     """
     if not 0.0 <= validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+        raise DataError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise DataError(f"count must be a whole number of patches, at least 1, got {count!r}")
     info: dict[str, Any] = {}
     if path is not None and Path(path).is_file():
         patches: np.ndarray = read_patch_file(path)

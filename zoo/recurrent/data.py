@@ -250,7 +250,7 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
 
     Raises:
         DataError: a malformed file (subject ids included), training windows of fewer than two
-            classes, or a split (when `validation_fraction` > 0) that leaves no validation or
+            classes, `validation_fraction` out of range, or a split (when `validation_fraction` > 0) that leaves no validation or
             no training window.
     """
     if path is None:
@@ -260,7 +260,7 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
             "layout)"
         )
     if not 0.0 <= validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+        raise DataError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
     x_train, y_train, x_test, y_test, names, attributes = read_windows(path)
     subjects = read_subjects(path).get("trS")
     labels = y_train.argmax(axis=1)
