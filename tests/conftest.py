@@ -94,3 +94,19 @@ def killed_after_first_checkpoint(monkeypatch):
             monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", save)
 
     return context
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The tally of tests/test_hostile_trial.py's table, when its cases ran: one line."""
+    reports = [report for reports in terminalreporter.stats.values() for report in reports
+               if getattr(report, "when", None) == "call"
+               and "hostile" in dict(getattr(report, "user_properties", ()))]
+    if not reports:
+        return
+    cases = [dict(report.user_properties)["hostile"] for report in reports]
+    terminalreporter.write_line(
+        f"hostile trial: {len(cases)} cases, {sum(r.passed for r in reports)} passed; "
+        f"{sum(c['refused'] for c in cases)} refused in one line, "
+        f"{sum(c['completed'] for c in cases)} completed; "
+        f"tracebacks {sum(c['traceback'] for c in cases)}, "
+        f"files lost {sum(c['lost'] for c in cases)}, hangs {sum(c['hung'] for c in cases)}")

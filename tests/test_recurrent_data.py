@@ -307,36 +307,3 @@ def test_cli_train_evaluate_export_and_reload_without_zoo(tmp_path, windows_file
     model = keras.saving.load_model(tmp_path / "run" / "model.keras")
     np.testing.assert_allclose(np.load(tmp_path / "served.npy"), model.predict(windows, verbose=0),
                                atol=1e-5)
-
-
-def _corrupt_chunks(path):
-    """Overwrites bytes in the middle of a file of gzip-compressed chunks, as a bad copy would."""
-    data = bytearray(path.read_bytes())
-    middle = len(data) // 2
-    data[middle:middle + 2000] = b"\x55" * 2000
-    path.write_bytes(data)
-
-
-@pytest.mark.parametrize("damage", ["a corrupt chunk", "a group where trX belongs"])
-def test_a_damaged_hdf5_file_ends_in_one_line_naming_the_dataset(damage, cli, tmp_path):
-    path = tmp_path / "windows.h5"
-    rng = np.random.default_rng(0)
-    with h5py.File(path, "w") as handle:
-        if damage == "a group where trX belongs":
-            handle.create_group("trX")
-        else:
-            handle.create_dataset("trX", data=rng.normal(size=(400, 150, 3)).astype("float32"),
-                                  chunks=(10, 150, 3), compression="gzip")
-        handle["trY"] = np.eye(6, dtype="float32")[rng.integers(0, 6, 400)]
-        handle["tstX"] = rng.normal(size=(10, 150, 3)).astype("float32")
-        handle["tstY"] = np.eye(6, dtype="float32")[rng.integers(0, 6, 10)]
-    if damage == "a corrupt chunk":
-        _corrupt_chunks(path)
-    with pytest.raises(DataError, match="trX"):
-        data.read_windows(path)
-    code, out, err = cli("train", "lstm", "--preset", "tiny", "--data", path)
-    assert code == 1 and err.startswith("zoo: error: ") and err.count("\n") == 1, err
-    assert "trX" in err and "Traceback" not in err
-    code, out, err = cli("predict", "lstm", "--weights", "usc_had", path, "--key", "trX")
-    assert code == 1 and "trX" in err and "Traceback" not in err, err  # one line per input
-    assert err.splitlines()[-1] == "zoo: error: 1 of 1 inputs refused"
