@@ -18,7 +18,7 @@ def test_evaluate_predicts_only_the_requested_splits(cli, tmp_path, monkeypatch)
     code, _, err = cli("train", "lstm", "--data", path, "--preset", "tiny")
     assert code == 0, err
 
-    predicted = []
+    predicted, evaluated = [], []
     original = keras.Model.predict
 
     def counting(self, x, *args, **kwargs):
@@ -26,9 +26,11 @@ def test_evaluate_predicts_only_the_requested_splits(cli, tmp_path, monkeypatch)
         return original(self, x, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "predict", counting)
+    monkeypatch.setattr(keras.Model, "evaluate", lambda *args, **kwargs: evaluated.append(1))
     code, out, err = cli("evaluate", "lstm", "--data", path, "--splits", "test")
     assert code == 0, err
-    assert predicted and set(predicted) == {len(splits.x_test)}, predicted
+    # One pass over the test windows gives the metrics and the confusion matrix.
+    assert (predicted, evaluated) == ([len(splits.x_test)], []), (predicted, evaluated)
     metrics = json.loads((tmp_path / "runs/lstm/evaluation/metrics.json").read_text())["metrics"]
     assert list(metrics) == ["test"]
     report = (tmp_path / "runs/lstm/evaluation/confusion_matrices.txt").read_text()
@@ -60,3 +62,37 @@ def test_evaluate_refuses_an_out_folder_it_did_not_write_and_keeps_its_files(cli
     assert code == 0, err
     code, out, err = cli("evaluate", "lstm", "--data", path, "--out", tmp_path / "new")
     assert code == 0, err  # its own folder, again
+
+
+@pytest.mark.parametrize("name, tag, inputs", [
+    ("lstm", "usc_had", lambda rng: rng.normal(size=(300, 150, 3)).astype("float32")),
+    ("cifar_small", "cifar10", lambda rng: rng.integers(0, 256, (300, 32, 32, 3), np.uint8)),
+])
+def test_one_pass_scores_as_keras_evaluate_does(name, tag, inputs):
+    """`score` gives `model.evaluate`'s loss and metrics and `model.predict`'s outputs; 300
+    examples make a last batch of 44, which the loss must weigh by its size."""
+    from zoo.workflow.using import score
+
+    model = zoo.get(name, weights=tag)
+    rng = np.random.default_rng(0)
+    x = inputs(rng)
+    classes = model.predict(x[:1], verbose=0).shape[-1]
+    labels = rng.integers(0, classes, len(x))
+    for y in (np.eye(classes, dtype="float32")[labels], labels):  # one-hot, integers
+        expected = model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
+        scores, outputs = score(model, x, y)
+        assert list(scores) == list(expected)
+        for metric, value in expected.items():
+            assert scores[metric] == pytest.approx(value, rel=1e-6), metric
+        np.testing.assert_allclose(outputs, model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_a_model_with_its_own_test_step_is_scored_by_evaluate():
+    from zoo.autoencoder import data as patches
+    from zoo.workflow.using import score
+
+    model = zoo.get("sparse_autoencoder", weights="photos")
+    x = patches.load(None, count=300).x_train
+    scores, outputs = score(model, x, x)
+    assert outputs is None
+    assert scores == model.evaluate(x, x, batch_size=256, verbose=0, return_dict=True)

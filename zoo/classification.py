@@ -9,7 +9,7 @@ labels: the same when a split has examples of every class of the data).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,7 @@ def report(
     class_names: Sequence[str],
     out_dir: str | Path,
     title: str,
+    outputs: Mapping[str, np.ndarray] | None = None,
 ) -> list[Path]:
     """Confusion matrices of every split with labels, as PNGs and one text file.
 
@@ -183,6 +184,8 @@ def report(
         class_names: the data's classes in the labels' order (`splits.info["classes"]`).
         out_dir: where to write.
         title: the figures' title.
+        outputs: the model's probabilities on some splits (`{split: array}`), used rather
+            than predicting them again.
 
     Returns:
         The paths written: `confusion_{split}.png` per split and `confusion_matrices.txt`.
@@ -193,7 +196,10 @@ def report(
         x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
         if x is None or y is None or not len(x):
             continue
-        predicted = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=-1)
+        probabilities = (outputs or {}).get(split)
+        if probabilities is None:
+            probabilities = model.predict(x, batch_size=256, verbose=0)
+        predicted = np.argmax(probabilities, axis=-1)
         matrix = confusion_matrix(class_indices(y), predicted, len(class_names))
         accuracy = np.trace(matrix) / matrix.sum()
         present = int((matrix.sum(axis=1) > 0).sum())

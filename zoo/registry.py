@@ -140,8 +140,10 @@ class Task:
             A loader that takes `splits` (names among "train", "val", "test") may skip reading
             the others (`load_splits`).
         metric: the headline metric.
-        figures: `figures(model, splits, out_dir) -> [paths]`, the task's own PNG figures and
-            text reports (`.txt`, which the CLI also prints).
+        figures: `figures(model, splits, out_dir, outputs=None) -> [paths]`, the task's own
+            PNG figures and text reports (`.txt`, which the CLI also prints); `outputs`, when
+            given, holds the model's outputs on some splits (`{split: array}`), which the
+            figures use rather than running the model again.
         endpoints: `endpoints(model) -> {name: (tf.function-able callable, [TensorSpec])}` for
             export; the first is exported as `serve`.
         panel: `panel(model, axes)` draws one small picture of a trained model (for sweeps).

@@ -6,6 +6,7 @@ that the entry registers without them (`zoo list` and `zoo describe` need no Ten
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,9 @@ def _patches_figure(info: dict[str, Any], out_dir: Path) -> Path:
     )
 
 
-def _figures(model: SparseAutoencoder, splits: Splits, out_dir: Path) -> list[Path]:
+def _figures(model: SparseAutoencoder, splits: Splits, out_dir: Path,
+             outputs: Mapping[str, np.ndarray] | None = None) -> list[Path]:
+    """The task's figures; `outputs` (reconstructions) are not among what they draw."""
     from zoo import plots
 
     # The first split there is (`zoo evaluate --splits` may have left only one).

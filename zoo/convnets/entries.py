@@ -11,6 +11,7 @@ entries register without them (`zoo list` and `zoo describe` need no TensorFlow)
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from zoo.registry import Choice, Float, HParam, HyperparameterError, Int, Metric
 
 if TYPE_CHECKING:
     import keras
+    import numpy as np
 
     from zoo.convnets.airbench import AirbenchNet
     from zoo.convnets.model import CifarSmallNet, ThreeLayerConvNet, TwoLayerNet
@@ -32,7 +34,8 @@ __all__ = [
 ]
 
 
-def _figures(model: keras.Model, splits: Splits, out_dir: Path) -> list[Path]:
+def _figures(model: keras.Model, splits: Splits, out_dir: Path,
+             outputs: Mapping[str, np.ndarray] | None = None) -> list[Path]:
     import keras
 
     from zoo import classification, plots
@@ -44,7 +47,7 @@ def _figures(model: keras.Model, splits: Splits, out_dir: Path) -> list[Path]:
     what = "CIFAR-10" if tuple(names) == data.CLASS_NAMES else f"{len(names)} classes"
     return [
         plots.image_grid(filters, out_dir / "filters.png", title),
-        *classification.report(model, splits, names, out_dir, f"{model.name}: {what}"),
+        *classification.report(model, splits, names, out_dir, f"{model.name}: {what}", outputs),
     ]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,8 @@ from zoo.recurrent.predict import predict
 from zoo.registry import Choice, Float, HParam, Int, Metric, Task, register
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from zoo.recurrent.model import SequenceClassifier
 
 __all__ = [
@@ -37,11 +40,13 @@ __all__ = [
 ]
 
 
-def _figures(model: SequenceClassifier, splits: Splits, out_dir: Path) -> list[Path]:
+def _figures(model: SequenceClassifier, splits: Splits, out_dir: Path,
+             outputs: Mapping[str, np.ndarray] | None = None) -> list[Path]:
     from zoo import classification
 
     return classification.report(
-        model, splits, splits.info["classes"], out_dir, f"{model.name}: activity recognition"
+        model, splits, splits.info["classes"], out_dir, f"{model.name}: activity recognition",
+        outputs,
     )
 
 

@@ -20,7 +20,7 @@ from zoo.predicting import check_output
 from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError, get_entry
 
 __all__ = ["SPLITS", "Evaluation", "chosen_splits", "class_names", "evaluate", "export",
-           "export_contents", "predict", "text_reports", "trained"]
+           "export_contents", "predict", "score", "text_reports", "trained"]
 
 SPLITS = ("train", "val", "test")
 
@@ -151,20 +151,46 @@ def evaluate(name: str, data: str | Path | None = None, *, run_dir: str | Path |
     if names is not None and "classes" in entry.load_settings():
         options = {**options, "classes": names}
     loaded = entry.task.load_splits(data, chosen, seed=run.get("seed", 0), **options)
-    results = {}
+    results, outputs = {}, {}
     for split in chosen:
         x, y = getattr(loaded, f"x_{split}"), getattr(loaded, f"y_{split}")
         if x is not None and len(x):
             training.check_labels(model, y)
-            results[split] = model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
+            results[split], outputs[split] = score(model, x, y)
     # Figures of the requested splits only: predicting 50,000 training images nobody asked
     # for took most of a 19.5-minute evaluation.
-    figures = entry.task.figures(model, loaded.only(chosen), out_dir)
+    figures = entry.task.figures(model, loaded.only(chosen), out_dir,
+                                 outputs={k: v for k, v in outputs.items() if v is not None})
     content = {"data": loaded.info, "metrics": results,
                **({"weights": str(weights)} if weights else {})}
     with atomic_path(out_dir / "metrics.json") as temporary:
         temporary.write_text(json.dumps(content, indent=2, default=str) + "\n")
     return Evaluation(results, list(figures), out_dir, loaded.info)
+
+
+def score(model: Any, x: Any, y: Any, batch_size: int = 256) -> tuple[dict[str, float], Any]:
+    """What `model.evaluate(x, y)` returns (the compiled loss and metrics), and the model's
+    outputs on `x` for the figures, from one pass over `x`: `evaluate` and then `predict` ran
+    the model twice.
+
+    A model with a `test_step` of its own (the autoencoder's loss comes from inside the model)
+    is scored by `evaluate`, and its outputs are `None`.
+    """
+    import keras
+
+    if type(model).test_step is not keras.Model.test_step:
+        return model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True), None
+    outputs = model.predict(x, batch_size=batch_size, verbose=0)
+    # Keras' test_step on each batch, given the outputs: the batch's loss weighted by its size
+    # (as evaluate's loss tracker does) and the stateful metrics accumulated over the batches.
+    model.reset_metrics()
+    loss, metrics = 0.0, {}
+    for start in range(0, len(outputs), batch_size):
+        y_batch, out_batch = y[start:start + batch_size], outputs[start:start + batch_size]
+        loss += float(model.compute_loss(y=y_batch, y_pred=out_batch, training=False)) * len(out_batch)
+        metrics = model.compute_metrics(None, y_batch, out_batch)
+    scores = {**{key: float(value) for key, value in metrics.items()}, "loss": loss / len(outputs)}
+    return dict(sorted(scores.items())), outputs  # in evaluate's order
 
 
 def _card(entry: Entry, run: Mapping[str, Any], weights: str | Path | None) -> dict[str, Any]:
