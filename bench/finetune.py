@@ -5,9 +5,11 @@
                              [--dtype-policy float32] [--seed 0] [--runs finetune scratch]
                              [--data ../shared/data/cifar10/train] [--run-root DIR]
 
-For each class the first `--train` files (sorted by name) of `DATA/<class>/` are the training
-images and the next `--held-out` the held-out ones. Two runs of the same entry, both with
-`num_classes` set to the number of classes, the entry's epochs and batch size:
+The held-out images are ones the set never trained on: for each class, the first `--held-out`
+files (sorted by name) of `DATA/<class>/` among the images its card says it held out (its
+loader's `validation_size` and split seed, `zoo.convnets.data.split_indices`); the training
+images are the first `--train` files of the class among the others. Two runs of the same
+entry, both with `num_classes` set to the number of classes, the entry's epochs and batch size:
 - finetune: `zoo.get(NAME, weights=WEIGHTS, num_classes=K)`: the set's weights, a fresh head;
 - scratch: `zoo.get(NAME, num_classes=K)`: fresh weights everywhere.
 Each is trained with `zoo.training.fit` (held-out accuracy logged after every epoch, no
@@ -26,6 +28,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -35,20 +38,32 @@ import numpy as np  # noqa: E402
 import zoo  # noqa: E402
 from zoo import classification, training  # noqa: E402
 from zoo.convnets import data  # noqa: E402
+from zoo.convnets.readers import list_image_folder  # noqa: E402
 from zoo.data import Splits  # noqa: E402
+from zoo.workflow.using import split_seed  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10" / "train"
 
 
-def link_folders(source: Path, classes: list[str], start: int, count: int, target: Path) -> Path:
-    """`target/<class>/` holding links to files `start` to `start + count` (sorted by name) of
-    `source/<class>/`: a class-folder tree of just those images, without copying them."""
+def set_held_out(args: argparse.Namespace) -> set[Path]:
+    """The images of `args.data` that the set `args.weights` held out, never trained on."""
+    card = zoo.weights.card(args.name, args.weights)
+    files, _ = list_image_folder(args.data, card["class_names"])  # the loader's file order
+    _, held_out = data.split_indices(len(files), card["data"]["load_options"]["validation_size"],
+                                     split_seed(card))
+    return {Path(path).resolve() for path in files.paths[held_out]}
+
+
+def link_folders(source: Path, classes: list[str], count: int, target: Path,
+                 take: Callable[[Path], bool]) -> Path:
+    """`target/<class>/` holding links to the first `count` files (sorted by name) of
+    `source/<class>/` that `take`: a class-folder tree of just those images, not copied."""
     for name in classes:
         files = sorted(p for p in (source / name).iterdir()
                        if p.is_file() and p.suffix.lower() in data.IMAGE_SUFFIXES)
-        chosen = files[start:start + count]
+        chosen = [path for path in files if take(path.resolve())][:count]
         if len(chosen) < count:
-            sys.exit(f"{source / name} has {len(files)} images; {start + count} are needed")
+            sys.exit(f"{source / name} has {len(chosen)} such images; {count} are needed")
         (target / name).mkdir(parents=True)
         for path in chosen:
             (target / name / path.name).symlink_to(path.resolve())
@@ -58,15 +73,19 @@ def link_folders(source: Path, classes: list[str], start: int, count: int, targe
 def read(args: argparse.Namespace, scratch: Path) -> Splits:
     """The training and held-out images as `Splits` (held-out as the validation split)."""
     classes = sorted(args.classes)  # the order a class-folder tree's labels take
-    train = link_folders(args.data, classes, 0, args.train, scratch / "train")
-    held_out = link_folders(args.data, classes, args.train, args.held_out, scratch / "held_out")
+    never_trained_on = set_held_out(args)
+    train = link_folders(args.data, classes, args.train, scratch / "train",
+                         lambda path: path not in never_trained_on)
+    held_out = link_folders(args.data, classes, args.held_out, scratch / "held_out",
+                            never_trained_on.__contains__)
     x_train, train_labels = data.read_image_folder(train, classes)
     x_val, val_labels = data.read_image_folder(held_out, classes)
     one_hot = np.eye(len(classes), dtype=np.float32)
     return Splits(x_train=x_train, y_train=one_hot[train_labels], x_val=x_val,
                   y_val=one_hot[val_labels],
                   info={"source": str(args.data), "classes": classes,
-                        "validation": f"the next {args.held_out} images of each class"})
+                        "validation": f"{args.held_out} images of each class that the "
+                                      f"{args.weights} set held out"})
 
 
 def run(kind: str, args: argparse.Namespace, splits: Splits, run_root: Path) -> str:
@@ -96,7 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights", default="cifar10", help="the set (or path) to fine-tune")
     parser.add_argument("--classes", nargs="+", default=["cat", "dog"])
     parser.add_argument("--train", type=int, default=500, help="training images per class")
-    parser.add_argument("--held-out", type=int, default=500, help="held-out images per class")
+    parser.add_argument("--held-out", type=int, default=500,
+                        help="held-out images per class, among those the set held out")
     parser.add_argument("--epochs", type=int, help="default: the entry's")
     parser.add_argument("--batch-size", type=int, help="default: the entry's")
     parser.add_argument("--dtype-policy", default="float32")

@@ -56,6 +56,10 @@ def main() -> None:
     parser.add_argument("--load", action="append", default=[], metavar="KEY=INT",
                         help="the loader's options the run used (e.g. validation_size=5000), "
                              "where its record lacks them")
+    parser.add_argument("--split-seed", type=int,
+                        help="the seed the run's held-out split was drawn with (default: the "
+                             "run's seed, as zoo train draws it; bench/convnets.py accuracy "
+                             "holds out with seed 0 whatever its --seed)")
     parser.add_argument("--storage", choices=("auto", "float16", "float32"), default="auto",
                         help="auto: float16 only where no metric moves")
     parser.add_argument("--train-command", required=True,
@@ -67,7 +71,8 @@ def main() -> None:
     model = zoo.get(args.name, weights=str(args.run_dir))
     options = {**record["data"].get("load_options", {}),
                **{key: int(value) for key, _, value in (pair.partition("=") for pair in args.load)}}
-    splits = entry.task.load(args.data, seed=record["seed"], **options)
+    split_seed = record["seed"] if args.split_seed is None else args.split_seed
+    splits = entry.task.load(args.data, seed=split_seed, **options)
     split, metrics = measure(model, splits)
     source = record["data"].get("source")
     if source and Path(source).exists():  # a local path says nothing elsewhere: its name does
@@ -75,7 +80,8 @@ def main() -> None:
     this = " ".join(shlex.quote(word) for word in ["python", "bench/weights.py", *sys.argv[1:]])
     fields = {
         "data": {"source": source, "measured_on": f"the {split} split",
-                 "validation": record["data"].get("validation"), "load_options": options},
+                 "validation": record["data"].get("validation"), "load_options": options,
+                 "split_seed": split_seed},
         "licence": LICENCES[entry.family],
         "recipe": {"epochs": record["epochs_trained"],
                    **{key: record[key] for key in ("preset", "hyperparameters", "seed", "fit")}},

@@ -96,3 +96,13 @@ def test_a_model_with_its_own_test_step_is_scored_by_evaluate():
     scores, outputs = score(model, x, x)
     assert outputs is None
     assert scores == model.evaluate(x, x, batch_size=256, verbose=0, return_dict=True)
+
+
+def test_the_split_seed_of_a_run_and_of_a_set():
+    """A run splits and trains with one seed; a set's card records the split's own (a set
+    trained at seed 1 on the seed-0 split is measured on that split)."""
+    from zoo.workflow.using import split_seed
+
+    assert split_seed({"seed": 3, "data": {"split_seed": 1}}) == 3
+    assert split_seed({"recipe": {"seed": 1}, "data": {"split_seed": 0}}) == 0
+    assert split_seed({"recipe": {"seed": 1}, "data": {}}) == 0  # cards before the field

@@ -186,7 +186,8 @@ def same_named_images(folder, inputs):
     rng = np.random.default_rng(0)
     for name in ("a", "b"):
         (folder / name).mkdir()
-        Image.fromarray(rng.integers(0, 256, (64, 64, 3), np.uint8)).save(folder / name / "photo.png")
+        pixels = rng.integers(0, 256, (64, 64, 3), np.uint8)
+        Image.fromarray(pixels).save(folder / name / "photo.png")
 
 
 def fifo(folder, inputs):
@@ -332,7 +333,8 @@ CASES = {
         prepare=export_root_holding("1", "file"), made={"exports/lstm/2/saved_model.pb": 1}),
     "export beside a .tmp- folder of the user's": Case(
         ("export", "lstm", *SHIPPED_LSTM, "--root", "exports"), None,
-        prepare=export_root_holding(".tmp-mine", "folder"), made={"exports/lstm/1/saved_model.pb": 1}),
+        prepare=export_root_holding(".tmp-mine", "folder"),
+        made={"exports/lstm/1/saved_model.pb": 1}),
     "predict two same-named autoencoder inputs": Case(
         ("predict", "sparse_autoencoder", "--weights", "photos", "a/photo.png", "b/photo.png",
          "--out", "codes"), None, prepare=same_named_images, made={"codes/*.code.npy": 2}),

@@ -57,6 +57,7 @@ __all__ = [
     "read_image_folder",
     "read_npz",
     "read_python_batches",
+    "split_indices",
     "to_channels_last",
 ]
 
@@ -159,6 +160,14 @@ def _one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
     return np.eye(classes, dtype=np.float32)[labels]
 
 
+def split_indices(count: int, validation_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`load`'s split of `count` training images: (training indices, held-out indices), the
+    held-out ones `validation_size` drawn with `seed`. A set's card records both, so other
+    experiments can keep off the images it never trained on (bench/finetune.py)."""
+    order = np.random.default_rng(seed).permutation(count)
+    return order[validation_size:], order[:validation_size]
+
+
 def load(
     path: str | Path | None = None,
     seed: int = 0,
@@ -223,8 +232,7 @@ def load(
             f"validation_size must be in [0, {len(images)}) for {len(images)} training images, "
             f"got {validation_size}"
         )
-    order = np.random.default_rng(seed).permutation(len(images))
-    train, val = order[validation_size:], order[:validation_size]
+    train, val = split_indices(len(images), validation_size, seed)
     train, val = (train if "train" in wanted else train[:0]), (val if "val" in wanted else val[:0])
     test_images, test_labels = found.get("test", (None, None))
     if test_images is not None and "test" not in wanted:

@@ -250,8 +250,8 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
 
     Raises:
         DataError: a malformed file (subject ids included), training windows of fewer than two
-            classes, `validation_fraction` out of range, or a split (when `validation_fraction` > 0) that leaves no validation or
-            no training window.
+            classes, `validation_fraction` out of range, or a split (when
+            `validation_fraction` > 0) that leaves no validation or no training window.
     """
     if path is None:
         raise DataError(

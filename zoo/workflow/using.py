@@ -20,7 +20,7 @@ from zoo.predicting import check_output
 from zoo.registry import DTYPE_POLICY, Entry, HyperparameterError, get_entry
 
 __all__ = ["SPLITS", "Evaluation", "chosen_splits", "class_names", "evaluate", "export",
-           "export_contents", "predict", "score", "text_reports", "trained"]
+           "export_contents", "predict", "score", "split_seed", "text_reports", "trained"]
 
 SPLITS = ("train", "val", "test")
 
@@ -150,7 +150,7 @@ def evaluate(name: str, data: str | Path | None = None, *, run_dir: str | Path |
     names = class_names(entry, run)
     if names is not None and "classes" in entry.load_settings():
         options = {**options, "classes": names}
-    loaded = entry.task.load_splits(data, chosen, seed=run.get("seed", 0), **options)
+    loaded = entry.task.load_splits(data, chosen, seed=split_seed(run), **options)
     results, outputs = {}, {}
     for split in chosen:
         x, y = getattr(loaded, f"x_{split}"), getattr(loaded, f"y_{split}")
@@ -166,6 +166,13 @@ def evaluate(name: str, data: str | Path | None = None, *, run_dir: str | Path |
     with atomic_path(out_dir / "metrics.json") as temporary:
         temporary.write_text(json.dumps(content, indent=2, default=str) + "\n")
     return Evaluation(results, list(figures), out_dir, loaded.info)
+
+
+def split_seed(run: Mapping[str, Any]) -> int:
+    """The seed that drew the held-out split of a run's record or a weight set's card: a run's
+    seed (`zoo train` splits and trains with one), a card's `data.split_seed` (0 on cards that
+    predate it, all measured on the seed-0 split)."""
+    return run["seed"] if "seed" in run else run.get("data", {}).get("split_seed", 0)
 
 
 def score(model: Any, x: Any, y: Any, batch_size: int = 256) -> tuple[dict[str, float], Any]:
@@ -187,7 +194,8 @@ def score(model: Any, x: Any, y: Any, batch_size: int = 256) -> tuple[dict[str, 
     loss, metrics = 0.0, {}
     for start in range(0, len(outputs), batch_size):
         y_batch, out_batch = y[start:start + batch_size], outputs[start:start + batch_size]
-        loss += float(model.compute_loss(y=y_batch, y_pred=out_batch, training=False)) * len(out_batch)
+        batch_loss = model.compute_loss(y=y_batch, y_pred=out_batch, training=False)
+        loss += float(batch_loss) * len(out_batch)
         metrics = model.compute_metrics(None, y_batch, out_batch)
     scores = {**{key: float(value) for key, value in metrics.items()}, "loss": loss / len(outputs)}
     return dict(sorted(scores.items())), outputs  # in evaluate's order
