@@ -146,6 +146,7 @@ def pipeline(args: argparse.Namespace) -> None:
 def accuracy(args: argparse.Namespace) -> None:
     splits = data.load(args.data, seed=0, validation_size=args.validation)
     splits.info["load_options"] = {"validation_size": args.validation}  # as zoo train records them
+    splits.info["split_seed"] = 0  # whatever --seed: zoo evaluate and bench/weights.py read it
     if args.training_images:
         if not 0 < args.training_images <= len(splits.x_train):
             raise SystemExit(f"--training-images must be in [1, {len(splits.x_train)}], "

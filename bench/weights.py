@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo import runs, weights  # noqa: E402
+from zoo.workflow import using  # noqa: E402
 
 # What each family's data is and the terms it comes under, for the cards.
 LICENCES = {
@@ -57,9 +58,9 @@ def main() -> None:
                         help="the loader's options the run used (e.g. validation_size=5000), "
                              "where its record lacks them")
     parser.add_argument("--split-seed", type=int,
-                        help="the seed the run's held-out split was drawn with (default: the "
-                             "run's seed, as zoo train draws it; bench/convnets.py accuracy "
-                             "holds out with seed 0 whatever its --seed)")
+                        help="the seed the run's held-out split was drawn with, where its "
+                             "record lacks data.split_seed (default: the run's seed, as zoo "
+                             "train draws it)")
     parser.add_argument("--storage", choices=("auto", "float16", "float32"), default="auto",
                         help="auto: float16 only where no metric moves")
     parser.add_argument("--train-command", required=True,
@@ -71,7 +72,7 @@ def main() -> None:
     model = zoo.get(args.name, weights=str(args.run_dir))
     options = {**record["data"].get("load_options", {}),
                **{key: int(value) for key, _, value in (pair.partition("=") for pair in args.load)}}
-    split_seed = record["seed"] if args.split_seed is None else args.split_seed
+    split_seed = using.split_seed(record) if args.split_seed is None else args.split_seed
     splits = entry.task.load(args.data, seed=split_seed, **options)
     split, metrics = measure(model, splits)
     source = record["data"].get("source")

@@ -99,10 +99,11 @@ def test_a_model_with_its_own_test_step_is_scored_by_evaluate():
 
 
 def test_the_split_seed_of_a_run_and_of_a_set():
-    """A run splits and trains with one seed; a set's card records the split's own (a set
-    trained at seed 1 on the seed-0 split is measured on that split)."""
+    """`zoo train` splits and trains with one seed; a run or set that records its split's own
+    (trained at seed 1 on the seed-0 split) is held out by that."""
     from zoo.workflow.using import split_seed
 
-    assert split_seed({"seed": 3, "data": {"split_seed": 1}}) == 3
-    assert split_seed({"recipe": {"seed": 1}, "data": {"split_seed": 0}}) == 0
+    assert split_seed({"seed": 3, "data": {}}) == 3
+    assert split_seed({"seed": 1, "data": {"split_seed": 0}}) == 0
+    assert split_seed({"recipe": {"seed": 1}, "data": {"split_seed": 2}}) == 2
     assert split_seed({"recipe": {"seed": 1}, "data": {}}) == 0  # cards before the field

@@ -169,10 +169,11 @@ def evaluate(name: str, data: str | Path | None = None, *, run_dir: str | Path |
 
 
 def split_seed(run: Mapping[str, Any]) -> int:
-    """The seed that drew the held-out split of a run's record or a weight set's card: a run's
-    seed (`zoo train` splits and trains with one), a card's `data.split_seed` (0 on cards that
-    predate it, all measured on the seed-0 split)."""
-    return run["seed"] if "seed" in run else run.get("data", {}).get("split_seed", 0)
+    """The seed that drew the held-out split of a run's record or a weight set's card: its
+    `data.split_seed` where recorded (a card; a run trained at one seed on another's split),
+    else the run's seed (`zoo train` splits and trains with one), else 0 (the cards that
+    predate the field were all measured on the seed-0 split)."""
+    return run.get("data", {}).get("split_seed", run.get("seed", 0))
 
 
 def score(model: Any, x: Any, y: Any, batch_size: int = 256) -> tuple[dict[str, float], Any]:
