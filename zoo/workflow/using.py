@@ -185,21 +185,32 @@ def score(model: Any, x: Any, y: Any, batch_size: int = 256) -> tuple[dict[str, 
     is scored by `evaluate`, and its outputs are `None`.
     """
     import keras
+    import numpy as np
+    import tensorflow as tf
 
     if type(model).test_step is not keras.Model.test_step:
         return model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True), None
-    outputs = model.predict(x, batch_size=batch_size, verbose=0)
-    # Keras' test_step on each batch, given the outputs: the batch's loss weighted by its size
-    # (as evaluate's loss tracker does) and the stateful metrics accumulated over the batches.
+
+    @tf.function(reduce_retracing=True)
+    def test_step(x_batch: Any, y_batch: Any) -> tuple[Any, Any]:
+        # Keras' test step, returning the outputs too. The loss is computed on the outputs as
+        # the model returns them: a softmax's carry its logits, which the cross-entropy uses;
+        # from probabilities alone it would clip them, a lower loss on confident mistakes.
+        outputs = model(x_batch, training=False)
+        loss = model.compute_loss(x=x_batch, y=y_batch, y_pred=outputs, training=False)
+        model.compute_metrics(x_batch, y_batch, outputs)
+        return outputs, loss
+
     model.reset_metrics()
-    loss, metrics = 0.0, {}
-    for start in range(0, len(outputs), batch_size):
-        y_batch, out_batch = y[start:start + batch_size], outputs[start:start + batch_size]
-        batch_loss = model.compute_loss(y=y_batch, y_pred=out_batch, training=False)
-        loss += float(batch_loss) * len(out_batch)
-        metrics = model.compute_metrics(None, y_batch, out_batch)
-    scores = {**{key: float(value) for key, value in metrics.items()}, "loss": loss / len(outputs)}
-    return dict(sorted(scores.items())), outputs  # in evaluate's order
+    loss, outputs = 0.0, []
+    for start in range(0, len(x), batch_size):
+        batch_outputs, batch_loss = test_step(x[start:start + batch_size],
+                                              y[start:start + batch_size])
+        loss += float(batch_loss) * len(batch_outputs)  # weighed as evaluate's loss tracker does
+        outputs.append(batch_outputs.numpy())
+    scores = {**{key: float(value) for key, value in model.get_metrics_result().items()},
+              "loss": loss / len(x)}
+    return dict(sorted(scores.items())), np.concatenate(outputs)  # in evaluate's order
 
 
 def _card(entry: Entry, run: Mapping[str, Any], weights: str | Path | None) -> dict[str, Any]:
