@@ -422,5 +422,5 @@ def test_a_hostile_case(name, inputs, cli, tmp_path, monkeypatch, record_propert
         assert {glob: len(list(folder.glob(glob))) for glob in case.made} == case.made
     else:
         assert refused, (code, err)
-        if not argv[0] == "predict":  # predict names each refused input on a line of its own
+        if argv[0] != "predict":  # predict names each refused input on a line of its own
             assert err.count("\n") == 1, err
