@@ -1,5 +1,7 @@
 """Patch data: the course preprocessing, readers and their errors, the embedded default."""
 
+import shutil
+
 import h5py
 import numpy as np
 import pytest
@@ -229,3 +231,16 @@ def test_whitening_flattens_the_spectrum():
     assert original < -1.0
     assert abs(whitened) < abs(original) / 2
     assert data.whiten_image(image).std() == pytest.approx(1.0)
+
+
+def test_a_flat_image_stays_flat_and_spoils_no_other(tmp_path):
+    """One image of one colour among photographs: zeros after whitening, not 0 / 0, whose NaNs
+    once made every patch NaN ("no contrast (standard deviation nan)")."""
+    assert np.array_equal(data.whiten_image(np.full((40, 48), 7.0)), np.zeros((40, 48)))
+    from PIL import Image
+
+    photograph = data.embedded_photographs()[0]
+    shutil.copy(photograph, tmp_path / photograph.name)
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(tmp_path / "flat.png")
+    splits = data.load(tmp_path, count=200, validation_fraction=0.1)
+    assert np.isfinite(splits.x_train).all() and splits.x_train.std() > 0

@@ -175,7 +175,8 @@ def whiten_image(image: np.ndarray, cutoff: float = WHITENING_CUTOFF) -> np.ndar
 
     Multiplies the spectrum by R(f) = f exp(-(f / f0)^4), f in cycles per pixel and
     f0 = `cutoff` x the Nyquist frequency (0.5), which whitens natural images and rolls off the
-    noisiest high frequencies. The result has unit standard deviation.
+    noisiest high frequencies. The result has unit standard deviation; a flat image (one
+    colour) stays flat, zeros, rather than 0 / 0 (its NaNs would spread to every patch).
     """
     image = np.asarray(image, dtype=np.float64)
     fy = np.fft.fftfreq(image.shape[0])[:, None]
@@ -183,7 +184,8 @@ def whiten_image(image: np.ndarray, cutoff: float = WHITENING_CUTOFF) -> np.ndar
     frequency = np.hypot(fx, fy)
     response = frequency * np.exp(-((frequency / (0.5 * cutoff)) ** 4))
     whitened = np.real(np.fft.ifft2(np.fft.fft2(image - image.mean()) * response))
-    return whitened / whitened.std()
+    std = whitened.std()
+    return whitened / std if std > 0 else np.zeros_like(whitened)
 
 
 def patch_positions(
