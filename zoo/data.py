@@ -290,7 +290,7 @@ def _check_image_header(path: str | Path, handle: BinaryIO) -> tuple[int, int]:
     refuses more than `MAX_IMAGE_PIXELS` and anything that is not an image."""
     import warnings
 
-    from PIL import Image, UnidentifiedImageError  # Pillow: matplotlib and scikit-image need it
+    from PIL import Image, UnidentifiedImageError
 
     size: tuple[int, int] | None
     try:
