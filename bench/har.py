@@ -11,20 +11,23 @@ then scores windows of people who took no part in training or in choosing anythi
         worst seed's confusion matrix. Runs are kept in runs/bench-har/NAME-PRESET-sSEED/, so a
         rerun (or a killed run) reuses or resumes them.
 
-    python bench/har.py cv [--cells rnn] [--folds 3] [--seeds 0] [--set KEY=VALUE ...]
+    python bench/har.py cv [--cells rnn] [--folds 3] [--seeds 0] [--set KEY=VALUE ...] [--epochs N]
         Cross-validation over the TRAINING subjects only (the test subjects are never read):
         the training subjects are dealt into `--folds` groups (sorted ids, round-robin); each
-        group is scored by a model trained on the others. Prints every subject's accuracy, the
-        mean over subjects and the worst subject, per seed and over seeds; runs are kept in
-        runs/bench-har/cv-NAME-SETTINGS-RECIPEHASH-sSEED-foldK/. `--set` changes
-        hyperparameters of the entry (as `zoo train --set` does), so recipes are compared on
-        people the model has not seen without the test split choosing anything.
+        group is scored by a model trained on the others.
 
-    python bench/har.py loso [--cells lstm] [--preset strong] [--seed 0]
+    python bench/har.py loso [--cells rnn lstm gru] [--seeds 0] [--set KEY=VALUE ...]
+                             [--epochs N] [--json FILE]
         Leave-one-subject-out cross-validation over every subject of the file (training and
-        test subjects together: USC-HAD's 1-11): for each subject, train on the others (with
-        validation subjects held out among them where the preset validates) and score that
-        subject.
+        test subjects together: USC-HAD's 1-11): each subject is scored by a model trained on
+        all the others. What a user with a new person's data gets; recipes are chosen on it.
+
+    Both print every subject's accuracy per seed, the confusion matrix summed over seeds, and a
+    Markdown row: seeds, mean subject accuracy, worst subject, macro-F1 and the recall of each
+    class (over every scored window, mean over seeds). `--set` changes hyperparameters as `zoo
+    train --set` does; `--epochs` shortens the schedule for screening. Runs are kept in
+    runs/bench-har/{cv,loso}-NAME-SETTINGS-RECIPEHASH-sSEED-foldK/, so a rerun (or a killed run)
+    reuses or resumes them.
 
 Data: ../shared/data/har/usc_had.h5 (relative to the repository), or --data FILE with subject
 ids (`trS`, `tstS`).
@@ -54,16 +57,17 @@ RUNS = Path("runs") / "bench-har"
 
 
 def train_and_predict(name: str, preset: str | None, seed: int, splits: Splits, run_dir: Path,
-                      overrides: dict | None = None) -> np.ndarray:
-    """Trains entry `name` as `zoo train` does (with hyperparameter `overrides`, as `--set`);
-    returns the predicted class of every test window."""
+                      overrides: dict | None = None, epochs: int | None = None) -> np.ndarray:
+    """Trains entry `name` as `zoo train` does (with hyperparameter `overrides`, as `--set`, and
+    `epochs` in place of the entry's); returns the predicted class of every test window."""
     entry = zoo.get_entry(name)
     hyperparameters = entry.resolve(preset, **(overrides or {}))
     training.set_seed(seed)
     model = entry.build(hyperparameters)
     record = {"name": name, "preset": preset, "hyperparameters": hyperparameters, "seed": seed,
               "data": splits.info}
-    training.fit(model, splits, run_dir, record=record, verbose=0, **entry.fit_settings(preset))
+    fit = {**entry.fit_settings(preset), **({"epochs": epochs} if epochs else {})}
+    training.fit(model, splits, run_dir, record=record, verbose=0, **fit)
     return model.predict(splits.x_test, batch_size=256, verbose=0).argmax(axis=1)
 
 
@@ -103,6 +107,85 @@ def seeds(args: argparse.Namespace) -> None:
     print("\n".join(rows))
 
 
+def recipe_tag(name: str, overrides: dict, settings: list[str], epochs: int | None) -> str:
+    """A run-directory name part: the settings as given, and a digest of the resolved recipe,
+    so that changed defaults train afresh."""
+    recipe = json.dumps([zoo.get_entry(name).resolve(None, **overrides), epochs], sort_keys=True)
+    digest = hashlib.sha256(recipe.encode()).hexdigest()[:8]
+    given = "-".join(settings).replace("=", "") or "defaults"
+    return f"{given}{f'-e{epochs}' if epochs else ''}-{digest}"
+
+
+def cross_validate(name: str, x: np.ndarray, y: np.ndarray, ids: np.ndarray,
+                   folds: list[np.ndarray], seed: int, run_prefix: str, overrides: dict,
+                   epochs: int | None, classes: list[str], source: str) -> dict:
+    """Scores every subject by a model trained on the other folds' subjects (no validation
+    split: the recipe is fixed). Returns per-subject accuracy and the confusion matrix pooled
+    over the scored windows."""
+    actual = classification.class_indices(y)
+    predicted = np.empty_like(actual)
+    for fold, scored in enumerate(folds):
+        is_scored = np.isin(ids, scored)
+        splits = Splits(
+            x_train=x[~is_scored], y_train=y[~is_scored], x_val=x[:0], y_val=y[:0],
+            x_test=x[is_scored], y_test=y[is_scored],
+            info={"source": source, "classes": classes, "validation": {"split": "none", "windows": 0},
+                  "scored_subjects": [int(s) for s in scored]},
+        )
+        run_dir = RUNS / f"{run_prefix}-s{seed}-fold{fold}"
+        predicted[is_scored] = train_and_predict(name, None, seed, splits, run_dir, overrides,
+                                                 epochs)
+    correct = predicted == actual
+    subjects = {int(s): float(np.mean(correct[ids == s])) for s in np.concatenate(folds)}
+    return {"seed": seed, "subjects": subjects,
+            "confusion": classification.confusion_matrix(actual, predicted, len(classes))}
+
+
+def summarise(results: list[dict], classes: list[str]) -> dict:
+    """Mean and worst subject, macro-F1 and per-class recall of the confusion matrix pooled over
+    every scored window, per seed; and over seeds (means; the worst subject of any seed)."""
+    per_seed = []
+    for result in results:
+        matrix = result["confusion"]
+        recall = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
+        worst = min(result["subjects"], key=result["subjects"].get)
+        per_seed.append({
+            "seed": result["seed"],
+            "subject_accuracy": result["subjects"],
+            "mean_subject_accuracy": statistics.mean(result["subjects"].values()),
+            "worst_subject": {"subject": worst, "accuracy": result["subjects"][worst]},
+            "macro_f1": classification.macro_f1(matrix),
+            "recall": dict(zip(classes, recall.tolist())),
+            "confusion": matrix.tolist(),
+        })
+    worst = min(per_seed, key=lambda seed: seed["worst_subject"]["accuracy"])
+    return {
+        "seeds": per_seed,
+        "mean_subject_accuracy": statistics.mean(s["mean_subject_accuracy"] for s in per_seed),
+        "worst_subject": {**worst["worst_subject"], "seed": worst["seed"]},
+        "macro_f1": statistics.mean(s["macro_f1"] for s in per_seed),
+        "recall": {c: statistics.mean(s["recall"][c] for s in per_seed) for c in classes},
+    }
+
+
+def report(name: str, tag: str, summary: dict, classes: list[str]) -> None:
+    """Prints a cell's cross-validation: subjects per seed, then one Markdown row."""
+    for seed in summary["seeds"]:
+        scores = seed["subject_accuracy"]
+        print(f"{name} {tag} seed {seed['seed']}: " + " ".join(
+            f"{s}:{scores[s]:.1%}" for s in sorted(scores)) + f" | mean "
+            f"{seed['mean_subject_accuracy']:.1%}, worst {seed['worst_subject']['accuracy']:.1%} "
+            f"(subject {seed['worst_subject']['subject']}), macro-F1 {seed['macro_f1']:.3f}",
+            flush=True)
+    print(classification.format_confusion_matrix(
+        np.sum([s["confusion"] for s in summary["seeds"]], axis=0), classes))
+    worst = summary["worst_subject"]
+    print(f"| {name} | {tag} | {len(summary['seeds'])} | {summary['mean_subject_accuracy']:.1%} | "
+          f"{worst['accuracy']:.1%} (subject {worst['subject']}, seed {worst['seed']}) | "
+          f"{summary['macro_f1']:.3f} | "
+          + " ".join(f"{summary['recall'][c]:.1%}" for c in classes) + " |", flush=True)
+
+
 def cv(args: argparse.Namespace) -> None:
     x, y, _, _, names, _ = data.read_windows(args.data)  # the training split only
     ids = data.read_subjects(args.data).get("trS")
@@ -112,79 +195,32 @@ def cv(args: argparse.Namespace) -> None:
     if not 2 <= args.folds <= len(subjects):
         raise SystemExit(f"--folds must be in [2, {len(subjects)}], got {args.folds}")
     folds = [subjects[start::args.folds] for start in range(args.folds)]
-    tag = "-".join(args.set).replace("=", "") or "defaults"
     for name in args.cells:
         overrides = zoo.get_entry(name).parse_settings(args.set)
-        # Named by the resolved recipe too, so that changed defaults train afresh.
-        recipe = json.dumps(zoo.get_entry(name).resolve(None, **overrides), sort_keys=True)
-        digest = hashlib.sha256(recipe.encode()).hexdigest()[:8]
-        per_seed = []
-        for seed in args.seeds:
-            scores = {}
-            for fold, scored in enumerate(folds):
-                is_scored = np.isin(ids, scored)
-                splits = Splits(
-                    x_train=x[~is_scored], y_train=y[~is_scored],
-                    x_val=x[:0], y_val=y[:0],
-                    x_test=x[is_scored], y_test=y[is_scored],
-                    info={"source": str(args.data), "classes": list(names),
-                          "validation": {"split": "none", "windows": 0},
-                          "scored_subjects": [int(s) for s in scored]},
-                )
-                run_dir = RUNS / f"cv-{name}-{tag}-{digest}-s{seed}-fold{fold}"
-                predicted = train_and_predict(name, None, seed, splits, run_dir, overrides)
-                correct = predicted == classification.class_indices(splits.y_test)
-                for subject in scored:
-                    scores[int(subject)] = float(np.mean(correct[ids[is_scored] == subject]))
-            worst = min(scores, key=scores.get)
-            per_seed.append(scores)
-            print(f"{name} {tag} seed {seed}: " + " ".join(
-                f"{s}:{scores[s]:.1%}" for s in sorted(scores))
-                + f" | mean {statistics.mean(scores.values()):.1%}, worst {scores[worst]:.1%} "
-                f"(subject {worst})", flush=True)
-        means = [statistics.mean(scores.values()) for scores in per_seed]
-        print(f"| {name} | {tag} | " + " ".join(f"{m:.1%}" for m in means)
-              + f" | {statistics.mean(means):.1%} | "
-              f"{min(min(scores.values()) for scores in per_seed):.1%} |", flush=True)
+        tag = recipe_tag(name, overrides, args.set, args.epochs)
+        results = [cross_validate(name, x, y, ids, folds, seed, f"cv-{name}-{tag}", overrides,
+                                  args.epochs, list(names), str(args.data))
+                   for seed in args.seeds]
+        report(name, tag, summarise(results, list(names)), list(names))
 
 
 def loso(args: argparse.Namespace) -> None:
-    x_train, y_train, x_test, y_test, names, _ = data.read_windows(args.data)
-    subjects = data.read_subjects(args.data)
-    if set(subjects) != {"trS", "tstS"}:
-        raise SystemExit(f"{args.data} needs trS and tstS (subject ids) for leave-one-subject-out")
-    x, y = np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test])
-    ids = np.concatenate([subjects["trS"], subjects["tstS"]])
+    splits = data.load(args.data, validation_fraction=0.0, include_test=True)
+    ids = np.concatenate([data.read_subjects(args.data)[key] for key in ("trS", "tstS")])
+    classes = splits.info["classes"]
+    summaries = {}
     for name in args.cells:
-        scores = {}
-        fraction = zoo.get_entry(name).load_settings(
-            None if args.preset == "strong" else args.preset)["validation_fraction"]
-        for subject in np.unique(ids):
-            rest = ids != subject
-            held = (data.hold_out_subjects(ids[rest], y[rest].argmax(axis=1), fraction, args.seed)
-                    if fraction else [])
-            is_validation = np.isin(ids, held) & rest
-            is_training = rest & ~is_validation
-            splits = Splits(
-                x_train=x[is_training], y_train=y[is_training],
-                x_val=x[is_validation], y_val=y[is_validation],
-                x_test=x[~rest], y_test=y[~rest],
-                info={"source": str(args.data), "classes": list(names),
-                      "validation": ({"split": "subjects", "subjects": held} if held
-                                     else {"split": "none", "windows": 0}),
-                      "test_subject": int(subject)},
-            )
-            run_dir = RUNS / f"loso-{name}-{args.preset}-s{args.seed}-subject{subject}"
-            accuracy, f1, _ = score(train_and_predict(
-                name, None if args.preset == "strong" else args.preset, args.seed, splits, run_dir),
-                splits)
-            scores[int(subject)] = accuracy
-            print(f"{name} {args.preset}: subject {subject} accuracy {accuracy:.4f}, macro-F1 "
-                  f"{f1:.4f} (validation subjects {held})", flush=True)
-        worst = min(scores, key=scores.get)
-        print(f"| {name} | {args.preset} | " + " ".join(f"{scores[s]:.1%}" for s in sorted(scores))
-              + f" | {statistics.mean(scores.values()):.1%} | {scores[worst]:.1%} (subject "
-              f"{worst}) |")
+        overrides = zoo.get_entry(name).parse_settings(args.set)
+        tag = recipe_tag(name, overrides, args.set, args.epochs)
+        results = [cross_validate(name, splits.x_train, splits.y_train, ids,
+                                  [[s] for s in np.unique(ids)], seed, f"loso-{name}-{tag}",
+                                  overrides, args.epochs, classes, str(args.data))
+                   for seed in args.seeds]
+        summaries[name] = {"recipe": tag, "settings": args.set, "epochs": args.epochs,
+                           **summarise(results, classes)}
+        report(name, tag, summaries[name], classes)
+    if args.json:
+        args.json.write_text(json.dumps(summaries, indent=2) + "\n")
 
 
 def main() -> None:
@@ -199,14 +235,16 @@ def main() -> None:
     by_fold = modes.add_parser("cv", help="cross-validation over the training subjects")
     by_fold.add_argument("--cells", nargs="+", default=["rnn"])
     by_fold.add_argument("--folds", type=int, default=3)
-    by_fold.add_argument("--seeds", nargs="+", type=int, default=[0])
-    by_fold.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     by_fold.set_defaults(run=cv)
     by_subject = modes.add_parser("loso", help="leave-one-subject-out cross-validation")
-    by_subject.add_argument("--cells", nargs="+", default=["lstm"])
-    by_subject.add_argument("--preset", default="strong")
-    by_subject.add_argument("--seed", type=int, default=0)
+    by_subject.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"])
+    by_subject.add_argument("--json", type=Path, help="write the summaries here (for the cards)")
     by_subject.set_defaults(run=loso)
+    for mode in (by_fold, by_subject):
+        mode.add_argument("--seeds", nargs="+", type=int, default=[0])
+        mode.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                          help="hyperparameters of the entry, as zoo train --set")
+        mode.add_argument("--epochs", type=int, help="in place of the entry's (for screening)")
     args = parser.parse_args()
     args.run(args)
 

@@ -8,13 +8,20 @@ It loads the run (`zoo.get(NAME, weights=RUN_DIR)`), measures it on the data's t
 validation split where the data has no test split, as the embedded photographs), stores the
 weights as float16 when that leaves every measured metric unchanged to 4 decimals (float32
 otherwise; `--storage float16` stores float16 anyway, and the card then records the float16
-copy's metrics, the figures a user gets, beside the float32 ones), keeps the outputs of 8 fixed inputs beside them, and writes the card into the
-family's `zoo/<family>/weights/` (see `zoo.weights`).
+copy's metrics, the figures a user gets, beside the float32 ones), keeps the outputs of 8 fixed
+inputs beside them, and writes the card into the family's `zoo/<family>/weights/` (see
+`zoo.weights`).
+
+A final model trained on every example (`zoo train lstm --load include_test=true ...`) has no
+held-out split: its card quotes its recipe's cross-validation (`--cross-validation FILE`, written
+by `python bench/har.py loso --json FILE`) and records, as `training_metrics`, what the set
+scores on its own training windows.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -39,13 +46,41 @@ LICENCES = {
 }
 
 
-def measure(model, splits) -> tuple[str, dict[str, float]]:
-    """The split measured (test, else validation) and Keras' metrics on it."""
-    x, y, split = splits.x_test, splits.y_test, "test"
-    if x is None or not len(x):
-        x, y, split = splits.x_val, splits.y_val, "validation"
-    values = model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
-    return split, {name: round(float(value), 6) for name, value in values.items()}
+# A card's split name -> the `Splits` attribute suffix.
+SPLITS = {"test": "test", "validation": "val", "training": "train"}
+
+
+def measured_split(splits) -> str:
+    """The split a set is measured on: test, else validation, else (a final model trained on
+    every example, whose figure for new data is a cross-validation's) its own training data."""
+    for split in ("test", "validation"):
+        x = getattr(splits, f"x_{SPLITS[split]}")
+        if x is not None and len(x):
+            return split
+    return "training"
+
+
+def measure(model, splits, split: str) -> dict[str, float]:
+    """Keras' metrics on `split` ("test", "validation" or "training")."""
+    values = model.evaluate(getattr(splits, f"x_{SPLITS[split]}"),
+                            getattr(splits, f"y_{SPLITS[split]}"),
+                            batch_size=256, verbose=0, return_dict=True)
+    return {name: round(float(value), 6) for name, value in values.items()}
+
+
+def cross_validated(path: Path, cell: str) -> dict:
+    """`cell`'s summary in a `bench/har.py loso --json` file, with its headline metrics."""
+    summary = json.loads(path.read_text())[cell]
+    subjects = sorted(int(s) for s in summary["seeds"][0]["subject_accuracy"])
+    return {
+        "scheme": f"leave-one-subject-out cross-validation over subjects "
+                  f"{subjects[0]}-{subjects[-1]} ({len(summary['seeds'])} seed(s); each subject "
+                  "scored by a model of this recipe trained on all the others)",
+        "metrics": {"accuracy": round(summary["mean_subject_accuracy"], 6),
+                    "macro_f1": round(summary["macro_f1"], 6),
+                    "worst_subject_accuracy": round(summary["worst_subject"]["accuracy"], 6)},
+        **summary,
+    }
 
 
 def main() -> None:
@@ -63,6 +98,9 @@ def main() -> None:
                              "train draws it)")
     parser.add_argument("--storage", choices=("auto", "float16", "float32"), default="auto",
                         help="auto: float16 only where no metric moves")
+    parser.add_argument("--cross-validation", type=Path, metavar="JSON",
+                        help="for a run trained on every example: the figures of its recipe's "
+                             "cross-validation (bench/har.py loso --json), which the card quotes")
     parser.add_argument("--train-command", required=True,
                         help="the zoo train command that wrote --run-dir, for the card")
     args = parser.parse_args()
@@ -74,7 +112,11 @@ def main() -> None:
                **{key: int(value) for key, _, value in (pair.partition("=") for pair in args.load)}}
     split_seed = using.split_seed(record) if args.split_seed is None else args.split_seed
     splits = entry.task.load(args.data, seed=split_seed, **options)
-    split, metrics = measure(model, splits)
+    split = measured_split(splits)
+    if (split == "training") != bool(args.cross_validation):
+        raise SystemExit("a set trained on every example needs --cross-validation for its "
+                         "figure, and only such a set takes one")
+    metrics = measure(model, splits, split)
     source = record["data"].get("source")
     if source and Path(source).exists():  # a local path says nothing elsewhere: its name does
         source = Path(source).name
@@ -91,12 +133,12 @@ def main() -> None:
     }
     if record["data"].get("classes"):
         fields["class_names"] = record["data"]["classes"]
-    check_inputs = (splits.x_test if split == "test" else splits.x_val)[:8]
+    check_inputs = getattr(splits, f"x_{SPLITS[split]}")[:8]
     with tempfile.TemporaryDirectory() as scratch:  # does float16 storage change a metric?
         weights.write_set(model, args.name, args.tag, {**fields, "metrics_float32": metrics},
                           scratch, float16=True)
         os.environ[weights.PATH_VARIABLE] = scratch
-        _, half = measure(zoo.get(args.name, weights=args.tag), splits)
+        half = measure(zoo.get(args.name, weights=args.tag), splits, split)
         del os.environ[weights.PATH_VARIABLE]
     print(f"{args.name}.{args.tag} stored as float16 would measure {half}")
     unchanged = all(np.isclose(half[key], metrics[key], atol=5e-5) for key in metrics)
@@ -104,6 +146,17 @@ def main() -> None:
     if float16:
         fields["metrics_float32"] = metrics
         fields["metrics"] = half
+    if args.cross_validation:
+        # The card's figure is the recipe's on people it did not see; what the stored set
+        # scores on its own training windows (`zoo evaluate --splits train` reproduces it)
+        # goes beside it. The fold models were float32: the figure holds for either storage.
+        validated = cross_validated(args.cross_validation, entry.weights_from or args.name)
+        fields["data"]["measured_on"] = validated["scheme"]
+        fields["training_metrics"] = fields["metrics"]
+        fields["cross_validation"] = validated
+        fields["metrics"] = validated["metrics"]
+        if float16:
+            fields["metrics_float32"] = validated["metrics"]
     card = weights.write_set(model, args.name, args.tag, fields, float16=float16,
                              check_inputs=check_inputs)
     print(f"{args.name}.{args.tag}: {split} {metrics} ({'float16' if float16 else 'float32'}) "

@@ -169,6 +169,7 @@ def test_truncation_of_at_least_the_sequence_length_is_full_bptt():
         (lambda: Recurrent(RNNCell(3), truncate_steps=0), "truncate_steps"),
         (lambda: SensorAugmentation(rotation=200), "rotation"),
         (lambda: SensorAugmentation(scaling=1.5), "scaling"),
+        (lambda: SensorAugmentation(gravity_rotation=-1.0), "gravity_rotation"),
         (lambda: SequenceClassifier("transformer"), "cell must be one of"),
         (lambda: SequenceClassifier("lstm", implementation="torch"), "implementation"),
         (lambda: SequenceClassifier("lstm", clip_norm=-1.0), "clip_norm"),
@@ -209,6 +210,36 @@ def test_augmentation_is_identity_outside_training_and_label_preserving_inside()
     scaled = SensorAugmentation(scaling=0.2, seed=0)(x, training=True).numpy()
     factors = scaled / x.numpy()
     assert np.allclose(factors, factors[:, :1, :1]) and np.all(np.abs(factors - 1) <= 0.2 + 1e-6)
+
+
+def test_gravity_rotation_turns_the_posture_less_than_the_motion():
+    def angles(a, b):  # between matching vectors, degrees
+        cosine = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+        return np.degrees(np.arccos(np.clip(cosine, -1, 1)))
+
+    def augmented(x):  # the same draws for every input: a fresh layer, the same seed
+        return SensorAugmentation(rotation=60, gravity_rotation=5, seed=0)(x, training=True).numpy()
+
+    posture = np.tile(np.array([9.8, 0.0, 0.0], "float32"), (32, 64, 1))
+    # Four steps a cycle: the 41-step low-pass filter leaves nothing of it (no gravity part).
+    phase = 2 * np.pi * np.arange(64) / 4 + np.pi / 4
+    motion = np.tile(np.stack([np.sin(phase)] * 3, -1).astype("float32"), (32, 1, 1))
+    turned_posture, turned_motion = augmented(posture), augmented(motion)
+    assert angles(turned_posture, posture).max() <= 5.0 + 1e-3
+    np.testing.assert_allclose(np.linalg.norm(turned_posture, axis=-1), 9.8, rtol=1e-5)
+    # One rotation per window; the ends, extended by the filter, keep a little gravity part.
+    motion_turn = angles(turned_motion, motion)[:, 20:-20].max(axis=1)
+    assert motion_turn.max() <= 60.0 + 0.1 and np.median(motion_turn) > 10.0
+    # The layer is linear for given draws: a window is its posture and its motion, turned apart.
+    np.testing.assert_allclose(augmented(posture + motion), turned_posture + turned_motion,
+                               atol=1e-4)
+    # Equal angles: one rotation of the whole window, the draws of the layer without the split.
+    x = tf.constant(posture + motion)
+    whole = SensorAugmentation(rotation=30, gravity_rotation=30, seed=3)(x, training=True)
+    np.testing.assert_array_equal(whole, SensorAugmentation(rotation=30, seed=3)(x, training=True))
+    layer = SensorAugmentation(rotation=60, gravity_rotation=5, gravity_width=21)
+    again = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert again.get_config() == layer.get_config() and again.get_config()["gravity_width"] == 21
 
 
 def tiny_classifier(**options):

@@ -211,6 +211,23 @@ def test_test_subject_ids_are_optional(tmp_path):
     assert data.load(path).info["validation"]["split"] == "subjects"
 
 
+def test_include_test_trains_on_every_subject_with_no_test_split(tmp_path):
+    path = subject_file(tmp_path / "subjects.h5")
+    with h5py.File(path, "r") as handle:
+        everything = np.concatenate([handle["trX"][()], handle["tstX"][()]])
+    splits = data.load(path, validation_fraction=0.0, include_test=True)
+    np.testing.assert_array_equal(splits.x_train, everything)
+    assert len(splits.x_test) == len(splits.y_test) == 0 and "include_test" in splits.info["test"]
+    # Subjects are held out from all of them: the test file's subject 99 may be chosen.
+    held = {tuple(data.load(path, seed=seed, include_test=True).info["validation"]["subjects"])
+            for seed in range(20)}
+    assert any(99 in subjects for subjects in held)
+    one_split = write_windows(tmp_path / "trS.h5", trS=subject_ids(60, 5))
+    assert len(data.load(one_split, validation_fraction=0, include_test=True).x_train) == 84
+    with pytest.raises(DataError, match="subject ids for one split only .*trS and tstS"):
+        data.load(one_split, include_test=True)
+
+
 def test_without_subject_ids_the_random_split_warns_of_overlap(windows_file):
     with pytest.warns(UserWarning, match="overstates accuracy on new people"):
         splits = data.load(windows_file, seed=0)

@@ -51,11 +51,13 @@ def test_course_preset_sets_the_course_values_and_fit_settings():
 
 def test_loader_options_for_training_are_the_loaders_the_entrys_then_the_presets():
     lstm = zoo.get_entry("lstm")
-    assert lstm.load_settings() == {"validation_fraction": 0.0}  # trains on every subject
-    assert lstm.load_settings("course") == {"validation_fraction": 0.1}  # its early stopping's
+    # Trains on every training subject; the test windows stay out unless asked for.
+    assert lstm.load_settings() == {"validation_fraction": 0.0, "include_test": False}
+    assert lstm.load_settings("course") == {"validation_fraction": 0.1,  # its early stopping's
+                                            "include_test": False}
     assert zoo.get_entry("cifar_small").load_settings() == {"validation_size": None,
                                                            "classes": None}
-    assert zoo.describe("lstm")["load"] == {"validation_fraction": 0.0}
+    assert zoo.describe("lstm")["load"] == {"validation_fraction": 0.0, "include_test": False}
 
 
 def test_overrides_and_presets_apply_in_order():

@@ -226,7 +226,8 @@ def _describe(attributes: dict[str, Any]) -> dict[str, Any]:
             for key, value in attributes.items()}
 
 
-def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.1) -> Splits:
+def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.1,
+         include_test: bool = False) -> Splits:
     """Training, validation and test windows from a course-layout HDF5 file.
 
     With subject ids (`trS`) in the file, whole subjects are held out for validation: about
@@ -235,6 +236,9 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
     `validation_fraction` of each class of the training windows is held out at random, chosen
     by `seed`; those windows overlap training windows, and `info["validation"]["warning"]`
     (also issued as a warning) says so.
+    With `include_test`, the test windows (and their subjects) join the training windows and
+    the test split is empty: the final model of a recipe chosen by cross-validation over every
+    subject, whose figure for new people is that cross-validation's, not a test split's.
     There is no embedded default: activity recordings are personal data no installed package
     ships, so a path is required.
 
@@ -243,6 +247,7 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
         seed: seed of the validation split.
         validation_fraction: share of the training windows held out, in [0, 1); 0 for no
             validation set.
+        include_test: train on the test windows too; no test split.
 
     Returns:
         `Splits` whose `info["validation"]` describes the split: `{"split": "subjects",
@@ -262,7 +267,18 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
     if not 0.0 <= validation_fraction < 1.0:
         raise DataError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
     x_train, y_train, x_test, y_test, names, attributes = read_windows(path)
-    subjects = read_subjects(path).get("trS")
+    subjects = read_subjects(path)
+    if include_test:
+        if len(subjects) == 1 and validation_fraction:
+            raise DataError(
+                f"{path} has subject ids for one split only ({', '.join(subjects)}): holding "
+                "out whole subjects with include_test needs trS and tstS; store both, or pass "
+                "validation_fraction=0")
+        x_train, y_train = np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test])
+        x_test, y_test = x_test[:0], y_test[:0]
+        subjects = ({"trS": np.concatenate([subjects["trS"], subjects["tstS"]])}
+                    if len(subjects) == 2 else {})
+    subjects = subjects.get("trS")
     labels = y_train.argmax(axis=1)
     check_classes(labels, names, str(path))
     is_validation = np.zeros(len(x_train), bool)
@@ -313,5 +329,7 @@ def load(path: str | Path | None, seed: int = 0, validation_fraction: float = 0.
             "attributes": _describe(attributes),
             "preprocessing": "none outside the model (per-channel normalisation is a model layer)",
             "validation": validation,
+            **({"test": "none: the test windows are in training (include_test)"}
+               if include_test else {}),
         },
     )

@@ -116,8 +116,18 @@ class SensorAugmentation(keras.layers.Layer):
     (a window starts at an arbitrary moment of the activity), and Gaussian noise of standard
     deviation `jitter`. Zero turns a change off.
 
+    A rotation of the whole window also turns gravity, and with it the posture: on a hip-worn
+    sensor sitting and standing differ by a tilt of 10-50 degrees. With `gravity_rotation` set
+    apart from `rotation`, the window is split into its slow part (`LowPass(gravity_width)`:
+    gravity, the posture) and the rest (the body's motion); the motion turns by up to
+    `rotation` degrees and gravity, about an axis of its own, by up to `gravity_rotation`.
+
     Args:
         rotation: largest rotation angle in degrees, in [0, 180]; needs 3 axes.
+        gravity_rotation: largest rotation of the gravity part in degrees, in [0, 180]; `None`
+            (the default) turns the whole window by one rotation of up to `rotation`.
+        gravity_width: the low-pass kernel's length in steps (odd) that finds the gravity part,
+            when `gravity_rotation` is set apart from `rotation`.
         scaling: largest relative change of magnitude, in [0, 1).
         time_shift: largest shift in time steps, >= 0.
         time_warp: largest relative change of pace, in [0, 1).
@@ -134,11 +144,17 @@ class SensorAugmentation(keras.layers.Layer):
     >>> augmented = augment(windows, training=True)
     >>> augmented.shape
     TensorShape([8, 150, 3])
+
+    Motion turned by up to 25 degrees, the posture by up to 5:
+
+    >>> augment = SensorAugmentation(rotation=25, gravity_rotation=5)
     """
 
     def __init__(
         self,
         rotation: float = 0.0,
+        gravity_rotation: float | None = None,
+        gravity_width: int = 41,
         scaling: float = 0.0,
         time_shift: int = 0,
         time_warp: float = 0.0,
@@ -149,6 +165,9 @@ class SensorAugmentation(keras.layers.Layer):
         super().__init__(**kwargs)
         if not 0.0 <= rotation <= 180.0:
             raise ValueError(f"rotation must be in [0, 180] degrees, got {rotation!r}")
+        if gravity_rotation is not None and not 0.0 <= gravity_rotation <= 180.0:
+            raise ValueError(
+                f"gravity_rotation must be in [0, 180] degrees or None, got {gravity_rotation!r}")
         if not 0.0 <= scaling < 1.0:
             raise ValueError(f"scaling must be in [0, 1), got {scaling!r}")
         if not (isinstance(time_shift, int) and time_shift >= 0):
@@ -158,19 +177,24 @@ class SensorAugmentation(keras.layers.Layer):
         if not jitter >= 0.0:
             raise ValueError(f"jitter must be >= 0, got {jitter!r}")
         self.rotation, self.scaling, self.jitter = rotation, scaling, jitter
+        self.gravity_rotation, self.gravity_width = gravity_rotation, gravity_width
+        # Split only where the two parts turn differently: otherwise one rotation, as before.
+        self.lowpass = (LowPass(gravity_width, dtype=self.dtype_policy)
+                        if gravity_rotation is not None and gravity_rotation != rotation else None)
         self.time_shift, self.time_warp = time_shift, time_warp
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape: Any) -> None:
-        if self.rotation and input_shape[-1] != 3:
+        if (self.rotation or self.gravity_rotation) and input_shape[-1] != 3:
             raise ValueError(f"rotation needs 3 sensor axes, got input shape {input_shape}")
 
-    def _rotations(self, batch: Any) -> Any:
-        """Random rotation matrices `(batch, 3, 3)` by Rodrigues' formula."""
+    def _rotations(self, batch: Any, degrees: float) -> Any:
+        """Random rotation matrices `(batch, 3, 3)` by Rodrigues' formula, each by up to
+        `degrees` about a random axis."""
         axis = keras.random.normal((batch, 3), seed=self.generator)
         axis = axis / tf.norm(axis, axis=-1, keepdims=True)
-        limit = math.radians(self.rotation)
+        limit = math.radians(degrees)
         angle = keras.random.uniform((batch, 1, 1), -limit, limit, seed=self.generator)
         x, y, z = tf.unstack(axis, axis=-1)
         zero = tf.zeros_like(x)
@@ -198,8 +222,13 @@ class SensorAugmentation(keras.layers.Layer):
         if not training:
             return inputs
         batch = tf.shape(inputs)[0]
-        if self.rotation:
-            inputs = inputs @ tf.transpose(self._rotations(batch), [0, 2, 1])
+        if self.lowpass is not None:
+            gravity = self.lowpass(inputs)
+            inputs = (gravity @ tf.transpose(self._rotations(batch, self.gravity_rotation), [0, 2, 1])
+                      + (inputs - gravity) @ tf.transpose(self._rotations(batch, self.rotation),
+                                                          [0, 2, 1]))
+        elif self.rotation:
+            inputs = inputs @ tf.transpose(self._rotations(batch, self.rotation), [0, 2, 1])
         if self.scaling:
             inputs = inputs * keras.random.uniform(
                 (batch, 1, 1), 1.0 - self.scaling, 1.0 + self.scaling, seed=self.generator
@@ -217,6 +246,8 @@ class SensorAugmentation(keras.layers.Layer):
         return {
             **super().get_config(),
             "rotation": self.rotation,
+            "gravity_rotation": self.gravity_rotation,
+            "gravity_width": self.gravity_width,
             "scaling": self.scaling,
             "time_shift": self.time_shift,
             "time_warp": self.time_warp,
