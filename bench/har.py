@@ -36,11 +36,14 @@ ids (`trS`, `tstS`).
 from __future__ import annotations
 
 import argparse
-import logging
 import hashlib
 import json
+import logging
+import multiprocessing
 import os
 import statistics
+from concurrent import futures
+from contextlib import nullcontext
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -116,25 +119,43 @@ def recipe_tag(name: str, overrides: dict, settings: list[str], epochs: int | No
     return f"{given}{f'-e{epochs}' if epochs else ''}-{digest}"
 
 
+def share_the_cores(jobs: int) -> None:
+    """In each of `jobs` worker processes: its share of the cores for TensorFlow's ops."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(max(1, (os.cpu_count() or 1) // jobs))
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
 def cross_validate(name: str, x: np.ndarray, y: np.ndarray, ids: np.ndarray,
                    folds: list[np.ndarray], seed: int, run_prefix: str, overrides: dict,
-                   epochs: int | None, classes: list[str], source: str) -> dict:
+                   epochs: int | None, classes: list[str], source: str, jobs: int = 1) -> dict:
     """Scores every subject by a model trained on the other folds' subjects (no validation
-    split: the recipe is fixed). Returns per-subject accuracy and the confusion matrix pooled
-    over the scored windows."""
+    split: the recipe is fixed), `jobs` folds at a time in processes of their own. Returns
+    per-subject accuracy and the confusion matrix pooled over the scored windows."""
     actual = classification.class_indices(y)
     predicted = np.empty_like(actual)
-    for fold, scored in enumerate(folds):
-        is_scored = np.isin(ids, scored)
-        splits = Splits(
-            x_train=x[~is_scored], y_train=y[~is_scored], x_val=x[:0], y_val=y[:0],
-            x_test=x[is_scored], y_test=y[is_scored],
-            info={"source": source, "classes": classes, "validation": {"split": "none", "windows": 0},
-                  "scored_subjects": [int(s) for s in scored]},
-        )
-        run_dir = RUNS / f"{run_prefix}-s{seed}-fold{fold}"
-        predicted[is_scored] = train_and_predict(name, None, seed, splits, run_dir, overrides,
-                                                 epochs)
+    spawn = multiprocessing.get_context("spawn")  # TensorFlow does not survive a fork
+    with (futures.ProcessPoolExecutor(jobs, mp_context=spawn, initializer=share_the_cores,
+                                      initargs=(jobs,)) if jobs > 1 else nullcontext()) as pool:
+        pending = {}
+        for fold, scored in enumerate(folds):
+            is_scored = np.isin(ids, scored)
+            splits = Splits(
+                x_train=x[~is_scored], y_train=y[~is_scored], x_val=x[:0], y_val=y[:0],
+                x_test=x[is_scored], y_test=y[is_scored],
+                info={"source": source, "classes": classes,
+                      "validation": {"split": "none", "windows": 0},
+                      "scored_subjects": [int(s) for s in scored]},
+            )
+            arguments = (name, None, seed, splits, RUNS / f"{run_prefix}-s{seed}-fold{fold}",
+                         overrides, epochs)
+            if pool is None:
+                predicted[is_scored] = train_and_predict(*arguments)
+            else:
+                pending[pool.submit(train_and_predict, *arguments)] = is_scored
+        for done, is_scored in pending.items():
+            predicted[is_scored] = done.result()
     correct = predicted == actual
     subjects = {int(s): float(np.mean(correct[ids == s])) for s in np.concatenate(folds)}
     return {"seed": seed, "subjects": subjects,
@@ -199,7 +220,7 @@ def cv(args: argparse.Namespace) -> None:
         overrides = zoo.get_entry(name).parse_settings(args.set)
         tag = recipe_tag(name, overrides, args.set, args.epochs)
         results = [cross_validate(name, x, y, ids, folds, seed, f"cv-{name}-{tag}", overrides,
-                                  args.epochs, list(names), str(args.data))
+                                  args.epochs, list(names), str(args.data), args.jobs)
                    for seed in args.seeds]
         report(name, tag, summarise(results, list(names)), list(names))
 
@@ -214,7 +235,7 @@ def loso(args: argparse.Namespace) -> None:
         tag = recipe_tag(name, overrides, args.set, args.epochs)
         results = [cross_validate(name, splits.x_train, splits.y_train, ids,
                                   [[s] for s in np.unique(ids)], seed, f"loso-{name}-{tag}",
-                                  overrides, args.epochs, classes, str(args.data))
+                                  overrides, args.epochs, classes, str(args.data), args.jobs)
                    for seed in args.seeds]
         summaries[name] = {"recipe": tag, "settings": args.set, "epochs": args.epochs,
                            **summarise(results, classes)}
@@ -245,6 +266,7 @@ def main() -> None:
         mode.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                           help="hyperparameters of the entry, as zoo train --set")
         mode.add_argument("--epochs", type=int, help="in place of the entry's (for screening)")
+        mode.add_argument("--jobs", type=int, default=1, help="folds trained at once")
     args = parser.parse_args()
     args.run(args)
 
