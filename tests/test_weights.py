@@ -251,6 +251,23 @@ def test_predict_autoencoder_writes_code_and_reconstruction(cli, weight_dir, tmp
     assert (tmp_path / "out" / "photo.reconstruction.png").stat().st_size > 0
 
 
+def test_describe_quotes_a_cross_validated_sets_figures(cli, weight_dir):
+    model, card = make_set("lstm", weight_dir)
+    fields = json.loads(card.read_text())
+    validated = {"scheme": "leave-one-subject-out cross-validation over subjects 1-11",
+                 "metrics": {"accuracy": 0.93}, "recall": {"sitting": 0.86, "standing": 0.95}}
+    fields.update(cross_validation=validated, metrics=validated["metrics"],
+                  data={"measured_on": validated["scheme"]}, training_metrics={"accuracy": 0.99})
+    weights.write_set(model, "lstm", "tiny", {key: fields[key] for key in fields if key not in
+                                              ("tag", "file", "size_bytes", "sha256",
+                                               "storage_dtype")}, weight_dir)
+    code, out, _ = cli("describe", "lstm")
+    assert code == 0 and "accuracy': 0.93}, on leave-one-subject-out" in out
+    assert "recall per class on people left out: {'sitting': 0.86, 'standing': 0.95}" in out
+    code, out, _ = cli("list", "--pretrained", "lstm")
+    assert "accuracy 0.930 on leave-one-subject-out cross-validation over subjects 1-11" in out
+
+
 def test_describe_and_export_carry_the_card(cli, weight_dir, tmp_path):
     make_set("sparse_autoencoder", weight_dir)
     code, out, _ = cli("describe", "sparse_autoencoder")
