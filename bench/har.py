@@ -42,6 +42,7 @@ import logging
 import multiprocessing
 import os
 import statistics
+import sys
 from concurrent import futures
 from contextlib import nullcontext
 from pathlib import Path
@@ -238,6 +239,8 @@ def loso(args: argparse.Namespace) -> None:
                                   overrides, args.epochs, classes, str(args.data), args.jobs)
                    for seed in args.seeds]
         summaries[name] = {"recipe": tag, "settings": args.set, "epochs": args.epochs,
+                           "hyperparameters": zoo.get_entry(name).resolve(None, **overrides),
+                           "command": " ".join(["python", "bench/har.py", *sys.argv[1:]]),
                            **summarise(results, classes)}
         report(name, tag, summaries[name], classes)
     if args.json:

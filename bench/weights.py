@@ -68,9 +68,15 @@ def measure(model, splits, split: str) -> dict[str, float]:
     return {name: round(float(value), 6) for name, value in values.items()}
 
 
-def cross_validated(path: Path, cell: str) -> dict:
-    """`cell`'s summary in a `bench/har.py loso --json` file, with its headline metrics."""
+def cross_validated(path: Path, cell: str, record: dict) -> dict:
+    """`cell`'s summary in a `bench/har.py loso --json` file, with its headline metrics; refused
+    unless its folds were trained with the run's recipe and schedule (`record`)."""
     summary = json.loads(path.read_text())[cell]
+    if (summary["hyperparameters"] != record["hyperparameters"]
+            or (summary["epochs"] or record["fit"]["epochs"]) != record["epochs_trained"]):
+        raise SystemExit(f"{path}: {cell}'s cross-validation trained another recipe or schedule "
+                         f"({summary['recipe']}) than {record['hyperparameters']}, "
+                         f"{record['epochs_trained']} epochs")
     subjects = sorted(int(s) for s in summary["seeds"][0]["subject_accuracy"])
     return {
         "scheme": f"leave-one-subject-out cross-validation over subjects "
@@ -150,7 +156,8 @@ def main() -> None:
         # The card's figure is the recipe's on people it did not see; what the stored set
         # scores on its own training windows (`zoo evaluate --splits train` reproduces it)
         # goes beside it. The fold models were float32: the figure holds for either storage.
-        validated = cross_validated(args.cross_validation, entry.weights_from or args.name)
+        validated = cross_validated(args.cross_validation, entry.weights_from or args.name,
+                                    record)
         fields["data"]["measured_on"] = validated["scheme"]
         fields["training_metrics"] = fields["metrics"]
         fields["cross_validation"] = validated
