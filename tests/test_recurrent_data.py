@@ -261,14 +261,14 @@ def test_cli_trains_on_every_subject_unless_told_to_hold_some_out(tmp_path, caps
     assert "(200 training, 0 validation examples)" in capsys.readouterr().out
     record = json.loads((tmp_path / "all" / "run.json").read_text())["data"]
     assert record["validation"] == {"split": "none", "windows": 0}
-    assert record["load_options"] == {"validation_fraction": 0.0}
+    assert record["load_options"] == {"validation_fraction": 0.0, "include_test": False}
 
     assert main(["train", "lstm", *options, "--run-dir", "held", "--load", "validation_fraction=0.2"]) == 0
     out = capsys.readouterr().out
     record = json.loads((tmp_path / "held" / "run.json").read_text())["data"]
     held = record["validation"]["subjects"]
     assert f"validation: subjects {held} held out whole" in out
-    assert record["load_options"] == {"validation_fraction": 0.2}
+    assert record["load_options"] == {"validation_fraction": 0.2, "include_test": False}
     # `zoo evaluate` holds out the subjects the run held out.
     assert main(["evaluate", "lstm", "--data", str(path), "--run-dir", "held"]) == 0
     capsys.readouterr()
