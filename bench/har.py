@@ -227,8 +227,11 @@ def cv(args: argparse.Namespace) -> None:
 
 
 def loso(args: argparse.Namespace) -> None:
+    subjects = data.read_subjects(args.data)
+    if set(subjects) != {"trS", "tstS"}:
+        raise SystemExit(f"{args.data} needs trS and tstS (subject ids) for leave-one-subject-out")
     splits = data.load(args.data, validation_fraction=0.0, include_test=True)
-    ids = np.concatenate([data.read_subjects(args.data)[key] for key in ("trS", "tstS")])
+    ids = np.concatenate([subjects["trS"], subjects["tstS"]])
     classes = splits.info["classes"]
     summaries = {}
     for name in args.cells:
