@@ -17,10 +17,11 @@ then scores windows of people who took no part in training or in choosing anythi
         group is scored by a model trained on the others.
 
     python bench/har.py loso [--cells rnn lstm gru] [--seeds 0] [--set KEY=VALUE ...]
-                             [--epochs N] [--json FILE]
+                             [--epochs N] [--json FILE] [--ensemble]
         Leave-one-subject-out cross-validation over every subject of the file (training and
         test subjects together: USC-HAD's 1-11): each subject is scored by a model trained on
         all the others. What a user with a new person's data gets; recipes are chosen on it.
+        `--ensemble` also scores the cells together (the mean of their probabilities).
 
     Both print every subject's accuracy per seed, the confusion matrix summed over seeds, and a
     Markdown row: seeds, mean subject accuracy, worst subject, macro-F1 and the recall of each
@@ -63,7 +64,8 @@ RUNS = Path("runs") / "bench-har"
 def train_and_predict(name: str, preset: str | None, seed: int, splits: Splits, run_dir: Path,
                       overrides: dict | None = None, epochs: int | None = None) -> np.ndarray:
     """Trains entry `name` as `zoo train` does (with hyperparameter `overrides`, as `--set`, and
-    `epochs` in place of the entry's); returns the predicted class of every test window."""
+    `epochs` in place of the entry's); returns the class probabilities of every test window.
+    A finished run in `run_dir` is reused, not trained again."""
     entry = zoo.get_entry(name)
     hyperparameters = entry.resolve(preset, **(overrides or {}))
     training.set_seed(seed)
@@ -72,7 +74,7 @@ def train_and_predict(name: str, preset: str | None, seed: int, splits: Splits, 
               "data": splits.info}
     fit = {**entry.fit_settings(preset), **({"epochs": epochs} if epochs else {})}
     training.fit(model, splits, run_dir, record=record, verbose=0, **fit)
-    return model.predict(splits.x_test, batch_size=256, verbose=0).argmax(axis=1)
+    return model.predict(splits.x_test, batch_size=256, verbose=0)
 
 
 def score(predicted: np.ndarray, splits: Splits) -> tuple[float, float, np.ndarray]:
@@ -93,7 +95,8 @@ def seeds(args: argparse.Namespace) -> None:
                 splits.info["load_options"] = options  # recorded, as zoo train records them
                 run_dir = RUNS / f"{name}-{preset}-s{seed}"
                 accuracy, f1, matrix = score(train_and_predict(
-                    name, None if preset == "strong" else preset, seed, splits, run_dir), splits)
+                    name, None if preset == "strong" else preset, seed, splits, run_dir
+                ).argmax(axis=1), splits)
                 held_out = splits.info["validation"].get("subjects")
                 print(f"{name} {preset} seed {seed}: test accuracy {accuracy:.4f}, macro-F1 "
                       f"{f1:.4f} (validation subjects {held_out})", flush=True)
@@ -133,9 +136,9 @@ def cross_validate(name: str, x: np.ndarray, y: np.ndarray, ids: np.ndarray,
                    epochs: int | None, classes: list[str], source: str, jobs: int = 1) -> dict:
     """Scores every subject by a model trained on the other folds' subjects (no validation
     split: the recipe is fixed), `jobs` folds at a time in processes of their own. Returns
-    per-subject accuracy and the confusion matrix pooled over the scored windows."""
-    actual = classification.class_indices(y)
-    predicted = np.empty_like(actual)
+    per-subject accuracy, the confusion matrix pooled over the scored windows and every
+    window's class probabilities (see `fold_scores`)."""
+    probabilities = np.empty((len(x), len(classes)), dtype=np.float32)
     spawn = multiprocessing.get_context("spawn")  # TensorFlow does not survive a fork
     with (futures.ProcessPoolExecutor(jobs, mp_context=spawn, initializer=share_the_cores,
                                       initargs=(jobs,)) if jobs > 1 else nullcontext()) as pool:
@@ -152,15 +155,24 @@ def cross_validate(name: str, x: np.ndarray, y: np.ndarray, ids: np.ndarray,
             arguments = (name, None, seed, splits, RUNS / f"{run_prefix}-s{seed}-fold{fold}",
                          overrides, epochs)
             if pool is None:
-                predicted[is_scored] = train_and_predict(*arguments)
+                probabilities[is_scored] = train_and_predict(*arguments)
             else:
                 pending[pool.submit(train_and_predict, *arguments)] = is_scored
         for done, is_scored in pending.items():
-            predicted[is_scored] = done.result()
+            probabilities[is_scored] = done.result()
+    return fold_scores(seed, probabilities, y, ids, folds, len(classes))
+
+
+def fold_scores(seed: int, probabilities: np.ndarray, y: np.ndarray, ids: np.ndarray,
+                folds: list[np.ndarray], classes: int) -> dict:
+    """One seed's cross-validation from each window's class probabilities (from the model that
+    did not see its subject): accuracy per subject and the pooled confusion matrix."""
+    actual = classification.class_indices(y)
+    predicted = probabilities.argmax(axis=1)
     correct = predicted == actual
     subjects = {int(s): float(np.mean(correct[ids == s])) for s in np.concatenate(folds)}
-    return {"seed": seed, "subjects": subjects,
-            "confusion": classification.confusion_matrix(actual, predicted, len(classes))}
+    return {"seed": seed, "subjects": subjects, "probabilities": probabilities,
+            "confusion": classification.confusion_matrix(actual, predicted, classes)}
 
 
 def summarise(results: list[dict], classes: list[str]) -> dict:
@@ -232,20 +244,32 @@ def loso(args: argparse.Namespace) -> None:
         raise SystemExit(f"{args.data} needs trS and tstS (subject ids) for leave-one-subject-out")
     splits = data.load(args.data, validation_fraction=0.0, include_test=True)
     ids = np.concatenate([subjects["trS"], subjects["tstS"]])
+    folds = [[s] for s in np.unique(ids)]
     classes = splits.info["classes"]
-    summaries = {}
+    summaries, results = {}, {}
     for name in args.cells:
         overrides = zoo.get_entry(name).parse_settings(args.set)
         tag = recipe_tag(name, overrides, args.set, args.epochs)
-        results = [cross_validate(name, splits.x_train, splits.y_train, ids,
-                                  [[s] for s in np.unique(ids)], seed, f"loso-{name}-{tag}",
-                                  overrides, args.epochs, classes, str(args.data), args.jobs)
-                   for seed in args.seeds]
+        results[name] = [cross_validate(name, splits.x_train, splits.y_train, ids, folds, seed,
+                                        f"loso-{name}-{tag}", overrides, args.epochs, classes,
+                                        str(args.data), args.jobs)
+                         for seed in args.seeds]
         summaries[name] = {"recipe": tag, "settings": args.set, "epochs": args.epochs,
                            "hyperparameters": zoo.get_entry(name).resolve(None, **overrides),
                            "command": " ".join(["python", "bench/har.py", *sys.argv[1:]]),
-                           **summarise(results, classes)}
+                           **summarise(results[name], classes)}
         report(name, tag, summaries[name], classes)
+    if args.ensemble:
+        # Each window scored by the mean of the cells' probabilities, every cell's model
+        # trained without its subject (the same folds and seed).
+        members = "+".join(args.cells)
+        ensemble = [fold_scores(seed, np.mean([results[name][i]["probabilities"]
+                                               for name in args.cells], axis=0),
+                                splits.y_train, ids, folds, len(classes))
+                    for i, seed in enumerate(args.seeds)]
+        summaries[members] = {"members": args.cells, "settings": args.set,
+                              "epochs": args.epochs, **summarise(ensemble, classes)}
+        report(members, "mean probabilities", summaries[members], classes)
     if args.json:
         args.json.write_text(json.dumps(summaries, indent=2) + "\n")
 
@@ -266,6 +290,8 @@ def main() -> None:
     by_subject = modes.add_parser("loso", help="leave-one-subject-out cross-validation")
     by_subject.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"])
     by_subject.add_argument("--json", type=Path, help="write the summaries here (for the cards)")
+    by_subject.add_argument("--ensemble", action="store_true",
+                            help="also score the mean of the cells' probabilities")
     by_subject.set_defaults(run=loso)
     for mode in (by_fold, by_subject):
         mode.add_argument("--seeds", nargs="+", type=int, default=[0])

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -179,6 +180,25 @@ def test_fit_without_validation_data(tmp_path, patches):
     history = fit(model, Splits(x_train=patches, x_val=patches[:0]), tmp_path, epochs=2,
                   batch_size=16, verbose=0)
     assert len(history["loss"]) == 2
+
+
+def test_a_finished_run_is_loaded_again_with_its_weights_and_no_warning(tmp_path, patches):
+    def adam_run():
+        set_seed(0)
+        model = SparseAutoencoder(input_dim=256, hidden_units=8, seed=0)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))  # state Keras would skip loading
+        history = fit(model, Splits(x_train=patches, x_val=patches[:16]), tmp_path, epochs=2,
+                      batch_size=16, verbose=0)
+        return model, history
+
+    trained, history = adam_run()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded, again = adam_run()
+    assert [str(w.message) for w in caught] == []
+    assert again["loss"] == history["loss"]
+    for ours, theirs in zip(loaded.get_weights(), trained.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 class Killed(BaseException):

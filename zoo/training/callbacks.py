@@ -153,8 +153,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if not checkpoints:
             return 0
         _build(model, sample)
-        if model.optimizer is not None and not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)  # its state is in the checkpoint
         model.load_weights(self.restore_from / self.FINAL if self.training_ended else checkpoints[-1])
         return int(checkpoints[-1].name.split(".")[0].removeprefix("epoch-"))
 
@@ -219,10 +217,13 @@ def _duration(seconds: float) -> str:
 
 
 def _build(model: keras.Model, sample: Any) -> None:
-    """Creates the weights of a model not built yet by calling it on `sample`, so that saved
-    weights can be loaded into it (Keras refuses to load into an unbuilt model)."""
+    """Creates the weights of a model not built yet by calling it on `sample`, and its
+    optimizer's state, so that saved weights and state can be loaded into them (Keras refuses
+    to load into an unbuilt model, and warns that it skips an unbuilt optimizer's state)."""
     if not model.built and sample is not None:
         model(sample)
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
 
 
 def trim_torn_row(path: str | Path) -> None:

@@ -187,8 +187,6 @@ def fit(
                 # not by a first step on distributed data, which a subclassed model cannot
                 # build from.
                 _build(model, splits.x_train[:1])
-                if model.optimizer is not None and not model.optimizer.built:
-                    model.optimizer.build(model.trainable_variables)
             initial_epoch = checkpoint.restore(model, splits.x_train[:1])
         if initial_epoch == 0:
             adapt_preprocessing(model, splits.x_train)  # a restored checkpoint holds its statistics
