@@ -78,10 +78,15 @@ def cross_validated(path: Path, cell: str, record: dict) -> dict:
                          f"({summary['recipe']}) than {record['hyperparameters']}, "
                          f"{record['epochs_trained']} epochs")
     subjects = sorted(int(s) for s in summary["seeds"][0]["subject_accuracy"])
+    seeds = len(summary["seeds"])
     return {
         "scheme": f"leave-one-subject-out cross-validation over subjects "
-                  f"{subjects[0]}-{subjects[-1]} ({len(summary['seeds'])} seed(s); each subject "
-                  "scored by a model of this recipe trained on all the others)",
+                  f"{subjects[0]}-{subjects[-1]} (accuracy: the mean over subjects, each scored "
+                  f"by a model of this recipe trained on all the others; {seeds} "
+                  f"seed{'s' if seeds > 1 else ''})",
+        # The final set's data: the same subjects, none held out.
+        "trained_on": f"every window of subjects {subjects[0]}-{subjects[-1]}, the file's test "
+                      "subjects included (load option include_test)",
         "metrics": {"accuracy": round(summary["mean_subject_accuracy"], 6),
                     "macro_f1": round(summary["macro_f1"], 6),
                     "worst_subject_accuracy": round(summary["worst_subject"]["accuracy"], 6)},
@@ -159,6 +164,7 @@ def main() -> None:
         validated = cross_validated(args.cross_validation, entry.weights_from or args.name,
                                     record)
         fields["data"]["measured_on"] = validated["scheme"]
+        fields["data"]["trained_on"] = validated["trained_on"]
         fields["training_metrics"] = fields["metrics"]
         fields["cross_validation"] = validated
         fields["metrics"] = validated["metrics"]

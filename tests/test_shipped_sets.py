@@ -59,6 +59,22 @@ def test_zoo_evaluate_reproduces_every_shipped_sets_recorded_metrics(name, tag, 
         assert measured[metric] == pytest.approx(value, abs=1e-3), metric
 
 
+@pytest.mark.parametrize("name,tag,path", [
+    shipped for shipped in weights.shipped() if "cross_validation" in weights.card(*shipped[:2])
+])
+def test_a_set_trained_on_every_subject_quotes_its_cross_validation(name, tag, path):
+    """Its headline figures are the cross-validation's, for people it did not see; the card
+    says what it was trained on and gives every class's recall on people left out."""
+    card = weights.card(name, tag)
+    validated = card["cross_validation"]
+    assert card["metrics"] == validated["metrics"]
+    assert card["data"]["measured_on"] == validated["scheme"]
+    assert card["data"]["trained_on"] and card["data"]["load_options"]["include_test"]
+    assert set(validated["recall"]) == set(card["class_names"])
+    assert validated["hyperparameters"] == card["recipe"]["hyperparameters"]
+    assert card["training_metrics"]["accuracy"] > 0
+
+
 def test_shipped_sets_fit_the_size_budget():
     total = sum(path.stat().st_size for _, _, path in weights.shipped())
     assert total <= weights.SIZE_BUDGET_BYTES, f"shipped weight sets take {total} bytes"

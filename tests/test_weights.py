@@ -263,7 +263,7 @@ def test_describe_quotes_a_cross_validated_sets_figures(cli, weight_dir):
                                                "storage_dtype")}, weight_dir)
     code, out, _ = cli("describe", "lstm")
     assert code == 0 and "accuracy': 0.93}, on leave-one-subject-out" in out
-    assert "recall per class on people left out: {'sitting': 0.86, 'standing': 0.95}" in out
+    assert "recall per class on people left out: sitting 86.0%, standing 95.0%" in out
     code, out, _ = cli("list", "--pretrained", "lstm")
     assert "accuracy 0.930 on leave-one-subject-out cross-validation over subjects 1-11" in out
 

@@ -455,7 +455,8 @@ def summary(card_: Mapping[str, Any]) -> list[str]:
         f"  recipe:  preset {recipe.get('preset')}, seed {recipe.get('seed')}, epochs "
         f"{recipe.get('epochs')}, hyperparameters {recipe.get('hyperparameters')}",
         f"  metrics: {card_.get('metrics')}, on {measured_on(card_)}",
-        *([f"  recall per class on people left out: {card_['cross_validation']['recall']}"]
+        *(["  recall per class on people left out: " + ", ".join(
+            f"{name} {value:.1%}" for name, value in card_["cross_validation"]["recall"].items())]
           if "recall" in (card_.get("cross_validation") or {}) else []),
         f"  command: {card_.get('command')}",
         f"  file:    {card_.get('file')}, {card_.get('size_bytes')} bytes, "
