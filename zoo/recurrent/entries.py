@@ -221,8 +221,8 @@ value and by global norm; the hand-written cells also truncated BPTT).
 
 The defaults (preset `strong`) are built for people the model has not seen: the raw window is
 augmented (a rotation about a random axis, magnitude +-10%, pace +-10%, circular shift up to 30
-steps, noise 0.05 m/s^2; `gravity_rotation` turns the posture less than the motion, by default
-by the same angle), each axis standardised with training statistics kept in the model, each
+steps, noise 0.05 m/s^2; `gravity_rotation` can turn the posture less than the motion; by
+default both turn alike), each axis standardised with training statistics kept in the model, each
 channel split into gravity (a 41-step low-pass filter) and body motion, every 3 steps averaged
 (50 steps), label smoothing and dropout in the head; Adam with global-norm clipping at 1,
 batch 32, 40 epochs with a cosine learning-rate decay. The rotation's largest angle, the gravity
